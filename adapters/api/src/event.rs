@@ -1,0 +1,152 @@
+//! What flows between the core and an adapter: remote events in, actions out.
+
+use crate::{Content, LoginId, Persona, RemoteMessageId, RemoteSpaceId, RemoteUserId, RoomKey, TxnId};
+use serde::{Deserialize, Serialize};
+
+/// Something that happened on the network, in one room.
+/// Events of one room are handled in order by that room's portal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteEvent {
+    pub room: RoomKey,
+    pub sender: RemoteUserId,
+    /// Unix time in milliseconds, as the network stamped it.
+    pub at: i64,
+    pub kind: RemoteEventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RemoteEventKind {
+    Message {
+        id: RemoteMessageId,
+        content: Content,
+        reply_to: Option<RemoteMessageId>,
+        /// Set when this is the echo of a message the core sent with this TxnId.
+        txn: Option<TxnId>,
+    },
+    Edit { target: RemoteMessageId, content: Content },
+    /// A deletion. `by_author` is false when the network does not say who deleted it.
+    Retract { target: RemoteMessageId, by_author: bool },
+    /// The sender's full current set of reactions on `target`.
+    Reactions { target: RemoteMessageId, emojis: Vec<String> },
+    Typing { active: bool },
+    RoomChanged(RoomInfo),
+    Membership { user: UserInfo, joined: bool },
+    LoginState { state: LoginState },
+}
+
+/// What the core asks a session to do besides sending a message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub room: RoomKey,
+    /// Who the action is for, when a shared relay login acts for an XMPP user.
+    pub persona: Option<Persona>,
+    pub kind: ActionKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ActionKind {
+    Edit { target: RemoteMessageId, content: Content, txn: TxnId },
+    Retract { target: RemoteMessageId },
+    ReactionAdd { target: RemoteMessageId, emoji: String },
+    ReactionRemove { target: RemoteMessageId, emoji: String },
+    Typing { active: bool },
+    ReadMarker { up_to: RemoteMessageId },
+}
+
+impl ActionKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Edit { .. } => "edit",
+            Self::Retract { .. } => "retract",
+            Self::ReactionAdd { .. } | Self::ReactionRemove { .. } => "reaction",
+            Self::Typing { .. } => "typing",
+            Self::ReadMarker { .. } => "read_marker",
+        }
+    }
+}
+
+/// A message the core sends into a room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingMessage {
+    pub room: RoomKey,
+    pub txn: TxnId,
+    pub content: Content,
+    pub reply_to: Option<RemoteMessageId>,
+    pub persona: Option<Persona>,
+}
+
+/// What the network made of a sent message: one id per part (long texts may be split).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub ids: Vec<RemoteMessageId>,
+    pub at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RoomKind {
+    /// A shared room or channel (an open MUC).
+    #[default]
+    Channel,
+    /// A small private group.
+    Group,
+    /// A one-to-one conversation.
+    Direct,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub key: RoomKey,
+    pub name: String,
+    pub topic: Option<String>,
+    pub kind: RoomKind,
+    pub space: Option<RemoteSpaceId>,
+    pub avatar_url: Option<String>,
+    /// Known members at the time of the call (may be partial on large rooms).
+    pub members: Vec<UserInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub id: RemoteUserId,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+    pub is_bot: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoginState {
+    Connected,
+    /// Transient trouble; the adapter retries by itself.
+    Reconnecting(String),
+    /// The login is no longer valid; a user must log in again.
+    LoggedOut(String),
+}
+
+/// A login as the store keeps it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRecord {
+    pub login: LoginId,
+    /// The XMPP user owning this login; None for the shared relay login from config.
+    pub xmpp_user: Option<String>,
+    pub remote_name: String,
+    pub secrets: crate::Secret,
+}
+
+impl std::fmt::Debug for LoginRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRecord")
+            .field("login", &self.login)
+            .field("xmpp_user", &self.xmpp_user)
+            .field("remote_name", &self.remote_name)
+            .field("secrets", &self.secrets)
+            .finish()
+    }
+}
+
+/// Events pushed by a session, tagged by the login that saw them.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub login: LoginId,
+    pub event: RemoteEvent,
+}
+

@@ -1,0 +1,247 @@
+//! An in-memory remote network: users, rooms, a bot that answers. It is the core's test
+//! double and what the demo runs. Tests hold a [`DemoHandle`] to inject remote events and to
+//! read what the bridge sent.
+
+mod state;
+
+use async_trait::async_trait;
+use causeway_api::*;
+use serde::Deserialize;
+use state::{now_ms, State};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The `[networks.demo]` config section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Room ids to create at start (each becomes a MUC).
+    pub rooms: Vec<String>,
+    /// Display name of the bot that answers every message.
+    pub bot_name: String,
+    /// Whether the bot answers messages sent from XMPP.
+    pub bot_answers: bool,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { rooms: vec!["lobby".into(), "random".into()], bot_name: "Demo Bot".into(), bot_answers: true }
+    }
+}
+
+pub const BOT: &str = "bot";
+
+#[derive(Clone)]
+pub struct DemoNetwork {
+    shared: Arc<Mutex<State>>,
+    caps: Capabilities,
+    flows: Vec<LoginFlow>,
+}
+
+/// The test's side of the demo network.
+#[derive(Clone)]
+pub struct DemoHandle {
+    shared: Arc<Mutex<State>>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic while holding the lock cannot leave State half-updated in a way that matters to
+    // a test double; recover instead of cascading the panic.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl DemoNetwork {
+    pub fn new(config: DemoConfig) -> (Self, DemoHandle) {
+        let shared = Arc::new(Mutex::new(State::new(&config)));
+        let caps = Capabilities {
+            display_name: "Demo".into(),
+            edits: true,
+            retractions: true,
+            reactions: true,
+            replies: true,
+            typing: true,
+            direct_messages: true,
+            max_text_len: 4000,
+            max_reactions_per_user: None,
+        };
+        let flows = vec![LoginFlow {
+            id: "password".into(),
+            name: "Demo account".into(),
+            fields: vec![
+                LoginField { var: "username".into(), label: "Username".into(), secret: false },
+                LoginField { var: "password".into(), label: "Password".into(), secret: true },
+            ],
+        }];
+        (Self { shared: shared.clone(), caps, flows }, DemoHandle { shared })
+    }
+}
+
+#[async_trait]
+impl Network for DemoNetwork {
+    fn id(&self) -> NetworkId {
+        NetworkId::new("demo")
+    }
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+    fn login_flows(&self) -> &[LoginFlow] {
+        &self.flows
+    }
+    fn relay_login(&self) -> Option<LoginRecord> {
+        Some(LoginRecord {
+            login: LoginId::new("relay"),
+            xmpp_user: None,
+            remote_name: "demo relay".into(),
+            secrets: Secret::new("demo-relay-token"),
+        })
+    }
+    async fn login(&self, flow: &str, input: LoginInput) -> Result<LoginRecord, NetworkError> {
+        if flow != "password" {
+            return Err(NetworkError::Unsupported(format!("login flow {flow}")));
+        }
+        let user = input.get("username").filter(|u| !u.is_empty());
+        let pass = input.get("password").filter(|p| !p.is_empty());
+        match (user, pass) {
+            (Some(u), Some(p)) if p.as_str() != "wrong" => Ok(LoginRecord {
+                login: LoginId::new(format!("user:{u}")),
+                xmpp_user: None,
+                remote_name: u.clone(),
+                secrets: Secret::new(p.clone()),
+            }),
+            _ => Err(NetworkError::Forbidden("bad username or password".into())),
+        }
+    }
+    async fn connect(&self, login: &LoginRecord, events: EventSink) -> Result<Arc<dyn Session>, NetworkError> {
+        let mut state = lock(&self.shared);
+        state.sinks.push(events);
+        if state.pump.is_none() {
+            // Like a real network, events reach sessions on their own schedule, not inside
+            // the call that caused them.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RemoteEvent>();
+            state.pump = Some(tx);
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    let sinks = lock(&shared).sinks.clone();
+                    for sink in &sinks {
+                        // A sink closes only when the core shuts down; the event stays in history.
+                        let _ = sink.send(event.clone()).await;
+                    }
+                }
+            });
+        }
+        drop(state);
+        Ok(Arc::new(DemoSession { shared: self.shared.clone(), login: login.login.clone() }))
+    }
+}
+
+struct DemoSession {
+    shared: Arc<Mutex<State>>,
+    login: LoginId,
+}
+
+#[async_trait]
+impl Session for DemoSession {
+    async fn send_message(&self, msg: OutgoingMessage) -> Result<Sent, NetworkError> {
+        let (sent, pushes) = lock(&self.shared).accept_message(msg)?;
+        deliver(&self.shared, pushes).await;
+        Ok(sent)
+    }
+    async fn apply(&self, action: Action) -> Result<(), NetworkError> {
+        let pushes = lock(&self.shared).apply(action)?;
+        deliver(&self.shared, pushes).await;
+        Ok(())
+    }
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, NetworkError> {
+        Ok(lock(&self.shared).rooms.values().map(|r| r.info.clone()).collect())
+    }
+    async fn room_info(&self, room: &RoomKey) -> Result<RoomInfo, NetworkError> {
+        lock(&self.shared).room(room).map(|r| r.info.clone())
+    }
+    async fn user_info(&self, user: &RemoteUserId) -> Result<UserInfo, NetworkError> {
+        lock(&self.shared)
+            .users
+            .get(user)
+            .cloned()
+            .ok_or_else(|| NetworkError::NotFound(format!("user {user}")))
+    }
+    async fn direct_room(&self, user: &RemoteUserId, persona: Option<&Persona>) -> Result<RoomKey, NetworkError> {
+        let who = persona.map(|p| p.xmpp_user.as_str()).unwrap_or("");
+        lock(&self.shared).open_direct(user, who, &self.login)
+    }
+    async fn history(
+        &self,
+        room: &RoomKey,
+        after: Option<&RemoteMessageId>,
+        limit: usize,
+    ) -> Result<Vec<RemoteEvent>, NetworkError> {
+        let state = lock(&self.shared);
+        let r = state.room(room)?;
+        let start = match after {
+            Some(id) => r.history.iter().position(|e| state::event_id(e) == Some(id)).map_or(0, |p| p + 1),
+            None => 0,
+        };
+        Ok(r.history.iter().skip(start).take(limit).cloned().collect())
+    }
+    async fn disconnect(&self) {
+        lock(&self.shared).sinks.retain(|s| s.login() != &self.login);
+    }
+}
+
+/// Queue events for every connected session, in order.
+async fn deliver(shared: &Arc<Mutex<State>>, events: Vec<RemoteEvent>) {
+    let state = lock(shared);
+    if let Some(pump) = &state.pump {
+        for event in events {
+            let _ = pump.send(event);
+        }
+    }
+}
+
+impl DemoHandle {
+    /// A remote user posts in a room. The message is kept in the room's history even while
+    /// no session is connected (so catch-up can find it). Returns its remote id.
+    pub async fn inject_message(&self, room: &str, user: &str, text: &str) -> RemoteMessageId {
+        let event = lock(&self.shared).post(&RoomKey::shared(room), user, Content::text(text), None, None);
+        let id = state::event_id(&event).cloned().unwrap_or_default();
+        deliver(&self.shared, vec![event]).await;
+        id
+    }
+    /// Any remote event (edit, retract, typing, membership ...), delivered live.
+    pub async fn inject(&self, event: RemoteEvent) {
+        lock(&self.shared).record(event.clone());
+        deliver(&self.shared, vec![event]).await;
+    }
+    /// Messages the bridge sent, oldest first.
+    pub fn sent(&self) -> Vec<OutgoingMessage> {
+        lock(&self.shared).sent.clone()
+    }
+    pub fn actions(&self) -> Vec<Action> {
+        lock(&self.shared).actions.clone()
+    }
+    /// The next `send_message` fails with this error.
+    pub fn fail_next_send(&self, error: NetworkError) {
+        lock(&self.shared).fail_next = Some(error);
+    }
+    pub fn add_room(&self, id: &str, name: &str) {
+        lock(&self.shared).add_room(id, name);
+    }
+    pub fn add_user(&self, id: &str, name: &str) {
+        lock(&self.shared).add_user(id, name);
+    }
+    pub fn connected_sessions(&self) -> usize {
+        lock(&self.shared).sinks.len()
+    }
+    pub fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    causeway_api::conformance_tests!(async {
+        let (net, _h) = DemoNetwork::new(DemoConfig::default());
+        Arc::new(net) as Arc<dyn Network>
+    });
+}

@@ -1,0 +1,218 @@
+//! The demo network's in-memory world.
+
+use crate::{DemoConfig, BOT};
+use causeway_api::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub fn event_id(e: &RemoteEvent) -> Option<&RemoteMessageId> {
+    match &e.kind {
+        RemoteEventKind::Message { id, .. } => Some(id),
+        _ => None,
+    }
+}
+
+pub struct Room {
+    pub info: RoomInfo,
+    pub history: Vec<RemoteEvent>,
+}
+
+pub struct State {
+    pub rooms: BTreeMap<RoomKey, Room>,
+    pub users: BTreeMap<RemoteUserId, UserInfo>,
+    pub sinks: Vec<EventSink>,
+    pub sent: Vec<OutgoingMessage>,
+    pub actions: Vec<Action>,
+    pub fail_next: Option<NetworkError>,
+    pub pump: Option<tokio::sync::mpsc::UnboundedSender<RemoteEvent>>,
+    reactions: BTreeMap<(RemoteMessageId, RemoteUserId), BTreeSet<String>>,
+    bot_answers: bool,
+    seq: u64,
+}
+
+/// The longest burst the bot produces for "!burst N".
+const MAX_BURST: usize = 10_000;
+
+impl State {
+    pub fn new(config: &DemoConfig) -> Self {
+        let mut s = Self {
+            rooms: BTreeMap::new(),
+            users: BTreeMap::new(),
+            sinks: Vec::new(),
+            sent: Vec::new(),
+            actions: Vec::new(),
+            fail_next: None,
+            pump: None,
+            reactions: BTreeMap::new(),
+            bot_answers: config.bot_answers,
+            seq: 0,
+        };
+        s.users.insert(
+            RemoteUserId::new(BOT),
+            UserInfo { id: RemoteUserId::new(BOT), display_name: config.bot_name.clone(), avatar_url: None, is_bot: true },
+        );
+        for (id, name) in [("alice", "Alice"), ("bob", "Bob")] {
+            s.add_user(id, name);
+        }
+        for room in &config.rooms {
+            s.add_room(room, room);
+        }
+        s
+    }
+
+    pub fn add_user(&mut self, id: &str, name: &str) {
+        let info = UserInfo { id: RemoteUserId::new(id), display_name: name.into(), avatar_url: None, is_bot: false };
+        self.users.insert(info.id.clone(), info);
+    }
+
+    pub fn add_room(&mut self, id: &str, name: &str) {
+        let key = RoomKey::shared(id);
+        let members = self.users.values().cloned().collect();
+        let info = RoomInfo {
+            key: key.clone(),
+            name: name.into(),
+            topic: Some(format!("The demo room {name}")),
+            kind: RoomKind::Channel,
+            space: None,
+            avatar_url: None,
+            members,
+        };
+        self.rooms.entry(key).or_insert(Room { info, history: Vec::new() });
+    }
+
+    pub fn room(&self, key: &RoomKey) -> Result<&Room, NetworkError> {
+        self.rooms.get(key).ok_or_else(|| NetworkError::NotFound(format!("room {}", key.room)))
+    }
+
+    fn next_id(&mut self) -> RemoteMessageId {
+        self.seq += 1;
+        RemoteMessageId::new(format!("d{:010}", self.seq))
+    }
+
+    /// A message by `user` in `room`: kept in history, returned for delivery.
+    pub fn post(
+        &mut self,
+        room: &RoomKey,
+        user: &str,
+        content: Content,
+        reply_to: Option<RemoteMessageId>,
+        txn: Option<TxnId>,
+    ) -> RemoteEvent {
+        let id = self.next_id();
+        let event = RemoteEvent {
+            room: room.clone(),
+            sender: RemoteUserId::new(user),
+            at: now_ms(),
+            kind: RemoteEventKind::Message { id, content, reply_to, txn },
+        };
+        self.record(event.clone());
+        event
+    }
+
+    /// Keep an event in its room's history (rooms unknown to the demo are ignored).
+    pub fn record(&mut self, event: RemoteEvent) {
+        if let Some(room) = self.rooms.get_mut(&event.room) {
+            room.history.push(event);
+        }
+    }
+
+    fn has_message(&self, room: &RoomKey, id: &RemoteMessageId) -> Result<(), NetworkError> {
+        let r = self.room(room)?;
+        if r.history.iter().any(|e| event_id(e) == Some(id)) {
+            Ok(())
+        } else {
+            Err(NetworkError::NotFound(format!("message {id}")))
+        }
+    }
+
+    pub fn accept_message(&mut self, msg: OutgoingMessage) -> Result<(Sent, Vec<RemoteEvent>), NetworkError> {
+        if let Some(e) = self.fail_next.take() {
+            return Err(e);
+        }
+        self.room(&msg.room)?;
+        if msg.content.text.chars().count() > 4000 {
+            return Err(NetworkError::BadRequest("text longer than 4000 characters".into()));
+        }
+        if let Some(r) = &msg.reply_to {
+            self.has_message(&msg.room, r)?;
+        }
+        let sender = match &msg.persona {
+            Some(p) => format!("relay:{}", p.nick),
+            None => "relay".to_string(),
+        };
+        let text = msg.content.text.clone();
+        let echo = self.post(&msg.room, &sender, msg.content.clone(), msg.reply_to.clone(), Some(msg.txn.clone()));
+        let id = event_id(&echo).cloned().unwrap_or_default();
+        let mut pushes = vec![echo];
+        if self.bot_answers {
+            pushes.extend(self.bot_answer(&msg.room, &text, &id));
+        }
+        self.sent.push(msg);
+        Ok((Sent { ids: vec![id], at: now_ms() }, pushes))
+    }
+
+    fn bot_answer(&mut self, room: &RoomKey, text: &str, to: &RemoteMessageId) -> Vec<RemoteEvent> {
+        if let Some(n) = text.strip_prefix("!burst ").and_then(|n| n.trim().parse::<usize>().ok()) {
+            return (1..=n.min(MAX_BURST))
+                .map(|i| self.post(room, BOT, Content::text(format!("burst {i}/{n}")), None, None))
+                .collect();
+        }
+        let answer = Content { text: format!("echo: {text}"), kind: TextKind::Notice };
+        // In a direct conversation the other party answers; in a room, the bot.
+        let who = match self.rooms.get(room) {
+            Some(r) if r.info.kind == RoomKind::Direct => r.info.members.first().map(|m| m.id.to_string()),
+            _ => None,
+        }
+        .unwrap_or_else(|| BOT.to_string());
+        vec![self.post(room, &who, answer, Some(to.clone()), None)]
+    }
+
+    pub fn apply(&mut self, action: Action) -> Result<Vec<RemoteEvent>, NetworkError> {
+        let sender = RemoteUserId::new(match &action.persona {
+            Some(p) => format!("relay:{}", p.nick),
+            None => "relay".to_string(),
+        });
+        match &action.kind {
+            ActionKind::Edit { target, .. } | ActionKind::Retract { target } => {
+                self.has_message(&action.room, target)?;
+            }
+            ActionKind::ReactionAdd { target, emoji } => {
+                self.has_message(&action.room, target)?;
+                self.reactions.entry((target.clone(), sender)).or_default().insert(emoji.clone());
+            }
+            ActionKind::ReactionRemove { target, emoji } => {
+                self.has_message(&action.room, target)?;
+                if let Some(set) = self.reactions.get_mut(&(target.clone(), sender)) {
+                    set.remove(emoji);
+                }
+            }
+            ActionKind::Typing { .. } | ActionKind::ReadMarker { .. } => {
+                self.room(&action.room)?;
+            }
+        }
+        self.actions.push(action);
+        // Sessions do not report back the actions the core applied (only message echoes,
+        // which carry the TxnId).
+        Ok(Vec::new())
+    }
+
+    pub fn open_direct(&mut self, user: &RemoteUserId, who: &str, login: &LoginId) -> Result<RoomKey, NetworkError> {
+        let info = self.users.get(user).cloned().ok_or_else(|| NetworkError::NotFound(format!("user {user}")))?;
+        let key = RoomKey { room: RemoteRoomId::new(format!("dm:{user}:{who}")), receiver: Some(login.clone()) };
+        let room = RoomInfo {
+            key: key.clone(),
+            name: info.display_name.clone(),
+            topic: None,
+            kind: RoomKind::Direct,
+            space: None,
+            avatar_url: None,
+            members: vec![info],
+        };
+        self.rooms.entry(key.clone()).or_insert(Room { info: room, history: Vec::new() });
+        Ok(key)
+    }
+}

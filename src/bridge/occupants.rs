@@ -1,0 +1,87 @@
+//! Who is in a room: XMPP users (one occupant per bare JID, possibly several sessions) and
+//! remote users (puppets), with one nick namespace for both.
+
+use causeway_api::RemoteUserId;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XmppOccupant {
+    pub bare: String,
+    pub nick: String,
+    pub sessions: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteOccupant {
+    pub nick: String,
+    /// The puppet JID.
+    pub jid: String,
+}
+
+#[derive(Default, Debug)]
+pub struct Occupants {
+    /// by bare JID
+    pub xmpp: BTreeMap<String, XmppOccupant>,
+    pub remote: BTreeMap<RemoteUserId, RemoteOccupant>,
+}
+
+impl Occupants {
+    /// Who holds a nick: Some(Ok(bare)) for an XMPP user, Some(Err(())) for a remote user.
+    pub fn holder(&self, nick: &str) -> Option<Result<&str, ()>> {
+        let folded = nick.to_lowercase();
+        if let Some(o) = self.xmpp.values().find(|o| o.nick.to_lowercase() == folded) {
+            return Some(Ok(o.bare.as_str()));
+        }
+        self.remote.values().any(|r| r.nick.to_lowercase() == folded).then_some(Err(()))
+    }
+
+    pub fn by_session(&self, full: &str) -> Option<&XmppOccupant> {
+        self.xmpp.get(super::super::xmpp::bare(full)).filter(|o| o.sessions.contains(full))
+    }
+
+    /// Every XMPP session in the room.
+    pub fn sessions(&self) -> Vec<String> {
+        self.xmpp.values().flat_map(|o| o.sessions.iter().cloned()).collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.xmpp.len() + self.remote.len()
+    }
+
+    /// A free nick for a remote user: the display name, else "name (id)", else numbered.
+    pub fn free_nick(&self, display: &str, id: &str) -> String {
+        let base = display.trim().replace('/', "∕");
+        let base = if base.is_empty() { id.to_string() } else { base };
+        if self.holder(&base).is_none() {
+            return base;
+        }
+        let with_id = format!("{base} ({id})");
+        if self.holder(&with_id).is_none() {
+            return with_id;
+        }
+        (2..).map(|n| format!("{with_id} {n}")).find(|n| self.holder(n).is_none()).unwrap_or(with_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nicks_are_deduplicated_case_insensitively() {
+        let mut o = Occupants::default();
+        o.xmpp.insert(
+            "j@x".into(),
+            XmppOccupant { bare: "j@x".into(), nick: "Alice".into(), sessions: ["j@x/a".to_string()].into() },
+        );
+        assert_eq!(o.free_nick("alice", "u1"), "alice (u1)");
+        o.remote.insert(RemoteUserId::new("u1"), RemoteOccupant { nick: "alice (u1)".into(), jid: "u1@gw".into() });
+        assert_eq!(o.free_nick("ALICE", "u1"), "ALICE (u1) 2");
+        assert_eq!(o.free_nick("  ", "u9"), "u9");
+        assert_eq!(o.free_nick("a/b", "u3"), "a∕b");
+        assert_eq!(o.holder("ALICE"), Some(Ok("j@x")));
+        assert_eq!(o.holder("Alice (U1)"), Some(Err(())));
+        assert!(o.by_session("j@x/a").is_some() && o.by_session("j@x/b").is_none());
+        assert_eq!(o.count(), 2);
+    }
+}

@@ -1,0 +1,374 @@
+//! Typed configuration: one TOML file, then `CAUSEWAY__SECTION__KEY` environment overrides.
+//! Every problem is reported with the key that has it; unknown keys are rejected.
+
+use causeway_api::Secret;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub xmpp: XmppConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub bridge: BridgeConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// One section per network, read by that network's adapter.
+    #[serde(default)]
+    pub networks: BTreeMap<String, config::Value>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmppConfig {
+    /// The server's component port, "host:port".
+    pub server: String,
+    /// The server's own domain: pinged to acknowledge the outbox and to detect a dead link.
+    /// Defaults to the first component domain minus its first label.
+    #[serde(default)]
+    pub server_domain: Option<String>,
+    #[serde(default = "default_ping_interval")]
+    pub ping_interval_secs: u64,
+    /// Longest message body accepted from XMPP, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    pub components: Vec<ComponentConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// The component domain the server lets Causeway in on.
+    pub domain: String,
+    /// The network bridged on this domain (a key of [networks]).
+    pub network: String,
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://causeway.db?mode=rwc".into(), max_connections: 4 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Where Causeway's HTTP listener binds ("" disables it).
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8480".into() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BridgeConfig {
+    /// Bare JIDs allowed to run admin commands.
+    pub admins: Vec<String>,
+    /// Messages replayed to a client joining a room (unless it asks for fewer).
+    pub history_on_join: usize,
+    /// Depth of each portal's queue: back-pressure beyond it.
+    pub portal_queue: usize,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        Self { admins: Vec::new(), history_on_join: 20, portal_queue: 256 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. "info" or "causeway=debug,info".
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+fn default_ping_interval() -> u64 {
+    30
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+
+/// One thing wrong with the configuration, with the key that has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfigError(pub Vec<Problem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {}", p.key, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+const SECTIONS: &[(&str, &[&str])] = &[
+    ("", &["xmpp", "store", "http", "bridge", "log", "networks"]),
+    ("xmpp", &["server", "server_domain", "ping_interval_secs", "max_body_bytes", "components"]),
+    ("xmpp.components[]", &["domain", "network", "secret", "secret_file"]),
+    ("store", &["url", "max_connections"]),
+    ("http", &["listen"]),
+    ("bridge", &["admins", "history_on_join", "portal_queue"]),
+    ("log", &["level"]),
+];
+
+fn unknown_keys(root: &config::Map<String, config::Value>, problems: &mut Vec<Problem>) {
+    let known = |section: &str| SECTIONS.iter().find(|(s, _)| *s == section).map(|(_, k)| *k).unwrap_or(&[]);
+    let mut check = |path: &str, section: &str, table: &config::Map<String, config::Value>| {
+        for key in table.keys() {
+            if !known(section).contains(&key.as_str()) {
+                let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                problems.push(Problem { key: full, message: "unknown key".into() });
+            }
+        }
+    };
+    check("", "", root);
+    for (section, _) in SECTIONS.iter().filter(|(s, _)| !s.is_empty() && !s.contains('.')) {
+        if let Some(config::ValueKind::Table(t)) = root.get(*section).map(|v| &v.kind) {
+            check(section, section, t);
+        }
+    }
+    let components = root.get("xmpp").and_then(|x| match &x.kind {
+        config::ValueKind::Table(t) => t.get("components"),
+        _ => None,
+    });
+    if let Some(config::ValueKind::Array(items)) = components.map(|v| &v.kind) {
+        for (i, item) in items.iter().enumerate() {
+            if let config::ValueKind::Table(t) = &item.kind {
+                check(&format!("xmpp.components[{i}]"), "xmpp.components[]", t);
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Read the file, apply environment overrides, validate. Every problem is collected.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env: config::Map<String, String> =
+            env.into_iter().filter(|(k, _)| k.starts_with("CAUSEWAY__")).collect();
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("CAUSEWAY")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(env)),
+            )
+            .build()
+            .map_err(|e| ConfigError(vec![Problem { key: path.display().to_string(), message: e.to_string() }]))?;
+        let mut problems = Vec::new();
+        let root: config::Map<String, config::Value> = match raw.clone().try_deserialize() {
+            Ok(m) => m,
+            Err(e) => return Err(ConfigError(vec![Problem { key: "(file)".into(), message: e.to_string() }])),
+        };
+        unknown_keys(&root, &mut problems);
+        let config = match raw.try_deserialize::<Config>() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if problems.is_empty() {
+                    problems.push(Problem { key: error_key(&e), message: e.to_string() });
+                }
+                None
+            }
+        };
+        let Some(mut config) = config else { return Err(ConfigError(problems)) };
+        config.validate(&mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    fn validate(&mut self, problems: &mut Vec<Problem>) {
+        let mut p = |key: String, message: &str| problems.push(Problem { key, message: message.into() });
+        if self.xmpp.components.is_empty() {
+            p("xmpp.components".into(), "at least one component is needed");
+        }
+        if self.xmpp.server.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).is_none() {
+            p("xmpp.server".into(), "must be host:port");
+        }
+        if self.xmpp.ping_interval_secs == 0 {
+            p("xmpp.ping_interval_secs".into(), "must be at least 1");
+        }
+        for (i, c) in self.xmpp.components.iter_mut().enumerate() {
+            let key = |k: &str| format!("xmpp.components[{i}].{k}");
+            if c.domain.is_empty() || c.domain.contains(['@', '/', ' ']) {
+                p(key("domain"), "must be a bare domain");
+            }
+            if !self.networks.contains_key(&c.network) {
+                p(key("network"), "names no [networks.<name>] section");
+            }
+            match (&c.secret, &c.secret_file) {
+                (Some(s), None) if !s.is_empty() => {}
+                (None, Some(f)) => match std::fs::read_to_string(f) {
+                    Ok(s) if !s.trim().is_empty() => c.secret = Some(Secret::new(s.trim())),
+                    Ok(_) => p(key("secret_file"), "the file is empty"),
+                    Err(e) => p(key("secret_file"), &format!("cannot read {}: {e}", f.display())),
+                },
+                (Some(_), Some(_)) => p(key("secret"), "give secret or secret_file, not both"),
+                _ => p(key("secret"), "missing: the component secret (or secret_file) is required"),
+            }
+        }
+        let mut domains: Vec<&str> = self.xmpp.components.iter().map(|c| c.domain.as_str()).collect();
+        domains.sort_unstable();
+        if domains.windows(2).any(|w| w[0] == w[1]) {
+            p("xmpp.components".into(), "a domain is listed twice");
+        }
+        if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
+            p("store.url".into(), "must be a sqlite:// or postgres:// URL");
+        }
+        if self.bridge.portal_queue == 0 {
+            p("bridge.portal_queue".into(), "must be at least 1");
+        }
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            p("http.listen".into(), "must be ip:port, or empty to disable");
+        }
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.xmpp.ping_interval_secs)
+    }
+
+    /// The domain pinged for outbox acknowledgements and liveness.
+    pub fn server_domain(&self) -> String {
+        if let Some(d) = &self.xmpp.server_domain {
+            return d.clone();
+        }
+        let first = self.xmpp.components.first().map(|c| c.domain.as_str()).unwrap_or("localhost");
+        first.split_once('.').map(|(_, rest)| rest.to_string()).unwrap_or_else(|| first.to_string())
+    }
+
+    /// A network's own section, for its adapter to deserialise.
+    pub fn network_section<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T, ConfigError> {
+        match self.networks.get(name) {
+            None => Ok(T::default()),
+            Some(v) => v.clone().try_deserialize().map_err(|e| {
+                ConfigError(vec![Problem { key: format!("networks.{name}"), message: e.to_string() }])
+            }),
+        }
+    }
+}
+
+/// The config crate prints "... for key `a.b`": lift the key out for the report.
+fn error_key(e: &config::ConfigError) -> String {
+    let s = e.to_string();
+    s.split("for key `").nth(1).and_then(|r| r.split('`').next()).unwrap_or("(config)").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().expect("tempfile");
+        f.write_all(toml.as_bytes()).expect("write");
+        Config::load_with_env(f.path(), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    const GOOD: &str = r#"
+        [xmpp]
+        server = "127.0.0.1:5347"
+        [[xmpp.components]]
+        domain = "demo.localhost"
+        network = "demo"
+        secret = "s3cret"
+        [networks.demo]
+        rooms = ["lobby"]
+    "#;
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let c = load(GOOD, &[]).expect("loads");
+        assert_eq!(c.server_domain(), "localhost");
+        assert_eq!(c.xmpp.ping_interval_secs, 30);
+        assert_eq!(c.store.url, "sqlite://causeway.db?mode=rwc");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = load(GOOD, &[("CAUSEWAY__XMPP__PING_INTERVAL_SECS", "7"), ("CAUSEWAY__STORE__URL", "sqlite::memory:")])
+            .expect("loads");
+        assert_eq!(c.xmpp.ping_interval_secs, 7);
+        assert_eq!(c.store.url, "sqlite::memory:");
+    }
+
+    #[test]
+    fn every_problem_is_named_by_key() {
+        let cases: &[(&str, &[&str])] = &[
+            (&GOOD.replace("secret = \"s3cret\"", ""), &["xmpp.components[0].secret"]),
+            (&GOOD.replace("[xmpp]", "[xmpp]\nbogus = 1"), &["xmpp.bogus"]),
+            (&format!("{GOOD}\n[store]\nurl = \"x\"\nfoo = 2\n[toplevel]\n"), &["store.foo", "toplevel"]),
+            (&GOOD.replace("network = \"demo\"", "network = \"nope\""), &["xmpp.components[0].network"]),
+            (&GOOD.replace("5347", "x"), &["xmpp.server"]),
+            (&GOOD.replace("[xmpp]", "[xmpp]\nping_interval_secs = \"soon\""), &["xmpp.ping_interval_secs"]),
+        ];
+        for (toml, keys) in cases {
+            let err = load(toml, &[]).expect_err(toml);
+            let got: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
+            for k in *keys {
+                assert!(got.contains(k), "expected a problem at {k}, got {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn secret_from_file_and_never_in_debug() {
+        let mut f = tempfile::NamedTempFile::new().expect("tempfile");
+        f.write_all(b"from-file\n").expect("write");
+        let toml = GOOD.replace("secret = \"s3cret\"", &format!("secret_file = {:?}", f.path()));
+        let c = load(&toml, &[]).expect("loads");
+        let s = c.xmpp.components[0].secret.clone().expect("secret");
+        assert_eq!(s.expose(), "from-file");
+        assert!(!format!("{c:?}").contains("from-file"));
+    }
+}

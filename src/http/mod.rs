@@ -1,0 +1,52 @@
+//! Causeway's own HTTP listener: the one place for everything HTTP (health and metrics now;
+//! media, avatars and the Matrix appservice endpoint later).
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+struct Ctx {
+    metrics: Arc<Metrics>,
+    store: Store,
+}
+
+pub fn router(metrics: Arc<Metrics>, store: Store) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .with_state(Ctx { metrics, store })
+}
+
+async fn health(State(ctx): State<Ctx>) -> impl IntoResponse {
+    let streams = ctx.metrics.connected();
+    let store_ok = ctx.store.ping().await.is_ok();
+    let healthy = store_ok && ctx.metrics.all_connected();
+    let streams_json: Vec<String> = streams.iter().map(|(d, up)| format!("\"{d}\":{up}")).collect();
+    let body = format!(
+        "{{\"status\":\"{}\",\"store\":{store_ok},\"streams\":{{{}}}}}\n",
+        if healthy { "ok" } else { "unhealthy" },
+        streams_json.join(",")
+    );
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, [(header::CONTENT_TYPE, "application/json")], body)
+}
+
+async fn metrics_text(State(ctx): State<Ctx>) -> impl IntoResponse {
+    let depth = ctx.store.outbox_depth().await.unwrap_or(-1);
+    let text = ctx.metrics.render(&[("causeway_outbox_depth", "stanzas accepted for XMPP and not yet acknowledged", depth)]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) {
+    let result = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+    if let Err(e) = result {
+        tracing::error!("HTTP listener failed: {e}");
+    }
+}

@@ -1,0 +1,128 @@
+//! Causeway: an XMPP gateway component. `run(config, shutdown)` is the entry point; see
+//! ARCHITECTURE.md for the map.
+
+pub mod bridge;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod networks;
+pub mod store;
+pub mod xmpp;
+
+use bridge::{Bridge, NetCtx};
+use causeway_api::{EventSink, Network};
+use config::Config;
+use metrics::Metrics;
+use std::collections::HashMap;
+use std::sync::Arc;
+use store::Store;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error("store ({url}): {source}")]
+    Store { url: String, source: store::StoreError },
+    #[error("network {network}: {source}")]
+    Network { network: String, source: causeway_api::NetworkError },
+    #[error("HTTP listener on {addr}: {source}")]
+    Http { addr: String, source: std::io::Error },
+}
+
+/// Run the gateway until `shutdown` is cancelled, with the networks the config names.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let networks = networks::build(&config)?;
+    run_with(config, networks, shutdown).await
+}
+
+/// Run with networks built by the caller (tests hold a handle on the demo network).
+pub async fn run_with(config: Config, networks: Vec<Arc<dyn Network>>, shutdown: CancellationToken) -> Result<(), RunError> {
+    let store = Store::open(&config.store.url, config.store.max_connections)
+        .await
+        .map_err(|source| RunError::Store { url: store::redact_url(&config.store.url), source })?;
+    let metrics = Arc::new(Metrics::default());
+    let occupant_key = store
+        .secret("occupant-id")
+        .await
+        .map_err(|source| RunError::Store { url: store::redact_url(&config.store.url), source })?;
+    let by_id: HashMap<String, Arc<dyn Network>> = networks.into_iter().map(|n| (n.id().to_string(), n)).collect();
+    let tracker = TaskTracker::new();
+    let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+
+    let mut nets = Vec::new();
+    let mut links = Vec::new();
+    let mut event_queues = Vec::new();
+    for c in &config.xmpp.components {
+        let Some(network) = by_id.get(&c.network).cloned() else {
+            return Err(RunError::Config(config::ConfigError(vec![config::Problem {
+                key: format!("networks.{}", c.network),
+                message: "this network was not built".into(),
+            }])));
+        };
+        metrics.set_connected(&c.domain, false);
+        let (link, sender) = xmpp::link(
+            xmpp::LinkConfig {
+                domain: c.domain.clone(),
+                secret: c.secret.clone().unwrap_or_default(),
+                server: config.xmpp.server.clone(),
+                server_domain: config.server_domain(),
+                ping_interval: config.ping_interval(),
+            },
+            store.clone(),
+            metrics.clone(),
+            inbound_tx.clone(),
+        );
+        let login = network.relay_login().ok_or_else(|| RunError::Network {
+            network: c.network.clone(),
+            source: causeway_api::NetworkError::LoggedOut("no relay login configured".into()),
+        })?;
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let relay = network
+            .connect(&login, EventSink::new(login.login.clone(), ev_tx))
+            .await
+            .map_err(|source| RunError::Network { network: c.network.clone(), source })?;
+        nets.push(Arc::new(NetCtx { id: network.id(), network, relay, domain: c.domain.as_str().into(), link: sender }));
+        links.push(link);
+        event_queues.push((c.network.clone(), ev_rx));
+    }
+
+    let bridge = Bridge::new(
+        store.clone(),
+        metrics.clone(),
+        config.bridge.clone(),
+        occupant_key,
+        nets.clone(),
+        tracker.clone(),
+        shutdown.clone(),
+    );
+    bridge.sync_rooms().await;
+
+    if !config.http.listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&config.http.listen)
+            .await
+            .map_err(|source| RunError::Http { addr: config.http.listen.clone(), source })?;
+        tracker.spawn(http::serve(listener, http::router(metrics.clone(), store.clone()), shutdown.clone()));
+    }
+    for (network, rx) in event_queues {
+        let b = bridge.clone();
+        tracker.spawn(async move { b.remote_events(causeway_api::NetworkId::new(network), rx).await });
+    }
+    tracker.spawn(xmpp::dispatch(inbound_rx, bridge.clone(), store.clone(), config.xmpp.max_body_bytes, shutdown.clone()));
+    for link in links {
+        tracker.spawn(link.run(shutdown.clone()));
+    }
+    tracing::info!(components = config.xmpp.components.len(), "causeway running");
+
+    shutdown.cancelled().await;
+    tracker.close();
+    for n in &nets {
+        n.relay.disconnect().await;
+    }
+    tracker.wait().await;
+    store.close().await;
+    tracing::info!("causeway stopped");
+    Ok(())
+}

@@ -1,0 +1,22 @@
+use super::{now_ms, Result, Store};
+use causeway_api::RemoteMessageId;
+use sqlx::Row;
+
+impl Store {
+    /// The last remote message delivered in a portal: the catch-up point after downtime.
+    pub async fn cursor(&self, portal: i64) -> Result<Option<RemoteMessageId>> {
+        let row = sqlx::query("SELECT remote_id FROM cursor WHERE portal_id = $1")
+            .bind(portal)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>("remote_id")).transpose()?.map(RemoteMessageId::new))
+    }
+}
+
+/// SQL to move a portal's cursor; run inside the transaction that stores the message.
+pub(super) const SET_CURSOR: &str = "INSERT INTO cursor (portal_id, remote_id, updated_at) VALUES ($1, $2, $3)
+     ON CONFLICT (portal_id) DO UPDATE SET remote_id = $2, updated_at = $3";
+
+pub(super) fn stamp() -> i64 {
+    now_ms()
+}

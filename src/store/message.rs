@@ -1,0 +1,186 @@
+use super::cursor::{stamp, SET_CURSOR};
+use super::{opt_str, Result, Store};
+use causeway_api::RemoteMessageId;
+use sqlx::{any::AnyRow, Row};
+
+/// One bridged message (one part of it, when the network split it): the id map that makes
+/// edits, replies, reactions and retractions work across restarts, and the room history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRow {
+    pub portal_id: i64,
+    pub remote_id: RemoteMessageId,
+    pub part: i64,
+    /// The XEP-0359 stanza-id the room stamps (the remote id for remote messages).
+    pub stanza_id: String,
+    pub origin_id: Option<String>,
+    /// The client's own stanza id, for messages from XMPP.
+    pub xmpp_id: Option<String>,
+    /// Remote user id, or the XMPP bare JID for messages from XMPP.
+    pub sender: String,
+    pub sender_nick: String,
+    pub from_xmpp: bool,
+    pub body: Option<String>,
+    pub reply_to: Option<String>,
+    pub sent_at: i64,
+}
+
+const COLS: &str = "portal_id, remote_id, part, stanza_id, origin_id, xmpp_id, sender, sender_nick, from_xmpp, body, reply_to, sent_at";
+
+fn from_row(r: &AnyRow) -> Result<MessageRow> {
+    Ok(MessageRow {
+        portal_id: r.try_get("portal_id")?,
+        remote_id: RemoteMessageId::new(r.try_get::<String, _>("remote_id")?),
+        part: r.try_get("part")?,
+        stanza_id: r.try_get("stanza_id")?,
+        origin_id: opt_str(r, "origin_id")?,
+        xmpp_id: opt_str(r, "xmpp_id")?,
+        sender: r.try_get("sender")?,
+        sender_nick: r.try_get("sender_nick")?,
+        from_xmpp: r.try_get::<i64, _>("from_xmpp")? != 0,
+        body: opt_str(r, "body")?,
+        reply_to: opt_str(r, "reply_to")?,
+        sent_at: r.try_get("sent_at")?,
+    })
+}
+
+impl Store {
+    /// Store message rows in one transaction and, for remote messages, move the portal's
+    /// cursor to the last one. Returns, per row, whether it was new (false = already stored:
+    /// a duplicate delivery, to be dropped).
+    pub async fn insert_messages(&self, rows: &[MessageRow], move_cursor: bool) -> Result<Vec<bool>> {
+        let mut tx = self.pool.begin().await?;
+        let mut fresh = Vec::with_capacity(rows.len());
+        for m in rows {
+            let done = sqlx::query(sql!(
+                "INSERT INTO message ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (portal_id, remote_id, part) DO NOTHING"
+            ))
+            .bind(m.portal_id)
+            .bind(m.remote_id.as_str())
+            .bind(m.part)
+            .bind(&m.stanza_id)
+            .bind(m.origin_id.as_deref())
+            .bind(m.xmpp_id.as_deref())
+            .bind(&m.sender)
+            .bind(&m.sender_nick)
+            .bind(i64::from(m.from_xmpp))
+            .bind(m.body.as_deref())
+            .bind(m.reply_to.as_deref())
+            .bind(m.sent_at)
+            .execute(&mut *tx)
+            .await?;
+            fresh.push(done.rows_affected() > 0);
+        }
+        if move_cursor {
+            if let Some(last) = rows.last() {
+                sqlx::query(SET_CURSOR)
+                    .bind(last.portal_id)
+                    .bind(last.remote_id.as_str())
+                    .bind(stamp())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(fresh)
+    }
+
+    async fn message_where(&self, portal: i64, col: &str, value: &str) -> Result<Option<MessageRow>> {
+        let row = sqlx::query(sql!(
+            "SELECT {COLS} FROM message WHERE portal_id = $1 AND {col} = $2 ORDER BY part LIMIT 1"
+        ))
+        .bind(portal)
+        .bind(value)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn message_by_remote(&self, portal: i64, id: &RemoteMessageId) -> Result<Option<MessageRow>> {
+        self.message_where(portal, "remote_id", id.as_str()).await
+    }
+
+    /// By the id XEP-0424/0444/0461 use in a MUC: the stanza-id.
+    pub async fn message_by_stanza_id(&self, portal: i64, id: &str) -> Result<Option<MessageRow>> {
+        self.message_where(portal, "stanza_id", id).await
+    }
+
+    /// By the id XEP-0308 uses: the sender's own message id.
+    pub async fn message_by_xmpp_id(&self, portal: i64, id: &str) -> Result<Option<MessageRow>> {
+        self.message_where(portal, "xmpp_id", id).await
+    }
+
+    /// The last `limit` messages with a body, oldest first.
+    pub async fn recent_messages(&self, portal: i64, limit: i64) -> Result<Vec<MessageRow>> {
+        let rows = sqlx::query(sql!(
+            "SELECT {COLS} FROM message WHERE portal_id = $1 AND body IS NOT NULL ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(portal)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut v = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        v.reverse();
+        Ok(v)
+    }
+
+    pub async fn count_messages(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM message").fetch_one(&self.pool).await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{testing, PortalRow};
+    use causeway_api::{NetworkId, RoomKey, RoomKind};
+
+    fn msg(portal: i64, remote: &str, xmpp_id: Option<&str>) -> MessageRow {
+        MessageRow {
+            portal_id: portal,
+            remote_id: RemoteMessageId::new(remote),
+            part: 0,
+            stanza_id: remote.into(),
+            origin_id: None,
+            xmpp_id: xmpp_id.map(String::from),
+            sender: "u".into(),
+            sender_nick: "U".into(),
+            from_xmpp: xmpp_id.is_some(),
+            body: Some(format!("body {remote}")),
+            reply_to: None,
+            sent_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_dedup_map_and_cursor() {
+        let _g = testing::PG_LOCK.lock().await;
+        for s in testing::stores().await {
+            let p = s
+                .upsert_portal(&PortalRow {
+                    id: 0,
+                    network: NetworkId::new("demo"),
+                    key: RoomKey::shared("r"),
+                    jid_local: "r".into(),
+                    kind: RoomKind::Channel,
+                    xmpp_user: None,
+                    name: "r".into(),
+                    topic: None,
+                })
+                .await
+                .expect("portal");
+            let fresh = s.insert_messages(&[msg(p.id, "m1", None), msg(p.id, "m2", Some("c-2"))], true).await.expect("insert");
+            assert_eq!(fresh, [true, true]);
+            // the same remote message delivered again is recognised as a duplicate
+            assert_eq!(s.insert_messages(&[msg(p.id, "m1", None)], true).await.expect("again"), [false]);
+            assert_eq!(s.cursor(p.id).await.expect("cursor").map(|c| c.0), Some("m1".to_string()));
+            assert_eq!(s.message_by_xmpp_id(p.id, "c-2").await.expect("q").map(|m| m.remote_id.0), Some("m2".into()));
+            assert_eq!(s.message_by_stanza_id(p.id, "m1").await.expect("q").map(|m| m.from_xmpp), Some(false));
+            assert!(s.message_by_remote(p.id, &RemoteMessageId::new("zz")).await.expect("q").is_none());
+            let recent = s.recent_messages(p.id, 10).await.expect("recent");
+            assert_eq!(recent.iter().map(|m| m.remote_id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
+            assert_eq!(s.recent_messages(p.id, 1).await.expect("recent")[0].remote_id.as_str(), "m2");
+        }
+    }
+}

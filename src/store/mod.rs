@@ -1,0 +1,173 @@
+//! The store: the only module that knows SQL. SQLite (embedded default) or PostgreSQL, one
+//! code path through sqlx's Any driver, with `$n` placeholders that both accept.
+
+/// A query text built only from constants of this module (column lists, column names).
+macro_rules! sql {
+    ($($t:tt)*) => {
+        sqlx::AssertSqlSafe(format!($($t)*))
+    };
+}
+
+mod cursor;
+mod message;
+mod outbox;
+mod portal;
+mod puppet;
+
+pub use message::MessageRow;
+pub use outbox::OutboxEntry;
+pub use portal::PortalRow;
+pub use puppet::PuppetRow;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Strips credentials from a database URL, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://<redacted>@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+impl Store {
+    /// Connect and bring the schema up to date.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        // An in-memory SQLite database exists per connection: keep exactly one.
+        let max = if url.contains(":memory:") { 1 } else { max_connections.max(1) };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        if backend == Backend::Sqlite && !url.contains(":memory:") {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Cheap liveness check for /health.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A named random secret, created once and kept (e.g. the occupant-id key).
+    pub async fn secret(&self, key: &str) -> Result<String> {
+        let fresh: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        sqlx::query("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(&fresh)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM kv WHERE key = $1").bind(key).fetch_one(&self.pool).await?;
+        Ok(row.try_get("value")?)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn opt_str(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// Stores to run the store tests on: SQLite always, PostgreSQL when
+    /// CAUSEWAY_TEST_POSTGRES names a database (scripts/test starts one).
+    pub async fn stores() -> Vec<Store> {
+        let mut v = vec![Store::open("sqlite::memory:", 1).await.expect("sqlite")];
+        if let Ok(url) = std::env::var("CAUSEWAY_TEST_POSTGRES") {
+            let s = Store::open(&url, 2).await.expect("postgres");
+            // Each test gets a clean slate; tests using PostgreSQL run one at a time.
+            for t in ["message", "reaction", "cursor", "outbox", "portal", "puppet", "kv"] {
+                sqlx::query(sql!("DELETE FROM {t}")).execute(&s.pool).await.expect("clean");
+            }
+            v.push(s);
+        }
+        v
+    }
+
+    pub static PG_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        for (url, shown) in [
+            ("postgres://u:pw@host/db", "postgres://<redacted>@host/db"),
+            ("sqlite://causeway.db?mode=rwc", "sqlite://causeway.db?mode=rwc"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+    }
+
+    #[tokio::test]
+    async fn secret_is_created_once() {
+        let _g = testing::PG_LOCK.lock().await;
+        for s in testing::stores().await {
+            let a = s.secret("k").await.expect("secret");
+            assert_eq!(a.len(), 64);
+            assert_eq!(s.secret("k").await.expect("again"), a);
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! One XEP-0114 stream per component domain: connect, handshake, reconnect with backoff and
+//! jitter, find a dead link with XEP-0199 pings, and a durable outbox acknowledged by pings.
+//!
+//! Outbox rule: a durable stanza is stored before it is written; it leaves the store only
+//! once the server answered a ping written after it (the server handles a stream in order).
+//! After a reconnect every unacknowledged stanza is written again, with its original id.
+
+use super::Attrs;
+use super::outbound::Outgoing;
+use super::ns;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use causeway_api::Secret;
+use futures::{SinkExt, StreamExt};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::BufStream;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_xmpp::minidom::Element;
+use tokio_xmpp::parsers::component::Handshake;
+use tokio_xmpp::parsers::stanza::Stanza;
+use tokio_xmpp::xmlstream::{
+    self, FallibleStreamElement, ReadError, StreamElementError, StreamHeader, Timeouts, XmppStream,
+    XmppStreamElement,
+};
+
+type Stream = XmppStream<BufStream<TcpStream>>;
+
+const ACK_PREFIX: &str = "cw-ack-";
+const BATCH: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    pub domain: String,
+    pub secret: Secret,
+    pub server: String,
+    pub server_domain: String,
+    pub ping_interval: Duration,
+}
+
+/// What the link hands to the dispatcher.
+#[derive(Debug)]
+pub enum Inbound {
+    Stanza(Element),
+    /// A stanza that did not parse; answered with bad-request.
+    Invalid { kind: &'static str, from: Option<String>, to: Option<String>, id: Option<String>, why: String },
+}
+
+/// A stanza queued for the stream; `seq` is its outbox row when durable.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub seq: Option<i64>,
+    pub element: Element,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("cannot reach the XMPP server at {0}: {1}")]
+    Unreachable(String, std::io::Error),
+    #[error("the server refused the component handshake for {domain}: {condition}{hint}")]
+    Refused { domain: String, condition: String, hint: &'static str },
+    #[error("stream failed during the handshake: {0}")]
+    Handshake(String),
+}
+
+fn hint(condition: &str) -> &'static str {
+    match condition {
+        "not-authorized" => " (wrong component secret)",
+        "conflict" => " (another connection holds this domain; Prosody keeps the old one until it times out)",
+        "host-unknown" | "improper-addressing" => " (the server has no component for this domain)",
+        _ => "",
+    }
+}
+
+async fn connect(cfg: &LinkConfig) -> Result<Stream, LinkError> {
+    let unreachable = |e| LinkError::Unreachable(cfg.server.clone(), e);
+    let tcp = TcpStream::connect(cfg.server.as_str()).await.map_err(unreachable)?;
+    tcp.set_nodelay(true).map_err(unreachable)?;
+    let timeouts = Timeouts { read_timeout: cfg.ping_interval * 3, response_timeout: cfg.ping_interval };
+    let header = StreamHeader { from: None, to: Some(cfg.domain.clone().into()), id: None };
+    let mut pending = xmlstream::initiate_stream(BufStream::new(tcp), tokio_xmpp::parsers::ns::COMPONENT, header, timeouts)
+        .await
+        .map_err(|e| LinkError::Handshake(e.to_string()))?;
+    let stream_id = pending
+        .take_header()
+        .id
+        .ok_or_else(|| LinkError::Handshake("the server sent no stream id".into()))?
+        .into_owned();
+    let mut stream: Stream = pending.skip_features();
+    let handshake = Handshake::from_stream_id_and_password(stream_id, cfg.secret.expose());
+    stream
+        .send(&XmppStreamElement::ComponentHandshake(handshake))
+        .await
+        .map_err(|e| LinkError::Handshake(e.to_string()))?;
+    loop {
+        match stream.next().await {
+            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::ComponentHandshake(_)))) => return Ok(stream),
+            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
+                let condition = format!("{:?}", e.0.condition);
+                let condition = kebab(&condition);
+                return Err(LinkError::Refused { domain: cfg.domain.clone(), hint: hint(&condition), condition });
+            }
+            Some(Err(ReadError::SoftTimeout)) => continue,
+            Some(Ok(other)) => return Err(LinkError::Handshake(format!("unexpected element {other:?}"))),
+            Some(Err(ReadError::StreamFooterReceived)) | None => {
+                return Err(LinkError::Refused {
+                    domain: cfg.domain.clone(),
+                    condition: "stream closed".into(),
+                    hint: " (wrong secret or unknown domain?)",
+                })
+            }
+            Some(Err(e)) => return Err(LinkError::Handshake(format!("{e:?}"))),
+        }
+    }
+}
+
+/// "NotAuthorized" -> "not-authorized"
+fn kebab(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Backoff for attempt `n` (0-based): 0.5 s doubling to 30 s, with +-25 % jitter.
+pub fn backoff(n: u32) -> Duration {
+    let base = 0.5 * 2f64.powi(n.min(6) as i32);
+    let capped = base.min(30.0);
+    let jitter = 0.75 + rand::random::<f64>() * 0.5;
+    Duration::from_secs_f64(capped * jitter)
+}
+
+/// The sending side of one link, used by the dispatcher and the portals.
+#[derive(Clone)]
+pub struct LinkSender {
+    pub(crate) domain: Arc<str>,
+    tx: mpsc::Sender<Queued>,
+    store: Store,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("could not keep the stanza in the outbox: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the component link is shut down")]
+    Closed,
+}
+
+impl LinkSender {
+    /// Queue stanzas in order. Durable ones are in the outbox when this returns.
+    pub async fn send(&self, items: Vec<Outgoing>) -> Result<(), SendError> {
+        let durable: Vec<String> = items.iter().filter(|o| o.durable).map(|o| String::from(&o.element)).collect();
+        let mut seqs = if durable.is_empty() {
+            Vec::new()
+        } else {
+            self.store.outbox_push(&self.domain, &durable).await?
+        }
+        .into_iter();
+        for o in items {
+            let seq = if o.durable { seqs.next() } else { None };
+            self.tx.send(Queued { seq, element: o.element }).await.map_err(|_| SendError::Closed)?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Link {
+    cfg: LinkConfig,
+    store: Store,
+    metrics: Arc<Metrics>,
+    rx: mpsc::Receiver<Queued>,
+    inbound: mpsc::Sender<(Arc<str>, Inbound)>,
+}
+
+pub fn link(
+    cfg: LinkConfig,
+    store: Store,
+    metrics: Arc<Metrics>,
+    inbound: mpsc::Sender<(Arc<str>, Inbound)>,
+) -> (Link, LinkSender) {
+    let (tx, rx) = mpsc::channel(1024);
+    let sender = LinkSender { domain: cfg.domain.as_str().into(), tx, store: store.clone() };
+    (Link { cfg, store, metrics, rx, inbound }, sender)
+}
+
+enum Ended {
+    Shutdown,
+    Lost(String),
+}
+
+impl Link {
+    /// Connect, run, reconnect, until shutdown.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let domain = self.cfg.domain.clone();
+        let mut attempt = 0u32;
+        loop {
+            let connected = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = connect(&self.cfg) => r,
+            };
+            match connected {
+                Ok(stream) => {
+                    attempt = 0;
+                    tracing::info!(domain = %domain, server = %self.cfg.server, "component connected");
+                    self.metrics.set_connected(&domain, true);
+                    let ended = self.serve(stream, &shutdown).await;
+                    self.metrics.set_connected(&domain, false);
+                    match ended {
+                        Ended::Shutdown => return,
+                        Ended::Lost(why) => {
+                            self.metrics.inc("causeway_reconnects_total", &[("domain", &domain)]);
+                            tracing::warn!(domain = %domain, reason = %why, "component link lost; reconnecting");
+                        }
+                    }
+                }
+                Err(e) => {
+                    let wait = backoff(attempt);
+                    tracing::error!(domain = %domain, retry_in_ms = wait.as_millis() as u64, "{e}");
+                    attempt = attempt.saturating_add(1);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+            }
+            // A lost link also waits a moment, so a flapping server is not hammered.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff(0)) => {}
+            }
+        }
+    }
+
+    async fn serve(&mut self, mut stream: Stream, shutdown: &CancellationToken) -> Ended {
+        let domain: Arc<str> = self.cfg.domain.as_str().into();
+        let mut acks = AckBook::default();
+        let mut replayed: HashSet<i64> = HashSet::new();
+
+        // Replay what the server never acknowledged, in order, before anything new.
+        let pending = match self.store.outbox_pending(&domain).await {
+            Ok(p) => p,
+            Err(e) => return Ended::Lost(format!("cannot read the outbox: {e}")),
+        };
+        if !pending.is_empty() {
+            tracing::info!(domain = %domain, count = pending.len(), "re-sending unacknowledged stanzas");
+        }
+        let mut written = Vec::new();
+        for entry in pending {
+            match parse_stanza(&entry.stanza) {
+                Some(st) => {
+                    let el = XmppStreamElement::Stanza(st);
+                    if let Err(e) = stream.feed(&el).await {
+                        return Ended::Lost(e.to_string());
+                    }
+                }
+                None => tracing::error!(domain = %domain, seq = entry.seq, "dropping an outbox entry that does not parse"),
+            }
+            written.push(entry.seq);
+            replayed.insert(entry.seq);
+        }
+        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, written));
+        if let Err(e) = stream.send(&ping).await {
+            return Ended::Lost(e.to_string());
+        }
+
+        let mut ticker = tokio::time::interval_at(Instant::now() + self.cfg.ping_interval, self.cfg.ping_interval);
+        let inbound = self.inbound.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = SinkExt::<&XmppStreamElement>::close(&mut stream).await;
+                    return Ended::Shutdown;
+                }
+                // Read only when the dispatcher can take the stanza: the writer below never
+                // waits on the dispatcher, so the two cannot block each other.
+                (permit, item) = async { (inbound.reserve().await, stream.next().await) } => {
+                    let Ok(permit) = permit else { return Ended::Shutdown };
+                    match on_read(item, &domain, &self.cfg.server_domain) {
+                        Read::Deliver(inb) => permit.send((domain.clone(), inb)),
+                        Read::Ack(id) => {
+                            let seqs = acks.answered(&id);
+                            if !seqs.is_empty() {
+                                if let Err(e) = self.store.outbox_ack(&domain, &seqs).await {
+                                    tracing::warn!(domain = %domain, "outbox acknowledgement not stored (will re-send): {e}");
+                                }
+                            }
+                        }
+                        Read::Nothing => {}
+                        Read::Lost(why) => return Ended::Lost(why),
+                    }
+                }
+                item = self.rx.recv() => {
+                    let Some(first) = item else { return Ended::Shutdown };
+                    let mut written = Vec::new();
+                    let mut next = Some(first);
+                    let mut n = 0;
+                    while let Some(q) = next.take() {
+                        n += 1;
+                        if n < BATCH {
+                            next = self.rx.try_recv().ok();
+                        }
+                        if let Some(seq) = q.seq {
+                            if replayed.remove(&seq) {
+                                continue; // already re-sent from the outbox
+                            }
+                            written.push(seq);
+                        }
+                        match Stanza::try_from(q.element) {
+                            Ok(st) => {
+                                let el = XmppStreamElement::Stanza(st);
+                                if let Err(e) = stream.feed(&el).await {
+                                    return Ended::Lost(e.to_string());
+                                }
+                            }
+                            Err(e) => tracing::error!(domain = %domain, "internal: built a stanza that does not parse: {e}"),
+                        }
+                    }
+                    if !written.is_empty() {
+                        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, written));
+                        if let Err(e) = stream.feed(&ping).await {
+                            return Ended::Lost(e.to_string());
+                        }
+                    }
+                    if let Err(e) = SinkExt::<&XmppStreamElement>::flush(&mut stream).await {
+                        return Ended::Lost(e.to_string());
+                    }
+                }
+                _ = ticker.tick() => {
+                    if let Some(since) = acks.oldest_unanswered() {
+                        if since.elapsed() >= self.cfg.ping_interval {
+                            return Ended::Lost(format!("no answer to a ping for {:?}", since.elapsed()));
+                        }
+                    } else {
+                        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, Vec::new()));
+                        if let Err(e) = stream.send(&ping).await {
+                            return Ended::Lost(e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pings in flight and the outbox rows each one acknowledges.
+#[derive(Default)]
+struct AckBook {
+    next: u64,
+    inflight: VecDeque<(String, Instant, Vec<i64>)>,
+}
+
+impl AckBook {
+    fn ping(&mut self, from: &str, to: &str, seqs: Vec<i64>) -> Stanza {
+        self.next += 1;
+        let id = format!("{ACK_PREFIX}{}", self.next);
+        self.inflight.push_back((id.clone(), Instant::now(), seqs));
+        let el = Element::builder("iq", ns::STREAM)
+            .at("type", "get")
+            .at("id", id)
+            .at("from", from)
+            .at("to", to)
+            .append(Element::builder("ping", ns::PING).build())
+            .build();
+        // Built from constants: always a valid iq.
+        Stanza::try_from(el).unwrap_or_else(|_| unreachable!("ping iq"))
+    }
+
+    /// The answer to `id` acknowledges it and every earlier ping.
+    fn answered(&mut self, id: &str) -> Vec<i64> {
+        let Some(pos) = self.inflight.iter().position(|(i, _, _)| i == id) else { return Vec::new() };
+        self.inflight.drain(..=pos).flat_map(|(_, _, s)| s).collect()
+    }
+
+    fn oldest_unanswered(&self) -> Option<Instant> {
+        self.inflight.front().map(|(_, t, _)| *t)
+    }
+}
+
+fn parse_stanza(xml: &str) -> Option<Stanza> {
+    let el: Element = xml.parse().ok()?;
+    Stanza::try_from(el).ok()
+}
+
+enum Read {
+    Deliver(Inbound),
+    Ack(String),
+    Nothing,
+    Lost(String),
+}
+
+fn on_read(item: Option<Result<FallibleStreamElement, ReadError>>, domain: &str, server_domain: &str) -> Read {
+    let Some(item) = item else { return Read::Lost("stream ended".into()) };
+    match item {
+        Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st))) => {
+            if let Stanza::Iq(iq) = &st {
+                if let Some(id) = ack_answer(iq, server_domain) {
+                    return Read::Ack(id);
+                }
+            }
+            Read::Deliver(Inbound::Stanza(Element::from(st)))
+        }
+        Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e))) => {
+            Read::Lost(format!("stream error from the server: {}", kebab(&format!("{:?}", e.0.condition))))
+        }
+        Ok(FallibleStreamElement::Ok(other)) => {
+            tracing::debug!(domain = %domain, "ignoring stream element {other:?}");
+            Read::Nothing
+        }
+        Ok(FallibleStreamElement::Err(StreamElementError::InvalidStanza { name, header, error, .. })) => {
+            let kind = match name.to_string().as_str() {
+                "iq" => "iq",
+                "presence" => "presence",
+                _ => "message",
+            };
+            Read::Deliver(Inbound::Invalid { kind, from: header.from, to: header.to, id: header.id, why: error.to_string() })
+        }
+        Ok(FallibleStreamElement::Err(e)) => {
+            tracing::warn!(domain = %domain, "ignoring an invalid element: {e}");
+            Read::Nothing
+        }
+        Err(ReadError::SoftTimeout) => Read::Nothing,
+        Err(ReadError::ParseError(e)) => {
+            tracing::warn!(domain = %domain, "ignoring unparsable input: {e}");
+            Read::Nothing
+        }
+        Err(ReadError::StreamFooterReceived) => Read::Lost("the server closed the stream".into()),
+        Err(ReadError::HardError(e)) => Read::Lost(format!("read error: {e}")),
+    }
+}
+
+fn ack_answer(iq: &tokio_xmpp::parsers::iq::Iq, server_domain: &str) -> Option<String> {
+    use tokio_xmpp::parsers::iq::Iq;
+    let (id, from) = match iq {
+        Iq::Result { id, from, .. } | Iq::Error { id, from, .. } => (id, from),
+        _ => return None,
+    };
+    let from_server = from.as_ref().is_none_or(|f| f.as_str() == server_domain);
+    (id.starts_with(ACK_PREFIX) && from_server).then(|| id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_thirty_seconds_with_jitter() {
+        for (n, base) in [(0u32, 0.5f64), (1, 1.0), (2, 2.0), (5, 16.0), (6, 30.0), (40, 30.0)] {
+            for _ in 0..50 {
+                let d = backoff(n).as_secs_f64();
+                assert!(d >= base * 0.75 - 1e-9 && d <= base * 1.25 + 1e-9, "attempt {n}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_ping_answer_acknowledges_it_and_all_before() {
+        let mut book = AckBook::default();
+        book.ping("gw", "srv", vec![1, 2]);
+        book.ping("gw", "srv", vec![]);
+        book.ping("gw", "srv", vec![3]);
+        assert_eq!(book.answered("cw-ack-2"), vec![1, 2]);
+        assert_eq!(book.answered("cw-ack-1"), Vec::<i64>::new());
+        assert!(book.oldest_unanswered().is_some());
+        assert_eq!(book.answered("cw-ack-3"), vec![3]);
+        assert!(book.oldest_unanswered().is_none());
+    }
+
+    #[test]
+    fn stream_error_names_are_kebab_case() {
+        assert_eq!(kebab("NotAuthorized"), "not-authorized");
+        assert_eq!(kebab("Conflict"), "conflict");
+        assert_eq!(hint("not-authorized"), " (wrong component secret)");
+    }
+}

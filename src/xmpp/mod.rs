@@ -1,0 +1,84 @@
+//! The only module that knows XML and JIDs.
+
+mod addressing;
+mod xml;
+pub mod component;
+pub mod disco;
+mod events;
+pub mod inbound;
+pub mod ns;
+pub mod outbound;
+
+pub use addressing::{decode_local, encode_local, escape_xep0106, unescape_xep0106};
+pub use component::{link, Inbound, Link, LinkConfig, LinkSender};
+pub use events::{bare, split_jid, Addressed, XmppEvent};
+pub use outbound::Outgoing;
+pub(crate) use xml::{set_attr, Attrs};
+
+use crate::bridge::Bridge;
+use crate::store::Store;
+use inbound::Classified;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Reads what every component link received and hands it on: service queries are answered
+/// here, room and puppet traffic goes to the bridge, bad input gets a stanza error.
+pub async fn dispatch(
+    mut rx: mpsc::Receiver<(Arc<str>, Inbound)>,
+    bridge: Bridge,
+    store: Store,
+    max_body: usize,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (domain, inbound) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            m = rx.recv() => match m { Some(m) => m, None => return },
+        };
+        let Some(net) = bridge.net_for_domain(&domain) else { continue };
+        let classified = match inbound {
+            Inbound::Stanza(el) => inbound::classify(&domain, el, max_body),
+            Inbound::Invalid { kind, from: Some(from), to: Some(to), id, why } => {
+                tracing::debug!(domain = %domain, "invalid {kind} from {from}: {why}");
+                Classified::Reply(outbound::error_reply(&outbound::ErrorReply {
+                    kind,
+                    from: to,
+                    to: from,
+                    id,
+                    condition: outbound::Condition::BadRequest,
+                    text: Some("the stanza could not be parsed".into()),
+                }))
+            }
+            Inbound::Invalid { .. } => Classified::Ignore,
+        };
+        let reply = match classified {
+            Classified::Event(event) => {
+                bridge.xmpp_event(Addressed { domain, event }).await;
+                continue;
+            }
+            Classified::Ignore => continue,
+            Classified::Reply(out) => out,
+            Classified::Service { query, from, to, id } => {
+                let ctx = disco::ServiceCtx { network: &net.id, caps: net.network.capabilities(), store: &store };
+                match disco::answer(&ctx, &query, &from, &to, &id).await {
+                    Ok(out) => out,
+                    Err(e) => {
+                        tracing::error!("store error answering {query:?}: {e}");
+                        outbound::error_reply(&outbound::ErrorReply {
+                            kind: "iq",
+                            from: to,
+                            to: from,
+                            id: Some(id),
+                            condition: outbound::Condition::InternalServerError,
+                            text: None,
+                        })
+                    }
+                }
+            }
+        };
+        if let Err(e) = net.link.send(vec![reply]).await {
+            tracing::warn!(domain = %domain, "cannot answer: {e}");
+        }
+    }
+}

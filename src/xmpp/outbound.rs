@@ -1,0 +1,275 @@
+//! Typed descriptions of what Causeway says on XMPP, rendered to stanzas. The bridge builds
+//! these structs and never touches XML; only this module (and disco.rs) builds elements.
+
+use super::{set_attr, Attrs};
+use super::ns;
+use causeway_api::NetworkError;
+use tokio_xmpp::minidom::Element;
+
+/// A stanza ready for the component stream. Opaque outside `xmpp/`.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub(crate) element: Element,
+    /// Kept in the outbox until the server acknowledged it (messages); presences and
+    /// IQ answers are not replayed after a reconnect.
+    pub(crate) durable: bool,
+}
+
+fn stanza(name: &str, from: &str, to: &str) -> Element {
+    Element::builder(name, ns::STREAM).at("from", from).at("to", to).build()
+}
+
+fn text(name: &str, ns: &str, body: &str) -> Element {
+    Element::builder(name, ns).append(body).build()
+}
+
+/// An occupant's presence, sent to one of the room's XMPP sessions.
+#[derive(Clone, Debug, Default)]
+pub struct OccupantPresence {
+    pub room: String,
+    pub nick: String,
+    pub to: String,
+    pub id: Option<String>,
+    pub unavailable: bool,
+    pub affiliation: &'static str,
+    pub role: &'static str,
+    /// The occupant's real JID (non-anonymous room): a puppet JID or an XMPP user's JID.
+    pub jid: Option<String>,
+    /// New nick, with status 303.
+    pub new_nick: Option<String>,
+    pub statuses: Vec<u16>,
+    pub occupant_id: String,
+}
+
+pub fn occupant_presence(p: &OccupantPresence) -> Outgoing {
+    let mut el = stanza("presence", &format!("{}/{}", p.room, p.nick), &p.to);
+    if let Some(id) = &p.id {
+        set_attr(&mut el, "id", id.as_str());
+    }
+    if p.unavailable {
+        set_attr(&mut el, "type", "unavailable");
+    }
+    let mut item = Element::builder("item", ns::MUC_USER)
+        .at("affiliation", p.affiliation)
+        .at("role", if p.unavailable { "none" } else { p.role })
+        .build();
+    if let Some(jid) = &p.jid {
+        set_attr(&mut item, "jid", jid.as_str());
+    }
+    if let Some(n) = &p.new_nick {
+        set_attr(&mut item, "nick", n.as_str());
+    }
+    let mut x = Element::builder("x", ns::MUC_USER).append(item).build();
+    for code in &p.statuses {
+        x.append_child(Element::builder("status", ns::MUC_USER).at("code", code.to_string()).build());
+    }
+    el.append_child(x);
+    el.append_child(Element::builder("occupant-id", ns::OCCUPANT_ID).at("id", p.occupant_id.as_str()).build());
+    Outgoing { element: el, durable: false }
+}
+
+/// A groupchat message from an occupant (live, reflected, or history with a delay).
+#[derive(Clone, Debug, Default)]
+pub struct RoomMessage {
+    pub room: String,
+    pub nick: String,
+    pub to: String,
+    /// The client's id for its own reflected messages; the remote id otherwise.
+    pub id: String,
+    pub stanza_id: String,
+    pub origin_id: Option<String>,
+    pub body: String,
+    pub occupant_id: String,
+    /// Unix ms, for history.
+    pub delay: Option<i64>,
+}
+
+pub fn room_message(m: &RoomMessage) -> Outgoing {
+    let mut el = stanza("message", &format!("{}/{}", m.room, m.nick), &m.to);
+    set_attr(&mut el, "type", "groupchat");
+    set_attr(&mut el, "id", m.id.as_str());
+    el.append_child(text("body", ns::STREAM, &m.body));
+    el.append_child(Element::builder("stanza-id", ns::SID).at("id", m.stanza_id.as_str()).at("by", m.room.as_str()).build());
+    if let Some(o) = &m.origin_id {
+        el.append_child(Element::builder("origin-id", ns::SID).at("id", o.as_str()).build());
+    }
+    el.append_child(Element::builder("occupant-id", ns::OCCUPANT_ID).at("id", m.occupant_id.as_str()).build());
+    if let Some(ms) = m.delay {
+        el.append_child(
+            Element::builder("delay", ns::DELAY).at("from", m.room.as_str()).at("stamp", rfc3339(ms)).build(),
+        );
+    }
+    Outgoing { element: el, durable: m.delay.is_none() }
+}
+
+/// The room subject (sent last in the join sequence, empty when none).
+pub fn room_subject(room: &str, to: &str, subject: &str) -> Outgoing {
+    let mut el = stanza("message", room, to);
+    set_attr(&mut el, "type", "groupchat");
+    set_attr(&mut el, "id", format!("subject-{}", rand::random::<u32>()));
+    el.append_child(text("subject", ns::STREAM, subject));
+    Outgoing { element: el, durable: false }
+}
+
+/// A 1:1 message from a puppet.
+pub fn chat_message(from: &str, to: &str, id: &str, body: &str) -> Outgoing {
+    let mut el = stanza("message", from, to);
+    set_attr(&mut el, "type", "chat");
+    set_attr(&mut el, "id", id);
+    el.append_child(text("body", ns::STREAM, body));
+    el.append_child(Element::builder("stanza-id", ns::SID).at("id", id).at("by", from).build());
+    el.append_child(Element::builder("store", ns::HINTS).build());
+    Outgoing { element: el, durable: true }
+}
+
+/// RFC 6120 stanza error conditions Causeway uses, with their default error types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    BadRequest,
+    Conflict,
+    FeatureNotImplemented,
+    Forbidden,
+    ItemNotFound,
+    JidMalformed,
+    NotAcceptable,
+    NotAllowed,
+    NotAuthorized,
+    PolicyViolation,
+    RecipientUnavailable,
+    ResourceConstraint,
+    ServiceUnavailable,
+    InternalServerError,
+}
+
+impl Condition {
+    fn parts(self) -> (&'static str, &'static str) {
+        match self {
+            Self::BadRequest => ("bad-request", "modify"),
+            Self::Conflict => ("conflict", "cancel"),
+            Self::FeatureNotImplemented => ("feature-not-implemented", "cancel"),
+            Self::Forbidden => ("forbidden", "auth"),
+            Self::ItemNotFound => ("item-not-found", "cancel"),
+            Self::JidMalformed => ("jid-malformed", "modify"),
+            Self::NotAcceptable => ("not-acceptable", "modify"),
+            Self::NotAllowed => ("not-allowed", "cancel"),
+            Self::NotAuthorized => ("not-authorized", "auth"),
+            Self::PolicyViolation => ("policy-violation", "modify"),
+            Self::RecipientUnavailable => ("recipient-unavailable", "wait"),
+            Self::ResourceConstraint => ("resource-constraint", "wait"),
+            Self::ServiceUnavailable => ("service-unavailable", "cancel"),
+            Self::InternalServerError => ("internal-server-error", "wait"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.parts().0
+    }
+
+    /// How a network failure is told to the XMPP sender.
+    pub fn from_network(e: &NetworkError) -> Condition {
+        match e {
+            NetworkError::Unsupported(_) => Self::FeatureNotImplemented,
+            NetworkError::NotFound(_) => Self::ItemNotFound,
+            NetworkError::Forbidden(_) => Self::Forbidden,
+            NetworkError::LoggedOut(_) => Self::NotAuthorized,
+            NetworkError::RateLimited(_) => Self::ResourceConstraint,
+            NetworkError::BadRequest(_) => Self::NotAcceptable,
+            NetworkError::Other(_) => Self::RecipientUnavailable,
+        }
+    }
+}
+
+/// An error answer to a stanza: same name (message/presence/iq), from/to swapped, same id.
+#[derive(Clone, Debug)]
+pub struct ErrorReply {
+    pub kind: &'static str,
+    /// Who the erroring stanza was addressed to (becomes `from`).
+    pub from: String,
+    /// Who sent it (becomes `to`).
+    pub to: String,
+    pub id: Option<String>,
+    pub condition: Condition,
+    pub text: Option<String>,
+}
+
+pub fn error_reply(e: &ErrorReply) -> Outgoing {
+    let (cond, typ) = e.condition.parts();
+    let mut el = stanza(e.kind, &e.from, &e.to);
+    set_attr(&mut el, "type", "error");
+    if let Some(id) = &e.id {
+        set_attr(&mut el, "id", id.as_str());
+    }
+    let mut err = Element::builder("error", ns::STREAM).at("type", typ).append(Element::builder(cond, ns::STANZAS).build()).build();
+    if let Some(t) = &e.text {
+        err.append_child(Element::builder("text", ns::STANZAS).append(t.as_str()).build());
+    }
+    el.append_child(err);
+    Outgoing { element: el, durable: e.kind == "message" }
+}
+
+/// An IQ result carrying `payload` (or nothing).
+pub fn iq_result(from: &str, to: &str, id: &str, payload: Option<Element>) -> Outgoing {
+    let mut el = stanza("iq", from, to);
+    set_attr(&mut el, "type", "result");
+    set_attr(&mut el, "id", id);
+    if let Some(p) = payload {
+        el.append_child(p);
+    }
+    Outgoing { element: el, durable: false }
+}
+
+/// Unix milliseconds as an XEP-0082 UTC timestamp.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        for (ms, s) in [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_123, "2000-02-29T00:00:00.123Z"),
+            (1_795_000_000_000, "2026-11-18T08:26:40.000Z"),
+        ] {
+            assert_eq!(rfc3339(ms), s);
+        }
+    }
+
+    #[test]
+    fn error_reply_swaps_addresses_and_keeps_id() {
+        let out = error_reply(&ErrorReply {
+            kind: "iq",
+            from: "gw.example".into(),
+            to: "u@example/r".into(),
+            id: Some("q1".into()),
+            condition: Condition::FeatureNotImplemented,
+            text: None,
+        });
+        let xml = String::from(&out.element);
+        for part in ["from=\"gw.example\"", "to=\"u@example/r\"", "id=\"q1\"", "type=\"error\"", "<feature-not-implemented", "type=\"cancel\""] {
+            assert!(xml.contains(part), "{part} missing in {xml}");
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The test kit: real servers started by the project's scripts on free loopback ports, a
+//! real XMPP client (tokio-xmpp, c2s over TCP) and Causeway run in-process with the demo
+//! network, whose handle injects remote events and reads what the bridge sent.
+#![allow(dead_code)]
+
+use causeway::config::Config;
+use causeway_demo::{DemoConfig, DemoHandle, DemoNetwork};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_xmpp::minidom::Element;
+
+pub const DOMAIN: &str = "demo.localhost";
+pub const SECRET: &str = "test-secret-7f3a";
+pub const PASSWORD: &str = "pass-for-tests";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Prosody,
+    Ejabberd,
+}
+
+/// A real XMPP server on loopback, stopped (by PID) when dropped.
+pub struct Server {
+    pub kind: Kind,
+    pub dir: tempfile::TempDir,
+    pub c2s: u16,
+    pub component: u16,
+    pub pidfile: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+pub const USERS: &[&str] = &["juliet", "romeo", "nurse", "bench"];
+
+impl Server {
+    pub fn start(kind: Kind) -> Server {
+        let dir = tempfile::Builder::new().prefix("causeway-test-").tempdir().expect("tempdir");
+        let (c2s, component) = (free_port(), free_port());
+        let users: Vec<String> = USERS.iter().map(|u| format!("{u}:{PASSWORD}")).collect();
+        let mut env = vec![
+            ("C2S_PORT".to_string(), c2s.to_string()),
+            ("COMPONENT_PORT".to_string(), component.to_string()),
+            ("COMPONENTS".to_string(), format!("{DOMAIN}:{SECRET}")),
+            ("USERS".to_string(), users.join(" ")),
+        ];
+        if kind == Kind::Ejabberd {
+            env.push(("DIST_PORT".into(), free_port().to_string()));
+            env.push(("NODE".into(), format!("cwtest{}", free_port())));
+        }
+        let server = Server {
+            kind,
+            pidfile: dir.path().join(match kind {
+                Kind::Prosody => "prosody.pid",
+                Kind::Ejabberd => "ejabberd.pid",
+            }),
+            dir,
+            c2s,
+            component,
+            env,
+        };
+        server.launch();
+        server
+    }
+
+    fn script(&self) -> PathBuf {
+        root().join(match self.kind {
+            Kind::Prosody => "scripts/start-prosody.sh",
+            Kind::Ejabberd => "scripts/start-ejabberd.sh",
+        })
+    }
+
+    pub fn launch(&self) {
+        let out = Command::new(self.script())
+            .arg(self.dir.path())
+            .envs(self.env.iter().cloned())
+            .output()
+            .expect("run start script");
+        assert!(out.status.success(), "server did not start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.pidfile).ok()?.trim().parse().ok()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            for _ in 0..100 {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = std::fs::remove_file(&self.pidfile);
+    }
+
+    pub fn config(&self, store_url: &str, http: &str) -> Config {
+        let toml = format!(
+            r#"
+            [xmpp]
+            server = "127.0.0.1:{port}"
+            server_domain = "localhost"
+            ping_interval_secs = 2
+            max_body_bytes = 4096
+            [[xmpp.components]]
+            domain = "{DOMAIN}"
+            network = "demo"
+            secret = "{SECRET}"
+            [store]
+            url = "{store_url}"
+            [http]
+            listen = "{http}"
+            [bridge]
+            history_on_join = 500
+            [networks.demo]
+            rooms = ["lobby", "random"]
+            "#,
+            port = self.component
+        );
+        let path = self.dir.path().join("causeway.toml");
+        std::fs::write(&path, toml).expect("write config");
+        Config::load_with_env(&path, Vec::new()).expect("test config")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/stop.sh")).arg(&self.pidfile).arg("10").status();
+    }
+}
+
+/// Causeway running in-process with a demo network.
+pub struct Gateway {
+    pub demo: DemoHandle,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<(), causeway::RunError>>,
+    pub http: String,
+}
+
+impl Gateway {
+    pub async fn start(server: &Server, store_url: &str) -> Gateway {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        let http = format!("127.0.0.1:{}", free_port());
+        let config = server.config(store_url, &http);
+        let demo_cfg: DemoConfig = config.network_section("demo").expect("demo section");
+        let (net, demo) = DemoNetwork::new(demo_cfg);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(causeway::run_with(config, vec![Arc::new(net)], shutdown.clone()));
+        let gw = Gateway { demo, shutdown, task, http };
+        gw.wait_healthy(true, Duration::from_secs(20)).await;
+        gw
+    }
+
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(&self.http).await else { return (0, String::new()) };
+        let _ = s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).await;
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf).await;
+        let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (code, buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+    }
+
+    pub async fn wait_healthy(&self, want: bool, within: Duration) {
+        let end = tokio::time::Instant::now() + within;
+        loop {
+            let (code, body) = self.http_get("/health").await;
+            if (code == 200) == want && code != 0 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < end, "health did not become {want}: {code} {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(20), self.task).await.expect("gateway stops in time");
+        r.expect("gateway task").expect("gateway ran cleanly");
+    }
+}
+
+/// A real XMPP client session: slixmpp (tests/client.py) speaking c2s to the server.
+pub struct XmppClient {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    pub jid: String,
+    /// Stanzas received and not yet taken.
+    pub inbox: Vec<Element>,
+}
+
+#[derive(serde::Deserialize)]
+struct ClientLine {
+    online: Option<String>,
+    stanza: Option<String>,
+    error: Option<String>,
+}
+
+impl XmppClient {
+    pub async fn connect(server: &Server, user: &str, resource: &str) -> XmppClient {
+        use tokio::io::AsyncBufReadExt;
+        let jid = format!("{user}@localhost/{resource}");
+        let python = std::env::var("CAUSEWAY_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = tokio::process::Command::new(python)
+            .arg(root().join("tests/client.py"))
+            .args([jid.as_str(), PASSWORD, "127.0.0.1", &server.c2s.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start tests/client.py (pip install slixmpp)");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let online = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let line = lines.next_line().await.expect("client output").expect("client exited before online");
+                let l: ClientLine = serde_json::from_str(&line).expect("client line");
+                if let Some(e) = l.error {
+                    panic!("client {jid}: {e}");
+                }
+                if let Some(j) = l.online {
+                    return j;
+                }
+            }
+        })
+        .await
+        .expect("client online in time");
+        XmppClient { child, stdin, lines, jid: online, inbox: Vec::new() }
+    }
+
+    pub async fn send_xml(&mut self, xml: &str) {
+        use tokio::io::AsyncWriteExt;
+        let line = serde_json::to_string(xml).expect("json") + "\n";
+        self.stdin.write_all(line.as_bytes()).await.expect("send to client");
+        self.stdin.flush().await.expect("flush");
+    }
+
+    async fn next_stanza(&mut self) -> Option<Element> {
+        loop {
+            let line = self.lines.next_line().await.ok()??;
+            let Ok(l) = serde_json::from_str::<ClientLine>(&line) else { continue };
+            if let Some(x) = l.stanza {
+                match x.parse::<Element>() {
+                    Ok(el) => return Some(el),
+                    Err(e) => panic!("client gave unparsable XML ({e}): {x}"),
+                }
+            }
+        }
+    }
+
+    /// Wait for a stanza matching `pred`; everything received meanwhile stays in the inbox.
+    pub async fn expect(&mut self, what: &str, within: Duration, pred: impl Fn(&Element) -> bool) -> Element {
+        if let Some(pos) = self.inbox.iter().position(&pred) {
+            return self.inbox.remove(pos);
+        }
+        let end = tokio::time::Instant::now() + within;
+        loop {
+            let el = match tokio::time::timeout_at(end, self.next_stanza()).await {
+                Ok(Some(el)) => el,
+                Ok(None) => panic!("client ended while waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}; received:\n{}", self.dump()),
+            };
+            if pred(&el) {
+                return el;
+            }
+            self.inbox.push(el);
+        }
+    }
+
+    /// Collect everything that arrives for `within`.
+    pub async fn drain(&mut self, within: Duration) -> Vec<Element> {
+        let end = tokio::time::Instant::now() + within;
+        while let Ok(Some(el)) = tokio::time::timeout_at(end, self.next_stanza()).await {
+            self.inbox.push(el);
+        }
+        std::mem::take(&mut self.inbox)
+    }
+
+    pub fn dump(&self) -> String {
+        self.inbox.iter().map(String::from).collect::<Vec<_>>().join("\n")
+    }
+
+    pub async fn close(mut self) {
+        drop(self.stdin);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+pub fn child<'a>(el: &'a Element, name: &str, ns: &str) -> Option<&'a Element> {
+    el.get_child(name, ns)
+}
+
+pub fn body(el: &Element) -> Option<String> {
+    el.children().find(|c| c.name() == "body").map(|b| b.text())
+}
+
+pub fn error_condition(el: &Element) -> Option<String> {
+    let err = el.children().find(|c| c.name() == "error")?;
+    err.children().find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text").map(|c| c.name().to_string())
+}
+
+pub fn statuses(el: &Element) -> Vec<String> {
+    el.get_child("x", "http://jabber.org/protocol/muc#user")
+        .map(|x| x.children().filter(|c| c.name() == "status").filter_map(|c| c.attr("code").map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+pub const SEC: Duration = Duration::from_secs(10);
