@@ -41,6 +41,7 @@ class Driven(slixmpp.ClientXMPP):
         emit({"stanza": tostring(stanza.xml, top_level=True)})
 
     async def start(self, _event):
+        self.send_presence()
         emit({"online": str(self.boundjid)})
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
