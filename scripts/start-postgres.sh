@@ -23,4 +23,5 @@ as_pg "$bindir/pg_ctl" -D "$DIR/data" -l "$DIR/pg.log" -w -t 30 \
 as_pg "$bindir/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres causeway 2>/dev/null || true
 echo "postgres://postgres@127.0.0.1:$PG_PORT/causeway" >"$DIR/url"
 log "postgres ready on 127.0.0.1:$PG_PORT"
-head -1 "$DIR/data/postmaster.pid"
+head -1 "$DIR/data/postmaster.pid" >"$DIR/postgres.pid"
+cat "$DIR/postgres.pid"

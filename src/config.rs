@@ -64,7 +64,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { url: "sqlite://causeway.db?mode=rwc".into(), max_connections: 4 }
+        Self {
+            url: "sqlite://causeway.db?mode=rwc".into(),
+            max_connections: 4,
+        }
     }
 }
 
@@ -77,7 +80,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8480".into() }
+        Self {
+            listen: "127.0.0.1:8480".into(),
+        }
     }
 }
 
@@ -94,7 +99,11 @@ pub struct BridgeConfig {
 
 impl Default for BridgeConfig {
     fn default() -> Self {
-        Self { admins: Vec::new(), history_on_join: 20, portal_queue: 256 }
+        Self {
+            admins: Vec::new(),
+            history_on_join: 20,
+            portal_queue: 256,
+        }
     }
 }
 
@@ -107,7 +116,9 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into() }
+        Self {
+            level: "info".into(),
+        }
     }
 }
 
@@ -144,8 +155,20 @@ impl std::error::Error for ConfigError {}
 
 const SECTIONS: &[(&str, &[&str])] = &[
     ("", &["xmpp", "store", "http", "bridge", "log", "networks"]),
-    ("xmpp", &["server", "server_domain", "ping_interval_secs", "max_body_bytes", "components"]),
-    ("xmpp.components[]", &["domain", "network", "secret", "secret_file"]),
+    (
+        "xmpp",
+        &[
+            "server",
+            "server_domain",
+            "ping_interval_secs",
+            "max_body_bytes",
+            "components",
+        ],
+    ),
+    (
+        "xmpp.components[]",
+        &["domain", "network", "secret", "secret_file"],
+    ),
     ("store", &["url", "max_connections"]),
     ("http", &["listen"]),
     ("bridge", &["admins", "history_on_join", "portal_queue"]),
@@ -153,17 +176,33 @@ const SECTIONS: &[(&str, &[&str])] = &[
 ];
 
 fn unknown_keys(root: &config::Map<String, config::Value>, problems: &mut Vec<Problem>) {
-    let known = |section: &str| SECTIONS.iter().find(|(s, _)| *s == section).map(|(_, k)| *k).unwrap_or(&[]);
+    let known = |section: &str| {
+        SECTIONS
+            .iter()
+            .find(|(s, _)| *s == section)
+            .map(|(_, k)| *k)
+            .unwrap_or(&[])
+    };
     let mut check = |path: &str, section: &str, table: &config::Map<String, config::Value>| {
         for key in table.keys() {
             if !known(section).contains(&key.as_str()) {
-                let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                problems.push(Problem { key: full, message: "unknown key".into() });
+                let full = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                problems.push(Problem {
+                    key: full,
+                    message: "unknown key".into(),
+                });
             }
         }
     };
     check("", "", root);
-    for (section, _) in SECTIONS.iter().filter(|(s, _)| !s.is_empty() && !s.contains('.')) {
+    for (section, _) in SECTIONS
+        .iter()
+        .filter(|(s, _)| !s.is_empty() && !s.contains('.'))
+    {
         if let Some(config::ValueKind::Table(t)) = root.get(*section).map(|v| &v.kind) {
             check(section, section, t);
         }
@@ -191,8 +230,10 @@ impl Config {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let env: config::Map<String, String> =
-            env.into_iter().filter(|(k, _)| k.starts_with("CAUSEWAY__")).collect();
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("CAUSEWAY__"))
+            .collect();
         let raw = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .add_source(
@@ -203,23 +244,38 @@ impl Config {
                     .source(Some(env)),
             )
             .build()
-            .map_err(|e| ConfigError(vec![Problem { key: path.display().to_string(), message: e.to_string() }]))?;
+            .map_err(|e| {
+                ConfigError(vec![Problem {
+                    key: path.display().to_string(),
+                    message: e.to_string(),
+                }])
+            })?;
         let mut problems = Vec::new();
         let root: config::Map<String, config::Value> = match raw.clone().try_deserialize() {
             Ok(m) => m,
-            Err(e) => return Err(ConfigError(vec![Problem { key: "(file)".into(), message: e.to_string() }])),
+            Err(e) => {
+                return Err(ConfigError(vec![Problem {
+                    key: "(file)".into(),
+                    message: e.to_string(),
+                }]))
+            }
         };
         unknown_keys(&root, &mut problems);
         let config = match raw.try_deserialize::<Config>() {
             Ok(c) => Some(c),
             Err(e) => {
                 if problems.is_empty() {
-                    problems.push(Problem { key: error_key(&e), message: e.to_string() });
+                    problems.push(Problem {
+                        key: error_key(&e),
+                        message: e.to_string(),
+                    });
                 }
                 None
             }
         };
-        let Some(mut config) = config else { return Err(ConfigError(problems)) };
+        let Some(mut config) = config else {
+            return Err(ConfigError(problems));
+        };
         config.validate(&mut problems);
         if problems.is_empty() {
             Ok(config)
@@ -229,11 +285,22 @@ impl Config {
     }
 
     fn validate(&mut self, problems: &mut Vec<Problem>) {
-        let mut p = |key: String, message: &str| problems.push(Problem { key, message: message.into() });
+        let mut p = |key: String, message: &str| {
+            problems.push(Problem {
+                key,
+                message: message.into(),
+            })
+        };
         if self.xmpp.components.is_empty() {
             p("xmpp.components".into(), "at least one component is needed");
         }
-        if self.xmpp.server.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).is_none() {
+        if self
+            .xmpp
+            .server
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .is_none()
+        {
             p("xmpp.server".into(), "must be host:port");
         }
         if self.xmpp.ping_interval_secs == 0 {
@@ -252,13 +319,24 @@ impl Config {
                 (None, Some(f)) => match std::fs::read_to_string(f) {
                     Ok(s) if !s.trim().is_empty() => c.secret = Some(Secret::new(s.trim())),
                     Ok(_) => p(key("secret_file"), "the file is empty"),
-                    Err(e) => p(key("secret_file"), &format!("cannot read {}: {e}", f.display())),
+                    Err(e) => p(
+                        key("secret_file"),
+                        &format!("cannot read {}: {e}", f.display()),
+                    ),
                 },
                 (Some(_), Some(_)) => p(key("secret"), "give secret or secret_file, not both"),
-                _ => p(key("secret"), "missing: the component secret (or secret_file) is required"),
+                _ => p(
+                    key("secret"),
+                    "missing: the component secret (or secret_file) is required",
+                ),
             }
         }
-        let mut domains: Vec<&str> = self.xmpp.components.iter().map(|c| c.domain.as_str()).collect();
+        let mut domains: Vec<&str> = self
+            .xmpp
+            .components
+            .iter()
+            .map(|c| c.domain.as_str())
+            .collect();
         domains.sort_unstable();
         if domains.windows(2).any(|w| w[0] == w[1]) {
             p("xmpp.components".into(), "a domain is listed twice");
@@ -269,7 +347,8 @@ impl Config {
         if self.bridge.portal_queue == 0 {
             p("bridge.portal_queue".into(), "must be at least 1");
         }
-        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
+        {
             p("http.listen".into(), "must be ip:port, or empty to disable");
         }
     }
@@ -283,16 +362,30 @@ impl Config {
         if let Some(d) = &self.xmpp.server_domain {
             return d.clone();
         }
-        let first = self.xmpp.components.first().map(|c| c.domain.as_str()).unwrap_or("localhost");
-        first.split_once('.').map(|(_, rest)| rest.to_string()).unwrap_or_else(|| first.to_string())
+        let first = self
+            .xmpp
+            .components
+            .first()
+            .map(|c| c.domain.as_str())
+            .unwrap_or("localhost");
+        first
+            .split_once('.')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_else(|| first.to_string())
     }
 
     /// A network's own section, for its adapter to deserialise.
-    pub fn network_section<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T, ConfigError> {
+    pub fn network_section<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        name: &str,
+    ) -> Result<T, ConfigError> {
         match self.networks.get(name) {
             None => Ok(T::default()),
             Some(v) => v.clone().try_deserialize().map_err(|e| {
-                ConfigError(vec![Problem { key: format!("networks.{name}"), message: e.to_string() }])
+                ConfigError(vec![Problem {
+                    key: format!("networks.{name}"),
+                    message: e.to_string(),
+                }])
             }),
         }
     }
@@ -301,7 +394,11 @@ impl Config {
 /// The config crate prints "... for key `a.b`": lift the key out for the report.
 fn error_key(e: &config::ConfigError) -> String {
     let s = e.to_string();
-    s.split("for key `").nth(1).and_then(|r| r.split('`').next()).unwrap_or("(config)").to_string()
+    s.split("for key `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .unwrap_or("(config)")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -310,9 +407,15 @@ mod tests {
     use std::io::Write;
 
     fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().expect("tempfile");
+        let mut f = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("tempfile");
         f.write_all(toml.as_bytes()).expect("write");
-        Config::load_with_env(f.path(), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        Config::load_with_env(
+            f.path(),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
     }
 
     const GOOD: &str = r#"
@@ -336,8 +439,14 @@ mod tests {
 
     #[test]
     fn env_overrides_file() {
-        let c = load(GOOD, &[("CAUSEWAY__XMPP__PING_INTERVAL_SECS", "7"), ("CAUSEWAY__STORE__URL", "sqlite::memory:")])
-            .expect("loads");
+        let c = load(
+            GOOD,
+            &[
+                ("CAUSEWAY__XMPP__PING_INTERVAL_SECS", "7"),
+                ("CAUSEWAY__STORE__URL", "sqlite::memory:"),
+            ],
+        )
+        .expect("loads");
         assert_eq!(c.xmpp.ping_interval_secs, 7);
         assert_eq!(c.store.url, "sqlite::memory:");
     }
@@ -345,12 +454,27 @@ mod tests {
     #[test]
     fn every_problem_is_named_by_key() {
         let cases: &[(&str, &[&str])] = &[
-            (&GOOD.replace("secret = \"s3cret\"", ""), &["xmpp.components[0].secret"]),
-            (&GOOD.replace("[xmpp]", "[xmpp]\nbogus = 1"), &["xmpp.bogus"]),
-            (&format!("{GOOD}\n[store]\nurl = \"x\"\nfoo = 2\n[toplevel]\n"), &["store.foo", "toplevel"]),
-            (&GOOD.replace("network = \"demo\"", "network = \"nope\""), &["xmpp.components[0].network"]),
+            (
+                &GOOD.replace("secret = \"s3cret\"", ""),
+                &["xmpp.components[0].secret"],
+            ),
+            (
+                &GOOD.replace("[xmpp]", "[xmpp]\nbogus = 1"),
+                &["xmpp.bogus"],
+            ),
+            (
+                &format!("{GOOD}\n[store]\nurl = \"x\"\nfoo = 2\n[toplevel]\n"),
+                &["store.foo", "toplevel"],
+            ),
+            (
+                &GOOD.replace("network = \"demo\"", "network = \"nope\""),
+                &["xmpp.components[0].network"],
+            ),
             (&GOOD.replace("5347", "x"), &["xmpp.server"]),
-            (&GOOD.replace("[xmpp]", "[xmpp]\nping_interval_secs = \"soon\""), &["xmpp.ping_interval_secs"]),
+            (
+                &GOOD.replace("[xmpp]", "[xmpp]\nping_interval_secs = \"soon\""),
+                &["xmpp.ping_interval_secs"],
+            ),
         ];
         for (toml, keys) in cases {
             let err = load(toml, &[]).expect_err(toml);
@@ -365,7 +489,10 @@ mod tests {
     fn secret_from_file_and_never_in_debug() {
         let mut f = tempfile::NamedTempFile::new().expect("tempfile");
         f.write_all(b"from-file\n").expect("write");
-        let toml = GOOD.replace("secret = \"s3cret\"", &format!("secret_file = {:?}", f.path()));
+        let toml = GOOD.replace(
+            "secret = \"s3cret\"",
+            &format!("secret_file = {:?}", f.path()),
+        );
         let c = load(&toml, &[]).expect("loads");
         let s = c.xmpp.components[0].secret.clone().expect("secret");
         assert_eq!(s.expose(), "from-file");

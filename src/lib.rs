@@ -25,11 +25,20 @@ pub enum RunError {
     #[error("configuration: {0}")]
     Config(#[from] config::ConfigError),
     #[error("store ({url}): {source}")]
-    Store { url: String, source: store::StoreError },
+    Store {
+        url: String,
+        source: store::StoreError,
+    },
     #[error("network {network}: {source}")]
-    Network { network: String, source: causeway_api::NetworkError },
+    Network {
+        network: String,
+        source: causeway_api::NetworkError,
+    },
     #[error("HTTP listener on {addr}: {source}")]
-    Http { addr: String, source: std::io::Error },
+    Http {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Run the gateway until `shutdown` is cancelled, with the networks the config names.
@@ -39,16 +48,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
 }
 
 /// Run with networks built by the caller (tests hold a handle on the demo network).
-pub async fn run_with(config: Config, networks: Vec<Arc<dyn Network>>, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run_with(
+    config: Config,
+    networks: Vec<Arc<dyn Network>>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let store = Store::open(&config.store.url, config.store.max_connections)
         .await
-        .map_err(|source| RunError::Store { url: store::redact_url(&config.store.url), source })?;
+        .map_err(|source| RunError::Store {
+            url: store::redact_url(&config.store.url),
+            source,
+        })?;
     let metrics = Arc::new(Metrics::default());
     let occupant_key = store
         .secret("occupant-id")
         .await
-        .map_err(|source| RunError::Store { url: store::redact_url(&config.store.url), source })?;
-    let by_id: HashMap<String, Arc<dyn Network>> = networks.into_iter().map(|n| (n.id().to_string(), n)).collect();
+        .map_err(|source| RunError::Store {
+            url: store::redact_url(&config.store.url),
+            source,
+        })?;
+    let by_id: HashMap<String, Arc<dyn Network>> = networks
+        .into_iter()
+        .map(|n| (n.id().to_string(), n))
+        .collect();
     let tracker = TaskTracker::new();
     let (inbound_tx, inbound_rx) = mpsc::channel(1024);
 
@@ -57,10 +79,12 @@ pub async fn run_with(config: Config, networks: Vec<Arc<dyn Network>>, shutdown:
     let mut event_queues = Vec::new();
     for c in &config.xmpp.components {
         let Some(network) = by_id.get(&c.network).cloned() else {
-            return Err(RunError::Config(config::ConfigError(vec![config::Problem {
-                key: format!("networks.{}", c.network),
-                message: "this network was not built".into(),
-            }])));
+            return Err(RunError::Config(config::ConfigError(vec![
+                config::Problem {
+                    key: format!("networks.{}", c.network),
+                    message: "this network was not built".into(),
+                },
+            ])));
         };
         metrics.set_connected(&c.domain, false);
         let (link, sender) = xmpp::link(
@@ -83,8 +107,17 @@ pub async fn run_with(config: Config, networks: Vec<Arc<dyn Network>>, shutdown:
         let relay = network
             .connect(&login, EventSink::new(login.login.clone(), ev_tx))
             .await
-            .map_err(|source| RunError::Network { network: c.network.clone(), source })?;
-        nets.push(Arc::new(NetCtx { id: network.id(), network, relay, domain: c.domain.as_str().into(), link: sender }));
+            .map_err(|source| RunError::Network {
+                network: c.network.clone(),
+                source,
+            })?;
+        nets.push(Arc::new(NetCtx {
+            id: network.id(),
+            network,
+            relay,
+            domain: c.domain.as_str().into(),
+            link: sender,
+        }));
         links.push(link);
         event_queues.push((c.network.clone(), ev_rx));
     }
@@ -103,18 +136,37 @@ pub async fn run_with(config: Config, networks: Vec<Arc<dyn Network>>, shutdown:
     if !config.http.listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&config.http.listen)
             .await
-            .map_err(|source| RunError::Http { addr: config.http.listen.clone(), source })?;
-        tracker.spawn(http::serve(listener, http::router(metrics.clone(), store.clone()), shutdown.clone()));
+            .map_err(|source| RunError::Http {
+                addr: config.http.listen.clone(),
+                source,
+            })?;
+        tracker.spawn(http::serve(
+            listener,
+            http::router(metrics.clone(), store.clone()),
+            shutdown.clone(),
+        ));
     }
     for (network, rx) in event_queues {
         let b = bridge.clone();
-        tracker.spawn(async move { b.remote_events(causeway_api::NetworkId::new(network), rx).await });
+        tracker.spawn(async move {
+            b.remote_events(causeway_api::NetworkId::new(network), rx)
+                .await
+        });
     }
-    tracker.spawn(xmpp::dispatch(inbound_rx, bridge.clone(), store.clone(), config.xmpp.max_body_bytes, shutdown.clone()));
+    tracker.spawn(xmpp::dispatch(
+        inbound_rx,
+        bridge.clone(),
+        store.clone(),
+        config.xmpp.max_body_bytes,
+        shutdown.clone(),
+    ));
     for link in links {
         tracker.spawn(link.run(shutdown.clone()));
     }
-    tracing::info!(components = config.xmpp.components.len(), "causeway running");
+    tracing::info!(
+        components = config.xmpp.components.len(),
+        "causeway running"
+    );
 
     shutdown.cancelled().await;
     tracker.close();

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "causeway", version, about = "An XMPP gateway component for Discord and Matrix")]
+#[command(
+    name = "causeway",
+    version,
+    about = "An XMPP gateway component for Discord and Matrix"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,14 +41,17 @@ enum Command {
     },
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<Config> {
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))
 }
 
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 #[tokio::main]
@@ -54,7 +61,11 @@ async fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(c) => match causeway::networks::build(&c) {
                 Ok(_) => {
-                    println!("{}: ok ({} component(s))", config.display(), c.xmpp.components.len());
+                    println!(
+                        "{}: ok ({} component(s))",
+                        config.display(),
+                        c.xmpp.components.len()
+                    );
                     Ok(())
                 }
                 Err(e) => {
@@ -77,14 +88,21 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!("stopping");
                 s.cancel();
             });
-            causeway::run(config, shutdown).await.context("causeway stopped with an error")
+            causeway::run(config, shutdown)
+                .await
+                .context("causeway stopped with an error")
         }
         Command::Migrate { config } => {
             let config = load(&config)?;
             causeway::store::Store::open(&config.store.url, 1)
                 .await
-                .with_context(|| format!("store {}", causeway::store::redact_url(&config.store.url)))?;
-            println!("store {} is up to date", causeway::store::redact_url(&config.store.url));
+                .with_context(|| {
+                    format!("store {}", causeway::store::redact_url(&config.store.url))
+                })?;
+            println!(
+                "store {} is up to date",
+                causeway::store::redact_url(&config.store.url)
+            );
             Ok(())
         }
         Command::Status { config } => {
@@ -92,7 +110,9 @@ async fn main() -> anyhow::Result<()> {
             let store = causeway::store::Store::open(&config.store.url, 1).await?;
             println!("store: {}", causeway::store::redact_url(&config.store.url));
             for c in &config.xmpp.components {
-                let n = store.count_portals(&causeway_api::NetworkId::new(c.network.clone())).await?;
+                let n = store
+                    .count_portals(&causeway_api::NetworkId::new(c.network.clone()))
+                    .await?;
                 println!("component {} ({}): {n} portal(s)", c.domain, c.network);
             }
             println!("puppets: {}", store.count_puppets().await?);
@@ -127,8 +147,13 @@ async fn wait_for_signal() {
 /// A minimal HTTP/1.0 GET, enough to read our own /health.
 async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(std::time::Duration::from_secs(3), tokio::net::TcpStream::connect(addr)).await??;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    let mut s = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await??;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).await?;
     Ok(buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string())

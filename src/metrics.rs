@@ -13,7 +13,14 @@ pub struct Metrics {
 fn labels(pairs: &[(&str, &str)]) -> String {
     let inner: Vec<String> = pairs
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .map(|(k, v)| {
+            format!(
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
+            )
+        })
         .collect();
     inner.join(",")
 }
@@ -30,11 +37,16 @@ impl Metrics {
 
     pub fn get(&self, name: &str, pairs: &[(&str, &str)]) -> u64 {
         let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.get(&(name.to_string(), labels(pairs))).copied().unwrap_or(0)
+        c.get(&(name.to_string(), labels(pairs)))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn set_connected(&self, domain: &str, up: bool) {
-        self.connected.lock().unwrap_or_else(|p| p.into_inner()).insert(domain.to_string(), up);
+        self.connected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(domain.to_string(), up);
     }
 
     /// Every configured stream is up (and at least one is configured).
@@ -44,7 +56,10 @@ impl Metrics {
     }
 
     pub fn connected(&self) -> BTreeMap<String, bool> {
-        self.connected.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.connected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The Prometheus exposition; gauges read elsewhere (outbox depth) are passed in.
@@ -52,10 +67,18 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(out, "# TYPE causeway_stream_connected gauge");
         for (domain, up) in self.connected() {
-            let _ = writeln!(out, "causeway_stream_connected{{{}}} {}", labels(&[("domain", &domain)]), u8::from(up));
+            let _ = writeln!(
+                out,
+                "causeway_stream_connected{{{}}} {}",
+                labels(&[("domain", &domain)]),
+                u8::from(up)
+            );
         }
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = "";
@@ -77,8 +100,15 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.inc("causeway_messages_bridged_total", &[("network", "demo"), ("direction", "to_xmpp")]);
-        m.add("causeway_messages_bridged_total", &[("network", "demo"), ("direction", "to_xmpp")], 2);
+        m.inc(
+            "causeway_messages_bridged_total",
+            &[("network", "demo"), ("direction", "to_xmpp")],
+        );
+        m.add(
+            "causeway_messages_bridged_total",
+            &[("network", "demo"), ("direction", "to_xmpp")],
+            2,
+        );
         m.inc("causeway_errors_total", &[("kind", "a\"b")]);
         m.set_connected("gw.example", true);
         let text = m.render(&[("causeway_outbox_depth", "unacknowledged stanzas", 4)]);

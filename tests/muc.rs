@@ -16,30 +16,63 @@ async fn core_suite(kind: Kind) {
 
     // discovery: the gateway's identities and features, then its rooms
     juliet.send_xml(&format!("<iq xmlns='jabber:client' type='get' id='d1' to='{DOMAIN}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")).await;
-    let info = juliet.expect("disco#info", SEC, |e| e.attr("id") == Some("d1")).await;
+    let info = juliet
+        .expect("disco#info", SEC, |e| e.attr("id") == Some("d1"))
+        .await;
     let xml = String::from(&info);
-    for needle in ["category='gateway'", "type='demo'", "category='conference'", "jid\\20escaping", "urn:xmpp:occupant-id:0"] {
+    for needle in [
+        "category='gateway'",
+        "type='demo'",
+        "category='conference'",
+        "jid\\20escaping",
+        "urn:xmpp:occupant-id:0",
+    ] {
         assert!(xml.contains(needle), "disco#info lacks {needle}: {xml}");
     }
     juliet.send_xml(&format!("<iq xmlns='jabber:client' type='get' id='d2' to='{DOMAIN}'><query xmlns='http://jabber.org/protocol/disco#items'><set xmlns='http://jabber.org/protocol/rsm'><max>1</max></set></query></iq>")).await;
-    let page = String::from(&juliet.expect("disco#items page 1", SEC, |e| e.attr("id") == Some("d2")).await);
-    assert!(page.contains(&format!("lobby@{DOMAIN}")) && !page.contains("random@"), "first page: {page}");
+    let page = String::from(
+        &juliet
+            .expect("disco#items page 1", SEC, |e| e.attr("id") == Some("d2"))
+            .await,
+    );
+    assert!(
+        page.contains(&format!("lobby@{DOMAIN}")) && !page.contains("random@"),
+        "first page: {page}"
+    );
     assert!(page.contains("<count>2</count>"), "count: {page}");
     juliet.send_xml(&format!("<iq xmlns='jabber:client' type='get' id='d3' to='{DOMAIN}'><query xmlns='http://jabber.org/protocol/disco#items'><set xmlns='http://jabber.org/protocol/rsm'><max>1</max><after>lobby</after></set></query></iq>")).await;
-    let page2 = String::from(&juliet.expect("disco#items page 2", SEC, |e| e.attr("id") == Some("d3")).await);
-    assert!(page2.contains(&format!("random@{DOMAIN}")), "second page: {page2}");
+    let page2 = String::from(
+        &juliet
+            .expect("disco#items page 2", SEC, |e| e.attr("id") == Some("d3"))
+            .await,
+    );
+    assert!(
+        page2.contains(&format!("random@{DOMAIN}")),
+        "second page: {page2}"
+    );
 
     // a remote message before anyone joined, to come back as history
-    let early = gw.demo.inject_message("lobby", "alice", "before you came").await;
+    let early = gw
+        .demo
+        .inject_message("lobby", "alice", "before you came")
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     // join: other occupants first, then self-presence (110, with the join's id), history, subject
     let room = format!("lobby@{DOMAIN}");
     juliet.send_xml(&format!("<presence xmlns='jabber:client' id='join1' to='{room}/Juliet'><x xmlns='http://jabber.org/protocol/muc'/></presence>")).await;
-    let own = juliet.expect("self-presence", SEC, |e| e.name() == "presence" && statuses(e).contains(&"110".to_string())).await;
+    let own = juliet
+        .expect("self-presence", SEC, |e| {
+            e.name() == "presence" && statuses(e).contains(&"110".to_string())
+        })
+        .await;
     assert_eq!(own.attr("id"), Some("join1"));
-    assert!(statuses(&own).contains(&"100".to_string()) && statuses(&own).contains(&"170".to_string()));
-    assert!(own.get_child("occupant-id", "urn:xmpp:occupant-id:0").is_some());
+    assert!(
+        statuses(&own).contains(&"100".to_string()) && statuses(&own).contains(&"170".to_string())
+    );
+    assert!(own
+        .get_child("occupant-id", "urn:xmpp:occupant-id:0")
+        .is_some());
     let before: Vec<String> = juliet
         .inbox
         .iter()
@@ -47,60 +80,163 @@ async fn core_suite(kind: Kind) {
         .filter_map(|e| e.attr("from").map(String::from))
         .collect();
     for nick in ["Alice", "Bob", "Demo Bot"] {
-        assert!(before.contains(&format!("{room}/{nick}")), "{nick} not announced before self-presence: {before:?}");
+        assert!(
+            before.contains(&format!("{room}/{nick}")),
+            "{nick} not announced before self-presence: {before:?}"
+        );
     }
-    let hist = juliet.expect("history", SEC, |e| body(e).as_deref() == Some("before you came")).await;
-    assert!(hist.get_child("delay", "urn:xmpp:delay").is_some(), "history without delay");
-    assert_eq!(hist.get_child("stanza-id", "urn:xmpp:sid:0").and_then(|s| s.attr("id")), Some(early.as_str()));
-    juliet.expect("subject", SEC, |e| e.get_child("subject", "jabber:client").is_some()).await;
+    let hist = juliet
+        .expect("history", SEC, |e| {
+            body(e).as_deref() == Some("before you came")
+        })
+        .await;
+    assert!(
+        hist.get_child("delay", "urn:xmpp:delay").is_some(),
+        "history without delay"
+    );
+    assert_eq!(
+        hist.get_child("stanza-id", "urn:xmpp:sid:0")
+            .and_then(|s| s.attr("id")),
+        Some(early.as_str())
+    );
+    juliet
+        .expect("subject", SEC, |e| {
+            e.get_child("subject", "jabber:client").is_some()
+        })
+        .await;
 
     // send: reflected with our id, a stanza-id and an occupant-id; then the bot answers
     juliet.send_xml(&format!("<message xmlns='jabber:client' type='groupchat' id='m1' to='{room}'><body>hello</body></message>")).await;
-    let echo = juliet.expect("reflection", SEC, |e| e.attr("id") == Some("m1") && body(e).is_some()).await;
+    let echo = juliet
+        .expect("reflection", SEC, |e| {
+            e.attr("id") == Some("m1") && body(e).is_some()
+        })
+        .await;
     assert_eq!(echo.attr("from"), Some(format!("{room}/Juliet").as_str()));
-    let sid = echo.get_child("stanza-id", "urn:xmpp:sid:0").expect("stanza-id");
+    let sid = echo
+        .get_child("stanza-id", "urn:xmpp:sid:0")
+        .expect("stanza-id");
     assert_eq!(sid.attr("by"), Some(room.as_str()));
-    assert!(echo.get_child("occupant-id", "urn:xmpp:occupant-id:0").is_some());
-    let answer = juliet.expect("bot answer", SEC, |e| body(e).as_deref() == Some("echo: hello")).await;
-    assert_eq!(answer.attr("from"), Some(format!("{room}/Demo Bot").as_str()));
+    assert!(echo
+        .get_child("occupant-id", "urn:xmpp:occupant-id:0")
+        .is_some());
+    let answer = juliet
+        .expect("bot answer", SEC, |e| {
+            body(e).as_deref() == Some("echo: hello")
+        })
+        .await;
+    assert_eq!(
+        answer.attr("from"),
+        Some(format!("{room}/Demo Bot").as_str())
+    );
     let sent = gw.demo.sent();
-    assert_eq!(sent.last().map(|m| (m.content.text.as_str(), m.persona.as_ref().map(|p| p.nick.as_str()))), Some(("hello", Some("Juliet"))));
+    assert_eq!(
+        sent.last().map(|m| (
+            m.content.text.as_str(),
+            m.persona.as_ref().map(|p| p.nick.as_str())
+        )),
+        Some(("hello", Some("Juliet")))
+    );
 
     // a second user: nick conflict, then a free nick; both see each other
     let mut romeo = XmppClient::connect(&server, "romeo", "street").await;
-    romeo.send_xml(&format!("<presence xmlns='jabber:client' id='j2' to='{room}/juliet'/>")).await;
-    let conflict = romeo.expect("nick conflict", SEC, |e| e.attr("id") == Some("j2")).await;
+    romeo
+        .send_xml(&format!(
+            "<presence xmlns='jabber:client' id='j2' to='{room}/juliet'/>"
+        ))
+        .await;
+    let conflict = romeo
+        .expect("nick conflict", SEC, |e| e.attr("id") == Some("j2"))
+        .await;
     assert_eq!(error_condition(&conflict).as_deref(), Some("conflict"));
     romeo.send_xml(&format!("<presence xmlns='jabber:client' id='j3' to='{room}/Romeo'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")).await;
-    romeo.expect("romeo self-presence", SEC, |e| e.attr("id") == Some("j3")).await;
-    assert!(!romeo.drain(std::time::Duration::from_millis(500)).await.iter().any(|e| body(e).is_some()), "history sent despite maxstanzas=0");
-    juliet.expect("romeo joined", SEC, |e| e.attr("from") == Some(format!("{room}/Romeo").as_str())).await;
+    romeo
+        .expect("romeo self-presence", SEC, |e| e.attr("id") == Some("j3"))
+        .await;
+    assert!(
+        !romeo
+            .drain(std::time::Duration::from_millis(500))
+            .await
+            .iter()
+            .any(|e| body(e).is_some()),
+        "history sent despite maxstanzas=0"
+    );
+    juliet
+        .expect("romeo joined", SEC, |e| {
+            e.attr("from") == Some(format!("{room}/Romeo").as_str())
+        })
+        .await;
 
     // a remote message reaches every occupant
-    let rid = gw.demo.inject_message("lobby", "bob", "from the remote side").await;
+    let rid = gw
+        .demo
+        .inject_message("lobby", "bob", "from the remote side")
+        .await;
     for c in [&mut juliet, &mut romeo] {
-        let m = c.expect("remote message", SEC, |e| body(e).as_deref() == Some("from the remote side")).await;
+        let m = c
+            .expect("remote message", SEC, |e| {
+                body(e).as_deref() == Some("from the remote side")
+            })
+            .await;
         assert_eq!(m.attr("id"), Some(rid.as_str()));
         assert_eq!(m.attr("from"), Some(format!("{room}/Bob").as_str()));
-        assert!(m.get_child("occupant-id", "urn:xmpp:occupant-id:0").is_some());
+        assert!(m
+            .get_child("occupant-id", "urn:xmpp:occupant-id:0")
+            .is_some());
     }
 
     // nick change: 303 then the new presence
-    romeo.send_xml(&format!("<presence xmlns='jabber:client' to='{room}/Montague'/>")).await;
-    let gone = juliet.expect("nick change", SEC, |e| statuses(e).contains(&"303".to_string())).await;
-    assert_eq!(gone.get_child("x", MUC_USER).and_then(|x| x.get_child("item", MUC_USER)).and_then(|i| i.attr("nick")), Some("Montague"));
+    romeo
+        .send_xml(&format!(
+            "<presence xmlns='jabber:client' to='{room}/Montague'/>"
+        ))
+        .await;
+    let gone = juliet
+        .expect("nick change", SEC, |e| {
+            statuses(e).contains(&"303".to_string())
+        })
+        .await;
+    assert_eq!(
+        gone.get_child("x", MUC_USER)
+            .and_then(|x| x.get_child("item", MUC_USER))
+            .and_then(|i| i.attr("nick")),
+        Some("Montague")
+    );
 
     // XEP-0410 self-ping: joined answers result, a stranger gets not-acceptable
     juliet.send_xml(&format!("<iq xmlns='jabber:client' type='get' id='p1' to='{room}/Juliet'><ping xmlns='urn:xmpp:ping'/></iq>")).await;
-    assert_eq!(juliet.expect("self-ping", SEC, |e| e.attr("id") == Some("p1")).await.attr("type"), Some("result"));
+    assert_eq!(
+        juliet
+            .expect("self-ping", SEC, |e| e.attr("id") == Some("p1"))
+            .await
+            .attr("type"),
+        Some("result")
+    );
     let mut nurse = XmppClient::connect(&server, "nurse", "x").await;
     nurse.send_xml(&format!("<iq xmlns='jabber:client' type='get' id='p2' to='{room}/Juliet'><ping xmlns='urn:xmpp:ping'/></iq>")).await;
-    assert_eq!(error_condition(&nurse.expect("stranger ping", SEC, |e| e.attr("id") == Some("p2")).await).as_deref(), Some("not-acceptable"));
+    assert_eq!(
+        error_condition(
+            &nurse
+                .expect("stranger ping", SEC, |e| e.attr("id") == Some("p2"))
+                .await
+        )
+        .as_deref(),
+        Some("not-acceptable")
+    );
 
     // room disco#info with the roominfo form
     nurse.send_xml(&format!("<iq xmlns='jabber:client' type='get' id='ri' to='{room}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")).await;
-    let ri = String::from(&nurse.expect("room info", SEC, |e| e.attr("id") == Some("ri")).await);
-    for needle in ["muc#roominfo", "muc_nonanonymous", "muc#stable_id", "muc#roominfo_occupants"] {
+    let ri = String::from(
+        &nurse
+            .expect("room info", SEC, |e| e.attr("id") == Some("ri"))
+            .await,
+    );
+    for needle in [
+        "muc#roominfo",
+        "muc_nonanonymous",
+        "muc#stable_id",
+        "muc#roominfo_occupants",
+    ] {
         assert!(ri.contains(needle), "room info lacks {needle}: {ri}");
     }
 
@@ -117,32 +253,71 @@ async fn core_suite(kind: Kind) {
     }
     for (i, (_, want)) in cases.iter().enumerate() {
         let id = format!("e{}", i + 1);
-        let e = nurse.expect(&id, SEC, |e| e.attr("id") == Some(id.as_str())).await;
-        assert_eq!(error_condition(&e).as_deref(), Some(*want), "{id}: {}", String::from(&e));
+        let e = nurse
+            .expect(&id, SEC, |e| e.attr("id") == Some(id.as_str()))
+            .await;
+        assert_eq!(
+            error_condition(&e).as_deref(),
+            Some(*want),
+            "{id}: {}",
+            String::from(&e)
+        );
     }
 
     // a refusal by the network becomes an error to the sender, nothing is reflected
-    gw.demo.fail_next_send(causeway_api::NetworkError::Forbidden("slow mode".into()));
+    gw.demo
+        .fail_next_send(causeway_api::NetworkError::Forbidden("slow mode".into()));
     juliet.send_xml(&format!("<message xmlns='jabber:client' type='groupchat' id='f1' to='{room}'><body>refused</body></message>")).await;
-    let f = juliet.expect("refusal", SEC, |e| e.attr("id") == Some("f1")).await;
+    let f = juliet
+        .expect("refusal", SEC, |e| e.attr("id") == Some("f1"))
+        .await;
     assert_eq!(f.attr("type"), Some("error"));
     assert_eq!(error_condition(&f).as_deref(), Some("forbidden"));
 
     // 1:1 with a puppet reaches the network and the answer comes back from the puppet's JID
     juliet.send_xml(&format!("<message xmlns='jabber:client' type='chat' id='dm1' to='alice@{DOMAIN}'><body>psst</body></message>")).await;
-    let dm = juliet.expect("dm answer", SEC, |e| body(e).as_deref() == Some("echo: psst")).await;
-    assert_eq!(dm.attr("from").map(|f| f.split('/').next().unwrap_or_default().to_string()), Some(format!("alice@{DOMAIN}")));
+    let dm = juliet
+        .expect("dm answer", SEC, |e| {
+            body(e).as_deref() == Some("echo: psst")
+        })
+        .await;
+    assert_eq!(
+        dm.attr("from")
+            .map(|f| f.split('/').next().unwrap_or_default().to_string()),
+        Some(format!("alice@{DOMAIN}"))
+    );
 
     // leave: self-unavailable with 110
-    juliet.send_xml(&format!("<presence xmlns='jabber:client' type='unavailable' to='{room}/Juliet'/>")).await;
-    let left = juliet.expect("leave", SEC, |e| e.attr("type") == Some("unavailable") && statuses(e).contains(&"110".to_string())).await;
+    juliet
+        .send_xml(&format!(
+            "<presence xmlns='jabber:client' type='unavailable' to='{room}/Juliet'/>"
+        ))
+        .await;
+    let left = juliet
+        .expect("leave", SEC, |e| {
+            e.attr("type") == Some("unavailable") && statuses(e).contains(&"110".to_string())
+        })
+        .await;
     assert_eq!(left.attr("from"), Some(format!("{room}/Juliet").as_str()));
 
     // metrics counted the traffic
     let (_, metrics) = gw.http_get("/metrics").await;
-    assert!(metrics.lines().any(|l| l.starts_with("causeway_messages_bridged_total{network=\"demo\",direction=\"to_xmpp\"}")), "{metrics}");
-    assert!(metrics.lines().any(|l| l.starts_with("causeway_messages_bridged_total{network=\"demo\",direction=\"to_remote\"}")), "{metrics}");
-    assert!(metrics.contains("causeway_stream_connected{domain=\"demo.localhost\"} 1"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "causeway_messages_bridged_total{network=\"demo\",direction=\"to_xmpp\"}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "causeway_messages_bridged_total{network=\"demo\",direction=\"to_remote\"}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("causeway_stream_connected{domain=\"demo.localhost\"} 1"),
+        "{metrics}"
+    );
     let _ = me;
     gw.stop().await;
 }

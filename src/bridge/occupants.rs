@@ -32,16 +32,24 @@ impl Occupants {
         if let Some(o) = self.xmpp.values().find(|o| o.nick.to_lowercase() == folded) {
             return Some(Ok(o.bare.as_str()));
         }
-        self.remote.values().any(|r| r.nick.to_lowercase() == folded).then_some(Err(()))
+        self.remote
+            .values()
+            .any(|r| r.nick.to_lowercase() == folded)
+            .then_some(Err(()))
     }
 
     pub fn by_session(&self, full: &str) -> Option<&XmppOccupant> {
-        self.xmpp.get(super::super::xmpp::bare(full)).filter(|o| o.sessions.contains(full))
+        self.xmpp
+            .get(super::super::xmpp::bare(full))
+            .filter(|o| o.sessions.contains(full))
     }
 
     /// Every XMPP session in the room.
     pub fn sessions(&self) -> Vec<String> {
-        self.xmpp.values().flat_map(|o| o.sessions.iter().cloned()).collect()
+        self.xmpp
+            .values()
+            .flat_map(|o| o.sessions.iter().cloned())
+            .collect()
     }
 
     pub fn count(&self) -> usize {
@@ -51,7 +59,11 @@ impl Occupants {
     /// A free nick for a remote user: the display name, else "name (id)", else numbered.
     pub fn free_nick(&self, display: &str, id: &str) -> String {
         let base = display.trim().replace('/', "∕");
-        let base = if base.is_empty() { id.to_string() } else { base };
+        let base = if base.is_empty() {
+            id.to_string()
+        } else {
+            base
+        };
         if self.holder(&base).is_none() {
             return base;
         }
@@ -59,7 +71,10 @@ impl Occupants {
         if self.holder(&with_id).is_none() {
             return with_id;
         }
-        (2..).map(|n| format!("{with_id} {n}")).find(|n| self.holder(n).is_none()).unwrap_or(with_id)
+        (2..)
+            .map(|n| format!("{with_id} {n}"))
+            .find(|n| self.holder(n).is_none())
+            .unwrap_or(with_id)
     }
 }
 
@@ -72,10 +87,20 @@ mod tests {
         let mut o = Occupants::default();
         o.xmpp.insert(
             "j@x".into(),
-            XmppOccupant { bare: "j@x".into(), nick: "Alice".into(), sessions: ["j@x/a".to_string()].into() },
+            XmppOccupant {
+                bare: "j@x".into(),
+                nick: "Alice".into(),
+                sessions: ["j@x/a".to_string()].into(),
+            },
         );
         assert_eq!(o.free_nick("alice", "u1"), "alice (u1)");
-        o.remote.insert(RemoteUserId::new("u1"), RemoteOccupant { nick: "alice (u1)".into(), jid: "u1@gw".into() });
+        o.remote.insert(
+            RemoteUserId::new("u1"),
+            RemoteOccupant {
+                nick: "alice (u1)".into(),
+                jid: "u1@gw".into(),
+            },
+        );
         assert_eq!(o.free_nick("ALICE", "u1"), "ALICE (u1) 2");
         assert_eq!(o.free_nick("  ", "u9"), "u9");
         assert_eq!(o.free_nick("a/b", "u3"), "a∕b");

@@ -2,11 +2,13 @@
 //! their order. It maps ids through the store, stores each message before anything about it
 //! goes out, and keeps the room's occupants.
 
+use super::occupant_id;
 use super::occupants::{Occupants, RemoteOccupant, XmppOccupant};
 use super::router::{NetCtx, Shared};
-use super::occupant_id;
 use crate::store::{MessageRow, PortalRow};
-use crate::xmpp::outbound::{self as out, Condition, ErrorReply, OccupantPresence, Outgoing, RoomMessage};
+use crate::xmpp::outbound::{
+    self as out, Condition, ErrorReply, OccupantPresence, Outgoing, RoomMessage,
+};
 use crate::xmpp::{self, set_attr, XmppEvent};
 use causeway_api::*;
 use std::collections::{HashSet, VecDeque};
@@ -37,7 +39,15 @@ pub struct Portal {
 impl Portal {
     pub fn new(row: PortalRow, net: Arc<NetCtx>, shared: Arc<Shared>) -> Portal {
         let room_jid = format!("{}@{}", row.jid_local, net.domain);
-        Portal { row, room_jid, net, shared, occ: Occupants::default(), txns: HashSet::new(), txn_order: VecDeque::new() }
+        Portal {
+            row,
+            room_jid,
+            net,
+            shared,
+            occ: Occupants::default(),
+            txns: HashSet::new(),
+            txn_order: VecDeque::new(),
+        }
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<PortalInput>, shutdown: CancellationToken) {
@@ -85,15 +95,24 @@ impl Portal {
                     self.add_member(&m).await;
                 }
             }
-            Err(e) => tracing::warn!(network = %self.net.id, room = %self.row.key.room, "no member list: {e}"),
+            Err(e) => {
+                tracing::warn!(network = %self.net.id, room = %self.row.key.room, "no member list: {e}")
+            }
         }
     }
 
     /// After downtime: what the network produced since the cursor, in order, before live traffic.
     async fn catch_up(&mut self) {
-        let Ok(Some(mut cursor)) = self.shared.store.cursor(self.row.id).await else { return };
+        let Ok(Some(mut cursor)) = self.shared.store.cursor(self.row.id).await else {
+            return;
+        };
         loop {
-            let page = match self.net.relay.history(&self.row.key, Some(&cursor), CATCH_UP_PAGE).await {
+            let page = match self
+                .net
+                .relay
+                .history(&self.row.key, Some(&cursor), CATCH_UP_PAGE)
+                .await
+            {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(network = %self.net.id, room = %self.row.key.room, "catch-up failed: {e}");
@@ -119,7 +138,12 @@ impl Portal {
             return m.nick.clone();
         }
         let jid_local = xmpp::encode_local(user.id.as_str());
-        if let Err(e) = self.shared.store.upsert_puppet(&self.net.id, user, &jid_local).await {
+        if let Err(e) = self
+            .shared
+            .store
+            .upsert_puppet(&self.net.id, user, &jid_local)
+            .await
+        {
             tracing::warn!(network = %self.net.id, user = %user.id, "puppet not stored: {e}");
         }
         let nick = self.occ.free_nick(&user.display_name, user.id.as_str());
@@ -130,12 +154,25 @@ impl Portal {
             .into_iter()
             .map(|to| self.member_presence(&nick, &jid, &user.id, &to, false))
             .collect();
-        self.occ.remote.insert(user.id.clone(), RemoteOccupant { nick: nick.clone(), jid });
+        self.occ.remote.insert(
+            user.id.clone(),
+            RemoteOccupant {
+                nick: nick.clone(),
+                jid,
+            },
+        );
         self.send(presences).await;
         nick
     }
 
-    fn member_presence(&self, nick: &str, jid: &str, user: &RemoteUserId, to: &str, gone: bool) -> Outgoing {
+    fn member_presence(
+        &self,
+        nick: &str,
+        jid: &str,
+        user: &RemoteUserId,
+        to: &str,
+        gone: bool,
+    ) -> Outgoing {
         out::occupant_presence(&OccupantPresence {
             room: self.room_jid.clone(),
             nick: nick.to_string(),
@@ -149,7 +186,13 @@ impl Portal {
         })
     }
 
-    fn xmpp_presence(&self, o: &XmppOccupant, to: &str, statuses: Vec<u16>, gone: bool) -> Outgoing {
+    fn xmpp_presence(
+        &self,
+        o: &XmppOccupant,
+        to: &str,
+        statuses: Vec<u16>,
+        gone: bool,
+    ) -> Outgoing {
         out::occupant_presence(&OccupantPresence {
             room: self.room_jid.clone(),
             nick: o.nick.clone(),
@@ -170,7 +213,12 @@ impl Portal {
         }
         let info = match self.net.relay.user_info(user).await {
             Ok(i) => i,
-            Err(_) => UserInfo { id: user.clone(), display_name: user.to_string(), avatar_url: None, is_bot: false },
+            Err(_) => UserInfo {
+                id: user.clone(),
+                display_name: user.to_string(),
+                avatar_url: None,
+                is_bot: false,
+            },
         };
         self.add_member(&info).await
     }
@@ -187,11 +235,20 @@ impl Portal {
 
     async fn on_remote(&mut self, ev: RemoteEvent) {
         match ev.kind {
-            RemoteEventKind::Message { id, content, reply_to, txn } => {
+            RemoteEventKind::Message {
+                id,
+                content,
+                reply_to,
+                txn,
+            } => {
                 if txn.as_ref().is_some_and(|t| self.txns.contains(t)) {
                     return; // our own echo
                 }
-                let nick = if self.row.kind == RoomKind::Direct { ev.sender.to_string() } else { self.sender_nick(&ev.sender).await };
+                let nick = if self.row.kind == RoomKind::Direct {
+                    ev.sender.to_string()
+                } else {
+                    self.sender_nick(&ev.sender).await
+                };
                 let row = MessageRow {
                     portal_id: self.row.id,
                     remote_id: id.clone(),
@@ -211,13 +268,22 @@ impl Portal {
                     Ok(_) => return, // delivered before: drop the duplicate
                     Err(e) => {
                         tracing::error!(network = %self.net.id, room = %self.row.key.room, remote_id = %id, "message not stored, not delivered: {e}");
-                        self.shared.metrics.inc("causeway_errors_total", &[("kind", "store")]);
+                        self.shared
+                            .metrics
+                            .inc("causeway_errors_total", &[("kind", "store")]);
                         return;
                     }
                 }
                 let stanzas = if self.row.kind == RoomKind::Direct {
-                    let Some(owner) = self.row.xmpp_user.clone() else { return };
-                    vec![out::chat_message(&self.puppet_jid(&ev.sender), &owner, id.as_str(), &content.text)]
+                    let Some(owner) = self.row.xmpp_user.clone() else {
+                        return;
+                    };
+                    vec![out::chat_message(
+                        &self.puppet_jid(&ev.sender),
+                        &owner,
+                        id.as_str(),
+                        &content.text,
+                    )]
                 } else {
                     let oid = self.oid(&format!("remote:{}", ev.sender));
                     self.occ
@@ -239,13 +305,21 @@ impl Portal {
                         .collect()
                 };
                 self.send(stanzas).await;
-                self.shared.metrics.inc("causeway_messages_bridged_total", &[("network", self.net.id.as_str()), ("direction", "to_xmpp")]);
+                self.shared.metrics.inc(
+                    "causeway_messages_bridged_total",
+                    &[("network", self.net.id.as_str()), ("direction", "to_xmpp")],
+                );
             }
             RemoteEventKind::Membership { user, joined } => {
                 if joined {
                     self.add_member(&user).await;
                 } else if let Some(m) = self.occ.remote.remove(&user.id) {
-                    let items = self.occ.sessions().iter().map(|to| self.member_presence(&m.nick, &m.jid, &user.id, to, true)).collect();
+                    let items = self
+                        .occ
+                        .sessions()
+                        .iter()
+                        .map(|to| self.member_presence(&m.nick, &m.jid, &user.id, to, true))
+                        .collect();
                     self.send(items).await;
                 }
             }
@@ -258,7 +332,12 @@ impl Portal {
                 }
                 if topic_changed {
                     let subject = self.row.topic.clone().unwrap_or_default();
-                    let items = self.occ.sessions().iter().map(|to| out::room_subject(&self.room_jid, to, &subject)).collect();
+                    let items = self
+                        .occ
+                        .sessions()
+                        .iter()
+                        .map(|to| out::room_subject(&self.room_jid, to, &subject))
+                        .collect();
                     self.send(items).await;
                 }
             }
@@ -268,10 +347,20 @@ impl Portal {
         }
     }
 
-    fn error(&self, kind: &'static str, to: &str, from: Option<&str>, id: Option<&str>, condition: Condition, text: Option<String>) -> Outgoing {
+    fn error(
+        &self,
+        kind: &'static str,
+        to: &str,
+        from: Option<&str>,
+        id: Option<&str>,
+        condition: Condition,
+        text: Option<String>,
+    ) -> Outgoing {
         out::error_reply(&ErrorReply {
             kind,
-            from: from.map(String::from).unwrap_or_else(|| self.room_jid.clone()),
+            from: from
+                .map(String::from)
+                .unwrap_or_else(|| self.room_jid.clone()),
             to: to.to_string(),
             id: id.map(String::from),
             condition,
@@ -281,7 +370,13 @@ impl Portal {
 
     async fn on_xmpp(&mut self, ev: XmppEvent) {
         match ev {
-            XmppEvent::Join { from, nick, id, history, .. } => self.join(from, nick, id, history).await,
+            XmppEvent::Join {
+                from,
+                nick,
+                id,
+                history,
+                ..
+            } => self.join(from, nick, id, history).await,
             XmppEvent::Leave { from, .. } => self.leave(&from, vec![110]).await,
             XmppEvent::OccupantError { from, .. } => {
                 if self.occ.by_session(&from).is_some() {
@@ -293,7 +388,14 @@ impl Portal {
                 let room_nick = format!("{}/{}", self.room_jid, nick);
                 let reply = match self.occ.by_session(&from) {
                     Some(o) if o.nick == nick => out::iq_result(&room_nick, &from, &id, None),
-                    _ => self.error("iq", &from, Some(&room_nick), Some(&id), Condition::NotAcceptable, None),
+                    _ => self.error(
+                        "iq",
+                        &from,
+                        Some(&room_nick),
+                        Some(&id),
+                        Condition::NotAcceptable,
+                        None,
+                    ),
                 };
                 self.send(vec![reply]).await;
             }
@@ -305,14 +407,38 @@ impl Portal {
                 };
                 self.send(vec![reply]).await;
             }
-            XmppEvent::Groupchat { from, id, origin_id, body, .. } => self.groupchat(from, id, origin_id, body).await,
-            XmppEvent::Direct { from, id, body, user } => self.direct(from, id, body, user).await,
+            XmppEvent::Groupchat {
+                from,
+                id,
+                origin_id,
+                body,
+                ..
+            } => self.groupchat(from, id, origin_id, body).await,
+            XmppEvent::Direct {
+                from,
+                id,
+                body,
+                user,
+            } => self.direct(from, id, body, user).await,
         }
     }
 
-    async fn join(&mut self, from: String, nick: String, id: Option<String>, history: Option<usize>) {
+    async fn join(
+        &mut self,
+        from: String,
+        nick: String,
+        id: Option<String>,
+        history: Option<usize>,
+    ) {
         if self.row.kind == RoomKind::Direct {
-            let e = self.error("presence", &from, None, id.as_deref(), Condition::ItemNotFound, None);
+            let e = self.error(
+                "presence",
+                &from,
+                None,
+                id.as_deref(),
+                Condition::ItemNotFound,
+                None,
+            );
             return self.send(vec![e]).await;
         }
         let bare = xmpp::bare(&from).to_string();
@@ -321,7 +447,14 @@ impl Portal {
             Some(Ok(holder)) if holder == bare => {}
             None => {}
             Some(_) => {
-                let e = self.error("presence", &from, Some(&room_nick), id.as_deref(), Condition::Conflict, Some("that nickname is taken".into()));
+                let e = self.error(
+                    "presence",
+                    &from,
+                    Some(&room_nick),
+                    id.as_deref(),
+                    Condition::Conflict,
+                    Some("that nickname is taken".into()),
+                );
                 return self.send(vec![e]).await;
             }
         }
@@ -351,7 +484,11 @@ impl Portal {
                     p.unavailable = false;
                     p.nick = nick.clone();
                     p.new_nick = None;
-                    p.statuses = if o.sessions.contains(&to) { vec![110] } else { vec![] };
+                    p.statuses = if o.sessions.contains(&to) {
+                        vec![110]
+                    } else {
+                        vec![]
+                    };
                     if p.statuses.contains(&110) {
                         p.id = id.clone();
                     }
@@ -376,7 +513,11 @@ impl Portal {
             .occ
             .xmpp
             .entry(bare.clone())
-            .or_insert_with(|| XmppOccupant { bare: bare.clone(), nick: nick.clone(), sessions: Default::default() });
+            .or_insert_with(|| XmppOccupant {
+                bare: bare.clone(),
+                nick: nick.clone(),
+                sessions: Default::default(),
+            });
         occ.sessions.insert(from.clone());
         let me = occ.clone();
 
@@ -390,7 +531,12 @@ impl Portal {
         }
         // the newcomer's presence to everyone else
         if is_new_occupant {
-            for to in self.occ.sessions().into_iter().filter(|s| xmpp::bare(s) != bare) {
+            for to in self
+                .occ
+                .sessions()
+                .into_iter()
+                .filter(|s| xmpp::bare(s) != bare)
+            {
                 items.push(self.xmpp_presence(&me, &to, vec![], false));
             }
         }
@@ -401,12 +547,23 @@ impl Portal {
         }
         items.push(own);
         // 3. history
-        let want = history.unwrap_or(self.shared.config.history_on_join).min(self.shared.config.history_on_join);
+        let want = history
+            .unwrap_or(self.shared.config.history_on_join)
+            .min(self.shared.config.history_on_join);
         if want > 0 {
-            match self.shared.store.recent_messages(self.row.id, want as i64).await {
+            match self
+                .shared
+                .store
+                .recent_messages(self.row.id, want as i64)
+                .await
+            {
                 Ok(rows) => {
                     for m in rows {
-                        let who = if m.from_xmpp { format!("xmpp:{}", m.sender) } else { format!("remote:{}", m.sender) };
+                        let who = if m.from_xmpp {
+                            format!("xmpp:{}", m.sender)
+                        } else {
+                            format!("remote:{}", m.sender)
+                        };
                         items.push(out::room_message(&RoomMessage {
                             room: self.room_jid.clone(),
                             nick: m.sender_nick.clone(),
@@ -424,13 +581,19 @@ impl Portal {
             }
         }
         // 4. subject
-        items.push(out::room_subject(&self.room_jid, &from, self.row.topic.as_deref().unwrap_or("")));
+        items.push(out::room_subject(
+            &self.room_jid,
+            &from,
+            self.row.topic.as_deref().unwrap_or(""),
+        ));
         self.send(items).await;
     }
 
     async fn leave(&mut self, from: &str, codes: Vec<u16>) {
         let bare = xmpp::bare(from).to_string();
-        let Some(o) = self.occ.xmpp.get_mut(&bare) else { return };
+        let Some(o) = self.occ.xmpp.get_mut(&bare) else {
+            return;
+        };
         if !o.sessions.remove(from) {
             return;
         }
@@ -451,9 +614,22 @@ impl Portal {
         self.send(items).await;
     }
 
-    async fn groupchat(&mut self, from: String, id: Option<String>, origin_id: Option<String>, body: String) {
+    async fn groupchat(
+        &mut self,
+        from: String,
+        id: Option<String>,
+        origin_id: Option<String>,
+        body: String,
+    ) {
         let Some(me) = self.occ.by_session(&from).cloned() else {
-            let e = self.error("message", &from, None, id.as_deref(), Condition::NotAcceptable, Some("join the room before sending to it".into()));
+            let e = self.error(
+                "message",
+                &from,
+                None,
+                id.as_deref(),
+                Condition::NotAcceptable,
+                Some("join the room before sending to it".into()),
+            );
             return self.send(vec![e]).await;
         };
         let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
@@ -463,7 +639,11 @@ impl Portal {
             txn,
             content: Content::text(body.clone()),
             reply_to: None,
-            persona: Some(Persona { nick: me.nick.clone(), avatar_url: None, xmpp_user: me.bare.clone() }),
+            persona: Some(Persona {
+                nick: me.nick.clone(),
+                avatar_url: None,
+                xmpp_user: me.bare.clone(),
+            }),
         };
         let sent = match self.net.relay.send_message(msg).await {
             Ok(s) if !s.ids.is_empty() => s,
@@ -514,14 +694,29 @@ impl Portal {
             })
             .collect();
         self.send(items).await;
-        self.shared.metrics.inc("causeway_messages_bridged_total", &[("network", self.net.id.as_str()), ("direction", "to_remote")]);
+        self.shared.metrics.inc(
+            "causeway_messages_bridged_total",
+            &[
+                ("network", self.net.id.as_str()),
+                ("direction", "to_remote"),
+            ],
+        );
     }
 
     /// The network refused: the sender gets an error message (from `as_jid`, else the room).
     async fn refused(&self, from: &str, as_jid: Option<&str>, id: Option<&str>, e: &NetworkError) {
         tracing::warn!(network = %self.net.id, room = %self.row.key.room, kind = e.kind(), "the network refused a message: {e}");
-        self.shared.metrics.inc("causeway_errors_total", &[("kind", e.kind())]);
-        let err = self.error("message", from, as_jid, id, Condition::from_network(e), Some(e.to_string()));
+        self.shared
+            .metrics
+            .inc("causeway_errors_total", &[("kind", e.kind())]);
+        let err = self.error(
+            "message",
+            from,
+            as_jid,
+            id,
+            Condition::from_network(e),
+            Some(e.to_string()),
+        );
         self.send(vec![err]).await;
     }
 
@@ -529,7 +724,14 @@ impl Portal {
         let puppet = format!("{user}@{}", self.net.domain);
         let bare = xmpp::bare(&from).to_string();
         if self.row.xmpp_user.as_deref() != Some(bare.as_str()) {
-            let e = self.error("message", &from, Some(&puppet), id.as_deref(), Condition::Forbidden, None);
+            let e = self.error(
+                "message",
+                &from,
+                Some(&puppet),
+                id.as_deref(),
+                Condition::Forbidden,
+                None,
+            );
             return self.send(vec![e]).await;
         }
         let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
@@ -539,7 +741,11 @@ impl Portal {
             txn,
             content: Content::text(body.clone()),
             reply_to: None,
-            persona: Some(Persona { nick: bare.clone(), avatar_url: None, xmpp_user: bare.clone() }),
+            persona: Some(Persona {
+                nick: bare.clone(),
+                avatar_url: None,
+                xmpp_user: bare.clone(),
+            }),
         };
         match self.net.relay.send_message(msg).await {
             Ok(sent) => {
@@ -565,7 +771,13 @@ impl Portal {
                 if let Err(e) = self.shared.store.insert_messages(&rows, true).await {
                     tracing::error!(network = %self.net.id, "sent message not stored: {e}");
                 }
-                self.shared.metrics.inc("causeway_messages_bridged_total", &[("network", self.net.id.as_str()), ("direction", "to_remote")]);
+                self.shared.metrics.inc(
+                    "causeway_messages_bridged_total",
+                    &[
+                        ("network", self.net.id.as_str()),
+                        ("direction", "to_remote"),
+                    ],
+                );
             }
             Err(e) => {
                 // The error comes from the puppet the user wrote to.

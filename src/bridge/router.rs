@@ -33,10 +33,13 @@ pub struct Bridge {
     shared: Arc<Shared>,
     by_domain: Arc<HashMap<Arc<str>, Arc<NetCtx>>>,
     by_network: Arc<HashMap<NetworkId, Arc<NetCtx>>>,
-    portals: Arc<Mutex<HashMap<(NetworkId, i64), mpsc::Sender<PortalInput>>>>,
+    portals: Arc<Mutex<PortalQueues>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
+
+/// The queue of each running portal task.
+type PortalQueues = HashMap<(NetworkId, i64), mpsc::Sender<PortalInput>>;
 
 type Route = Result<(Arc<NetCtx>, PortalRow), Option<xmpp::Outgoing>>;
 
@@ -53,7 +56,12 @@ impl Bridge {
         let by_domain = nets.iter().map(|n| (n.domain.clone(), n.clone())).collect();
         let by_network = nets.iter().map(|n| (n.id.clone(), n.clone())).collect();
         Bridge {
-            shared: Arc::new(Shared { store, metrics, config, occupant_key }),
+            shared: Arc::new(Shared {
+                store,
+                metrics,
+                config,
+                occupant_key,
+            }),
             by_domain: Arc::new(by_domain),
             by_network: Arc::new(by_network),
             portals: Arc::new(Mutex::new(HashMap::new())),
@@ -82,7 +90,12 @@ impl Bridge {
         }
     }
 
-    async fn ensure_portal(&self, net: &NetCtx, info: &RoomInfo, xmpp_user: Option<&str>) -> Result<PortalRow, crate::store::StoreError> {
+    async fn ensure_portal(
+        &self,
+        net: &NetCtx,
+        info: &RoomInfo,
+        xmpp_user: Option<&str>,
+    ) -> Result<PortalRow, crate::store::StoreError> {
         if let Some(p) = self.shared.store.portal_by_room(&net.id, &info.key).await? {
             return Ok(p);
         }
@@ -170,7 +183,9 @@ impl Bridge {
                 })
             })
         };
-        let Some(net) = self.net_for_domain(&ev.domain) else { return Err(None) };
+        let Some(net) = self.net_for_domain(&ev.domain) else {
+            return Err(None);
+        };
         let target = ev.event.target();
         match self.shared.store.portal_by_jid(&net.id, target).await {
             Ok(Some(row)) => return Ok((net, row)),
@@ -182,8 +197,16 @@ impl Bridge {
         };
         let found = match &ev.event {
             XmppEvent::Direct { from, .. } => {
-                let persona = Persona { nick: xmpp::bare(from).to_string(), avatar_url: None, xmpp_user: xmpp::bare(from).to_string() };
-                match net.relay.direct_room(&RemoteUserId::new(remote), Some(&persona)).await {
+                let persona = Persona {
+                    nick: xmpp::bare(from).to_string(),
+                    avatar_url: None,
+                    xmpp_user: xmpp::bare(from).to_string(),
+                };
+                match net
+                    .relay
+                    .direct_room(&RemoteUserId::new(remote), Some(&persona))
+                    .await
+                {
                     Ok(key) => net.relay.room_info(&key).await,
                     Err(e) => Err(e),
                 }
@@ -193,13 +216,16 @@ impl Bridge {
         };
         match found {
             Ok(info) => {
-                let owner = matches!(ev.event, XmppEvent::Direct { .. }).then(|| xmpp::bare(ev.event.from()));
+                let owner = matches!(ev.event, XmppEvent::Direct { .. })
+                    .then(|| xmpp::bare(ev.event.from()));
                 match self.ensure_portal(&net, &info, owner).await {
                     Ok(row) => Ok((net, row)),
                     Err(e) => Err(internal(&e)),
                 }
             }
-            Err(NetworkError::NotFound(_)) => Err(not_found("no such room or user on this gateway")),
+            Err(NetworkError::NotFound(_)) => {
+                Err(not_found("no such room or user on this gateway"))
+            }
             Err(e) => {
                 let (kind, id) = ev.event.stanza_kind();
                 Err((kind != "error").then(|| {
@@ -218,7 +244,9 @@ impl Bridge {
 
     /// Events from one network's sessions, in order per room.
     pub async fn remote_events(&self, network: NetworkId, mut rx: mpsc::Receiver<Envelope>) {
-        let Some(net) = self.by_network.get(&network).cloned() else { return };
+        let Some(net) = self.by_network.get(&network).cloned() else {
+            return;
+        };
         loop {
             let env = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
@@ -249,7 +277,8 @@ impl Bridge {
                     continue;
                 }
             };
-            self.deliver(&net, row, PortalInput::Remote(env.event)).await;
+            self.deliver(&net, row, PortalInput::Remote(env.event))
+                .await;
         }
     }
 }

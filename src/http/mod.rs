@@ -28,24 +28,37 @@ async fn health(State(ctx): State<Ctx>) -> impl IntoResponse {
     let streams = ctx.metrics.connected();
     let store_ok = ctx.store.ping().await.is_ok();
     let healthy = store_ok && ctx.metrics.all_connected();
-    let streams_json: Vec<String> = streams.iter().map(|(d, up)| format!("\"{d}\":{up}")).collect();
+    let streams_json: Vec<String> = streams
+        .iter()
+        .map(|(d, up)| format!("\"{d}\":{up}"))
+        .collect();
     let body = format!(
         "{{\"status\":\"{}\",\"store\":{store_ok},\"streams\":{{{}}}}}\n",
         if healthy { "ok" } else { "unhealthy" },
         streams_json.join(",")
     );
-    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, [(header::CONTENT_TYPE, "application/json")], body)
 }
 
 async fn metrics_text(State(ctx): State<Ctx>) -> impl IntoResponse {
     let depth = ctx.store.outbox_depth().await.unwrap_or(-1);
-    let text = ctx.metrics.render(&[("causeway_outbox_depth", "stanzas accepted for XMPP and not yet acknowledged", depth)]);
+    let text = ctx.metrics.render(&[(
+        "causeway_outbox_depth",
+        "stanzas accepted for XMPP and not yet acknowledged",
+        depth,
+    )]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) {
-    let result = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
     if let Err(e) = result {
         tracing::error!("HTTP listener failed: {e}");
     }

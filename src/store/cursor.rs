@@ -9,12 +9,16 @@ impl Store {
             .bind(portal)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| r.try_get::<String, _>("remote_id")).transpose()?.map(RemoteMessageId::new))
+        Ok(row
+            .map(|r| r.try_get::<String, _>("remote_id"))
+            .transpose()?
+            .map(RemoteMessageId::new))
     }
 }
 
 /// SQL to move a portal's cursor; run inside the transaction that stores the message.
-pub(super) const SET_CURSOR: &str = "INSERT INTO cursor (portal_id, remote_id, updated_at) VALUES ($1, $2, $3)
+pub(super) const SET_CURSOR: &str =
+    "INSERT INTO cursor (portal_id, remote_id, updated_at) VALUES ($1, $2, $3)
      ON CONFLICT (portal_id) DO UPDATE SET remote_id = $2, updated_at = $3";
 
 pub(super) fn stamp() -> i64 {

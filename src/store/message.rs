@@ -47,7 +47,11 @@ impl Store {
     /// Store message rows in one transaction and, for remote messages, move the portal's
     /// cursor to the last one. Returns, per row, whether it was new (false = already stored:
     /// a duplicate delivery, to be dropped).
-    pub async fn insert_messages(&self, rows: &[MessageRow], move_cursor: bool) -> Result<Vec<bool>> {
+    pub async fn insert_messages(
+        &self,
+        rows: &[MessageRow],
+        move_cursor: bool,
+    ) -> Result<Vec<bool>> {
         let mut tx = self.pool.begin().await?;
         let mut fresh = Vec::with_capacity(rows.len());
         for m in rows {
@@ -85,7 +89,12 @@ impl Store {
         Ok(fresh)
     }
 
-    async fn message_where(&self, portal: i64, col: &str, value: &str) -> Result<Option<MessageRow>> {
+    async fn message_where(
+        &self,
+        portal: i64,
+        col: &str,
+        value: &str,
+    ) -> Result<Option<MessageRow>> {
         let row = sqlx::query(sql!(
             "SELECT {COLS} FROM message WHERE portal_id = $1 AND {col} = $2 ORDER BY part LIMIT 1"
         ))
@@ -96,7 +105,11 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    pub async fn message_by_remote(&self, portal: i64, id: &RemoteMessageId) -> Result<Option<MessageRow>> {
+    pub async fn message_by_remote(
+        &self,
+        portal: i64,
+        id: &RemoteMessageId,
+    ) -> Result<Option<MessageRow>> {
         self.message_where(portal, "remote_id", id.as_str()).await
     }
 
@@ -125,7 +138,9 @@ impl Store {
     }
 
     pub async fn count_messages(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM message").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM message")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("n")?)
     }
 }
@@ -170,17 +185,55 @@ mod tests {
                 })
                 .await
                 .expect("portal");
-            let fresh = s.insert_messages(&[msg(p.id, "m1", None), msg(p.id, "m2", Some("c-2"))], true).await.expect("insert");
+            let fresh = s
+                .insert_messages(&[msg(p.id, "m1", None), msg(p.id, "m2", Some("c-2"))], true)
+                .await
+                .expect("insert");
             assert_eq!(fresh, [true, true]);
             // the same remote message delivered again is recognised as a duplicate
-            assert_eq!(s.insert_messages(&[msg(p.id, "m1", None)], true).await.expect("again"), [false]);
-            assert_eq!(s.cursor(p.id).await.expect("cursor").map(|c| c.0), Some("m1".to_string()));
-            assert_eq!(s.message_by_xmpp_id(p.id, "c-2").await.expect("q").map(|m| m.remote_id.0), Some("m2".into()));
-            assert_eq!(s.message_by_stanza_id(p.id, "m1").await.expect("q").map(|m| m.from_xmpp), Some(false));
-            assert!(s.message_by_remote(p.id, &RemoteMessageId::new("zz")).await.expect("q").is_none());
+            assert_eq!(
+                s.insert_messages(&[msg(p.id, "m1", None)], true)
+                    .await
+                    .expect("again"),
+                [false]
+            );
+            assert_eq!(
+                s.cursor(p.id).await.expect("cursor").map(|c| c.0),
+                Some("m1".to_string())
+            );
+            assert_eq!(
+                s.message_by_xmpp_id(p.id, "c-2")
+                    .await
+                    .expect("q")
+                    .map(|m| m.remote_id.0),
+                Some("m2".into())
+            );
+            assert_eq!(
+                s.message_by_stanza_id(p.id, "m1")
+                    .await
+                    .expect("q")
+                    .map(|m| m.from_xmpp),
+                Some(false)
+            );
+            assert!(s
+                .message_by_remote(p.id, &RemoteMessageId::new("zz"))
+                .await
+                .expect("q")
+                .is_none());
             let recent = s.recent_messages(p.id, 10).await.expect("recent");
-            assert_eq!(recent.iter().map(|m| m.remote_id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
-            assert_eq!(s.recent_messages(p.id, 1).await.expect("recent")[0].remote_id.as_str(), "m2");
+            assert_eq!(
+                recent
+                    .iter()
+                    .map(|m| m.remote_id.as_str())
+                    .collect::<Vec<_>>(),
+                ["m1", "m2"]
+            );
+            assert_eq!(
+                s.recent_messages(p.id, 1).await.expect("recent")[0]
+                    .remote_id
+                    .as_str(),
+                "m2"
+            );
         }
     }
 }

@@ -59,18 +59,32 @@ impl Store {
     /// Connect and bring the schema up to date.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         // An in-memory SQLite database exists per connection: keep exactly one.
-        let max = if url.contains(":memory:") { 1 } else { max_connections.max(1) };
+        let max = if url.contains(":memory:") {
+            1
+        } else {
+            max_connections.max(1)
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -78,7 +92,9 @@ impl Store {
             .connect(url)
             .await?;
         if backend == Backend::Sqlite && !url.contains(":memory:") {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
@@ -99,13 +115,18 @@ impl Store {
 
     /// A named random secret, created once and kept (e.g. the occupant-id key).
     pub async fn secret(&self, key: &str) -> Result<String> {
-        let fresh: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        let fresh: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
         sqlx::query("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(&fresh)
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT value FROM kv WHERE key = $1").bind(key).fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM kv WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("value")?)
     }
 
@@ -136,8 +157,13 @@ pub(crate) mod testing {
         if let Ok(url) = std::env::var("CAUSEWAY_TEST_POSTGRES") {
             let s = Store::open(&url, 2).await.expect("postgres");
             // Each test gets a clean slate; tests using PostgreSQL run one at a time.
-            for t in ["message", "reaction", "cursor", "outbox", "portal", "puppet", "kv"] {
-                sqlx::query(sql!("DELETE FROM {t}")).execute(&s.pool).await.expect("clean");
+            for t in [
+                "message", "reaction", "cursor", "outbox", "portal", "puppet", "kv",
+            ] {
+                sqlx::query(sql!("DELETE FROM {t}"))
+                    .execute(&s.pool)
+                    .await
+                    .expect("clean");
             }
             v.push(s);
         }
@@ -155,7 +181,10 @@ mod tests {
     fn urls_are_redacted() {
         for (url, shown) in [
             ("postgres://u:pw@host/db", "postgres://<redacted>@host/db"),
-            ("sqlite://causeway.db?mode=rwc", "sqlite://causeway.db?mode=rwc"),
+            (
+                "sqlite://causeway.db?mode=rwc",
+                "sqlite://causeway.db?mode=rwc",
+            ),
         ] {
             assert_eq!(redact_url(url), shown);
         }

@@ -15,12 +15,14 @@ impl Store {
         let mut seqs = Vec::with_capacity(stanzas.len());
         let now = now_ms();
         for s in stanzas {
-            let row = sqlx::query("INSERT INTO outbox (domain, stanza, created_at) VALUES ($1, $2, $3) RETURNING seq")
-                .bind(domain)
-                .bind(s)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
+            let row = sqlx::query(
+                "INSERT INTO outbox (domain, stanza, created_at) VALUES ($1, $2, $3) RETURNING seq",
+            )
+            .bind(domain)
+            .bind(s)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
             seqs.push(row.try_get("seq")?);
         }
         tx.commit().await?;
@@ -32,12 +34,18 @@ impl Store {
         let mut done = 0;
         for chunk in seqs.chunks(500) {
             // Only integers are spliced into the text.
-            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-            done += sqlx::query(sql!("DELETE FROM outbox WHERE domain = $1 AND seq IN ({list})"))
-                .bind(domain)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+            let list = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            done += sqlx::query(sql!(
+                "DELETE FROM outbox WHERE domain = $1 AND seq IN ({list})"
+            ))
+            .bind(domain)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         }
         Ok(done)
     }
@@ -49,12 +57,19 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok(OutboxEntry { seq: r.try_get("seq")?, stanza: r.try_get("stanza")? }))
+            .map(|r| {
+                Ok(OutboxEntry {
+                    seq: r.try_get("seq")?,
+                    stanza: r.try_get("stanza")?,
+                })
+            })
             .collect()
     }
 
     pub async fn outbox_depth(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("n")?)
     }
 }
@@ -69,11 +84,24 @@ mod tests {
         for s in testing::stores().await {
             let stanzas: Vec<String> = (0..5).map(|i| format!("<message id='{i}'/>")).collect();
             let seqs = s.outbox_push("a.example", &stanzas).await.expect("push");
-            s.outbox_push("b.example", &["<x/>".to_string()]).await.expect("push other domain");
+            s.outbox_push("b.example", &["<x/>".to_string()])
+                .await
+                .expect("push other domain");
             assert!(seqs.windows(2).all(|w| w[0] < w[1]));
             assert_eq!(s.outbox_ack("a.example", &seqs[..3]).await.expect("ack"), 3);
-            assert_eq!(s.outbox_ack("b.example", &seqs[3..]).await.expect("other domain untouched"), 0);
-            let left: Vec<String> = s.outbox_pending("a.example").await.expect("pending").into_iter().map(|e| e.stanza).collect();
+            assert_eq!(
+                s.outbox_ack("b.example", &seqs[3..])
+                    .await
+                    .expect("other domain untouched"),
+                0
+            );
+            let left: Vec<String> = s
+                .outbox_pending("a.example")
+                .await
+                .expect("pending")
+                .into_iter()
+                .map(|e| e.stanza)
+                .collect();
             assert_eq!(left, stanzas[3..]);
             assert_eq!(s.outbox_depth().await.expect("depth"), 3);
         }

@@ -1,5 +1,5 @@
 use super::{opt_str, Result, Store, StoreError};
-use causeway_api::{NetworkId, RemoteRoomId, RoomKey, RoomKind, LoginId};
+use causeway_api::{LoginId, NetworkId, RemoteRoomId, RoomKey, RoomKind};
 use sqlx::{any::AnyRow, Row};
 
 /// A bridged room.
@@ -72,16 +72,26 @@ impl Store {
         from_row(&row)
     }
 
-    pub async fn portal_by_jid(&self, network: &NetworkId, jid_local: &str) -> Result<Option<PortalRow>> {
-        let row = sqlx::query(sql!("SELECT {COLS} FROM portal WHERE network = $1 AND jid_local = $2"))
-            .bind(network.as_str())
-            .bind(jid_local)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn portal_by_jid(
+        &self,
+        network: &NetworkId,
+        jid_local: &str,
+    ) -> Result<Option<PortalRow>> {
+        let row = sqlx::query(sql!(
+            "SELECT {COLS} FROM portal WHERE network = $1 AND jid_local = $2"
+        ))
+        .bind(network.as_str())
+        .bind(jid_local)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(from_row).transpose()
     }
 
-    pub async fn portal_by_room(&self, network: &NetworkId, key: &RoomKey) -> Result<Option<PortalRow>> {
+    pub async fn portal_by_room(
+        &self,
+        network: &NetworkId,
+        key: &RoomKey,
+    ) -> Result<Option<PortalRow>> {
         let receiver = key.receiver.as_ref().map(|r| r.as_str()).unwrap_or("");
         let row = sqlx::query(sql!(
             "SELECT {COLS} FROM portal WHERE network = $1 AND room_id = $2 AND receiver = $3"
@@ -95,7 +105,12 @@ impl Store {
     }
 
     /// Shared (non-direct) portals of a network ordered by JID, after `after`, at most `limit`.
-    pub async fn list_portals(&self, network: &NetworkId, after: Option<&str>, limit: i64) -> Result<Vec<PortalRow>> {
+    pub async fn list_portals(
+        &self,
+        network: &NetworkId,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<PortalRow>> {
         let rows = sqlx::query(sql!(
             "SELECT {COLS} FROM portal WHERE network = $1 AND kind <> 'direct' AND jid_local > $2
              ORDER BY jid_local LIMIT $3"
@@ -109,10 +124,11 @@ impl Store {
     }
 
     pub async fn count_portals(&self, network: &NetworkId) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM portal WHERE network = $1 AND kind <> 'direct'")
-            .bind(network.as_str())
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM portal WHERE network = $1 AND kind <> 'direct'")
+                .bind(network.as_str())
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get("n")?)
     }
 }
@@ -140,21 +156,45 @@ mod tests {
         let _g = testing::PG_LOCK.lock().await;
         for s in testing::stores().await {
             let net = NetworkId::new("demo");
-            let a = s.upsert_portal(&row("Room-A", "room-a")).await.expect("insert");
+            let a = s
+                .upsert_portal(&row("Room-A", "room-a"))
+                .await
+                .expect("insert");
             let mut renamed = row("Room-A", "room-a");
             renamed.name = "renamed".into();
             let a2 = s.upsert_portal(&renamed).await.expect("upsert");
             assert_eq!(a.id, a2.id);
             assert_eq!(a2.name, "renamed");
             for i in 0..5 {
-                s.upsert_portal(&row(&format!("r{i}"), &format!("r{i}"))).await.expect("insert");
+                s.upsert_portal(&row(&format!("r{i}"), &format!("r{i}")))
+                    .await
+                    .expect("insert");
             }
-            assert_eq!(s.portal_by_jid(&net, "room-a").await.expect("q").map(|p| p.id), Some(a.id));
-            assert_eq!(s.portal_by_room(&net, &RoomKey::shared("Room-A")).await.expect("q").map(|p| p.id), Some(a.id));
+            assert_eq!(
+                s.portal_by_jid(&net, "room-a")
+                    .await
+                    .expect("q")
+                    .map(|p| p.id),
+                Some(a.id)
+            );
+            assert_eq!(
+                s.portal_by_room(&net, &RoomKey::shared("Room-A"))
+                    .await
+                    .expect("q")
+                    .map(|p| p.id),
+                Some(a.id)
+            );
             assert!(s.portal_by_jid(&net, "nope").await.expect("q").is_none());
             let page1 = s.list_portals(&net, None, 4).await.expect("page");
-            let page2 = s.list_portals(&net, Some(&page1[3].jid_local), 4).await.expect("page");
-            let all: Vec<_> = page1.iter().chain(&page2).map(|p| p.jid_local.clone()).collect();
+            let page2 = s
+                .list_portals(&net, Some(&page1[3].jid_local), 4)
+                .await
+                .expect("page");
+            let all: Vec<_> = page1
+                .iter()
+                .chain(&page2)
+                .map(|p| p.jid_local.clone())
+                .collect();
             assert_eq!(all, ["r0", "r1", "r2", "r3", "r4", "room-a"]);
             assert_eq!(s.count_portals(&net).await.expect("count"), 6);
         }

@@ -14,7 +14,12 @@ pub struct PuppetRow {
 
 impl Store {
     /// Insert a puppet on first sight, refresh its name and avatar afterwards.
-    pub async fn upsert_puppet(&self, network: &NetworkId, user: &UserInfo, jid_local: &str) -> Result<()> {
+    pub async fn upsert_puppet(
+        &self,
+        network: &NetworkId,
+        user: &UserInfo,
+        jid_local: &str,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO puppet (network, remote_user, jid_local, display_name, avatar, is_bot, synced_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -32,7 +37,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn puppet(&self, network: &NetworkId, user: &RemoteUserId) -> Result<Option<PuppetRow>> {
+    pub async fn puppet(
+        &self,
+        network: &NetworkId,
+        user: &RemoteUserId,
+    ) -> Result<Option<PuppetRow>> {
         let row = sqlx::query(
             "SELECT remote_user, jid_local, display_name, avatar, is_bot FROM puppet
              WHERE network = $1 AND remote_user = $2",
@@ -52,7 +61,9 @@ impl Store {
     }
 
     pub async fn count_puppets(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM puppet").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM puppet")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("n")?)
     }
 }
@@ -67,13 +78,25 @@ mod tests {
         let _g = testing::PG_LOCK.lock().await;
         for s in testing::stores().await {
             let net = NetworkId::new("demo");
-            let mut u = UserInfo { id: RemoteUserId::new("U1"), display_name: "Ann".into(), avatar_url: None, is_bot: false };
+            let mut u = UserInfo {
+                id: RemoteUserId::new("U1"),
+                display_name: "Ann".into(),
+                avatar_url: None,
+                is_bot: false,
+            };
             s.upsert_puppet(&net, &u, "u1").await.expect("insert");
             u.display_name = "Anne".into();
             s.upsert_puppet(&net, &u, "u1").await.expect("update");
             let p = s.puppet(&net, &u.id).await.expect("q").expect("found");
-            assert_eq!((p.display_name.as_str(), p.jid_local.as_str(), p.is_bot), ("Anne", "u1", false));
-            assert!(s.puppet(&net, &RemoteUserId::new("U2")).await.expect("q").is_none());
+            assert_eq!(
+                (p.display_name.as_str(), p.jid_local.as_str(), p.is_bot),
+                ("Anne", "u1", false)
+            );
+            assert!(s
+                .puppet(&net, &RemoteUserId::new("U2"))
+                .await
+                .expect("q")
+                .is_none());
             assert_eq!(s.count_puppets().await.expect("count"), 1);
         }
     }

@@ -89,7 +89,10 @@ pub fn unescape_xep0106(s: &str) -> String {
     while let Some(pos) = rest.find('\\') {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
-        match after.get(..2).and_then(|code| CODES.iter().find(|(c, _)| c.eq_ignore_ascii_case(code))) {
+        match after
+            .get(..2)
+            .and_then(|code| CODES.iter().find(|(c, _)| c.eq_ignore_ascii_case(code)))
+        {
             Some((_, ch)) => {
                 out.push(*ch);
                 rest = &after[2..];
@@ -113,7 +116,10 @@ mod tests {
         let cases = [
             ("lobby", "lobby"),
             ("1045029384756473829", "1045029384756473829"),
-            ("!OGEhHVWSdvArJzumhm:matrix.org", "=21_o_g_eh_h_v_w_sdv_ar_jzumhm=3amatrix.org"),
+            (
+                "!OGEhHVWSdvArJzumhm:matrix.org",
+                "=21_o_g_eh_h_v_w_sdv_ar_jzumhm=3amatrix.org",
+            ),
             ("a_b", "a__b"),
             ("Ab", "_ab"),
             ("é", "=c3=a9"),

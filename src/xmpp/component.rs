@@ -5,9 +5,9 @@
 //! once the server answered a ping written after it (the server handles a stream in order).
 //! After a reconnect every unacknowledged stanza is written again, with its original id.
 
-use super::Attrs;
-use super::outbound::Outgoing;
 use super::ns;
+use super::outbound::Outgoing;
+use super::Attrs;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use causeway_api::Secret;
@@ -47,7 +47,13 @@ pub struct LinkConfig {
 pub enum Inbound {
     Stanza(Element),
     /// A stanza that did not parse; answered with bad-request.
-    Invalid { kind: &'static str, from: Option<String>, to: Option<String>, id: Option<String>, why: String },
+    Invalid {
+        kind: &'static str,
+        from: Option<String>,
+        to: Option<String>,
+        id: Option<String>,
+        why: String,
+    },
 }
 
 /// A stanza queued for the stream; `seq` is its outbox row when durable.
@@ -62,7 +68,11 @@ enum LinkError {
     #[error("cannot reach the XMPP server at {0}: {1}")]
     Unreachable(String, std::io::Error),
     #[error("the server refused the component handshake for {domain}: {condition}{hint}")]
-    Refused { domain: String, condition: String, hint: &'static str },
+    Refused {
+        domain: String,
+        condition: String,
+        hint: &'static str,
+    },
     #[error("stream failed during the handshake: {0}")]
     Handshake(String),
 }
@@ -70,7 +80,9 @@ enum LinkError {
 fn hint(condition: &str) -> &'static str {
     match condition {
         "not-authorized" => " (wrong component secret)",
-        "conflict" => " (another connection holds this domain; Prosody keeps the old one until it times out)",
+        "conflict" => {
+            " (another connection holds this domain; Prosody keeps the old one until it times out)"
+        }
         "host-unknown" | "improper-addressing" => " (the server has no component for this domain)",
         _ => "",
     }
@@ -78,13 +90,27 @@ fn hint(condition: &str) -> &'static str {
 
 async fn connect(cfg: &LinkConfig) -> Result<Stream, LinkError> {
     let unreachable = |e| LinkError::Unreachable(cfg.server.clone(), e);
-    let tcp = TcpStream::connect(cfg.server.as_str()).await.map_err(unreachable)?;
-    tcp.set_nodelay(true).map_err(unreachable)?;
-    let timeouts = Timeouts { read_timeout: cfg.ping_interval * 3, response_timeout: cfg.ping_interval };
-    let header = StreamHeader { from: None, to: Some(cfg.domain.clone().into()), id: None };
-    let mut pending = xmlstream::initiate_stream(BufStream::new(tcp), tokio_xmpp::parsers::ns::COMPONENT, header, timeouts)
+    let tcp = TcpStream::connect(cfg.server.as_str())
         .await
-        .map_err(|e| LinkError::Handshake(e.to_string()))?;
+        .map_err(unreachable)?;
+    tcp.set_nodelay(true).map_err(unreachable)?;
+    let timeouts = Timeouts {
+        read_timeout: cfg.ping_interval * 3,
+        response_timeout: cfg.ping_interval,
+    };
+    let header = StreamHeader {
+        from: None,
+        to: Some(cfg.domain.clone().into()),
+        id: None,
+    };
+    let mut pending = xmlstream::initiate_stream(
+        BufStream::new(tcp),
+        tokio_xmpp::parsers::ns::COMPONENT,
+        header,
+        timeouts,
+    )
+    .await
+    .map_err(|e| LinkError::Handshake(e.to_string()))?;
     let stream_id = pending
         .take_header()
         .id
@@ -98,14 +124,24 @@ async fn connect(cfg: &LinkConfig) -> Result<Stream, LinkError> {
         .map_err(|e| LinkError::Handshake(e.to_string()))?;
     loop {
         match stream.next().await {
-            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::ComponentHandshake(_)))) => return Ok(stream),
+            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::ComponentHandshake(_)))) => {
+                return Ok(stream)
+            }
             Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
                 let condition = format!("{:?}", e.0.condition);
                 let condition = kebab(&condition);
-                return Err(LinkError::Refused { domain: cfg.domain.clone(), hint: hint(&condition), condition });
+                return Err(LinkError::Refused {
+                    domain: cfg.domain.clone(),
+                    hint: hint(&condition),
+                    condition,
+                });
             }
             Some(Err(ReadError::SoftTimeout)) => continue,
-            Some(Ok(other)) => return Err(LinkError::Handshake(format!("unexpected element {other:?}"))),
+            Some(Ok(other)) => {
+                return Err(LinkError::Handshake(format!(
+                    "unexpected element {other:?}"
+                )))
+            }
             Some(Err(ReadError::StreamFooterReceived)) | None => {
                 return Err(LinkError::Refused {
                     domain: cfg.domain.clone(),
@@ -161,7 +197,11 @@ pub enum SendError {
 impl LinkSender {
     /// Queue stanzas in order. Durable ones are in the outbox when this returns.
     pub async fn send(&self, items: Vec<Outgoing>) -> Result<(), SendError> {
-        let durable: Vec<String> = items.iter().filter(|o| o.durable).map(|o| String::from(&o.element)).collect();
+        let durable: Vec<String> = items
+            .iter()
+            .filter(|o| o.durable)
+            .map(|o| String::from(&o.element))
+            .collect();
         let mut seqs = if durable.is_empty() {
             Vec::new()
         } else {
@@ -170,7 +210,13 @@ impl LinkSender {
         .into_iter();
         for o in items {
             let seq = if o.durable { seqs.next() } else { None };
-            self.tx.send(Queued { seq, element: o.element }).await.map_err(|_| SendError::Closed)?;
+            self.tx
+                .send(Queued {
+                    seq,
+                    element: o.element,
+                })
+                .await
+                .map_err(|_| SendError::Closed)?;
         }
         Ok(())
     }
@@ -191,8 +237,21 @@ pub fn link(
     inbound: mpsc::Sender<(Arc<str>, Inbound)>,
 ) -> (Link, LinkSender) {
     let (tx, rx) = mpsc::channel(1024);
-    let sender = LinkSender { domain: cfg.domain.as_str().into(), tx, store: store.clone() };
-    (Link { cfg, store, metrics, rx, inbound }, sender)
+    let sender = LinkSender {
+        domain: cfg.domain.as_str().into(),
+        tx,
+        store: store.clone(),
+    };
+    (
+        Link {
+            cfg,
+            store,
+            metrics,
+            rx,
+            inbound,
+        },
+        sender,
+    )
 }
 
 enum Ended {
@@ -220,7 +279,8 @@ impl Link {
                     match ended {
                         Ended::Shutdown => return,
                         Ended::Lost(why) => {
-                            self.metrics.inc("causeway_reconnects_total", &[("domain", &domain)]);
+                            self.metrics
+                                .inc("causeway_reconnects_total", &[("domain", &domain)]);
                             tracing::warn!(domain = %domain, reason = %why, "component link lost; reconnecting");
                         }
                     }
@@ -266,7 +326,9 @@ impl Link {
                         return Ended::Lost(e.to_string());
                     }
                 }
-                None => tracing::error!(domain = %domain, seq = entry.seq, "dropping an outbox entry that does not parse"),
+                None => {
+                    tracing::error!(domain = %domain, seq = entry.seq, "dropping an outbox entry that does not parse")
+                }
             }
             written.push(entry.seq);
             replayed.insert(entry.seq);
@@ -276,7 +338,10 @@ impl Link {
             return Ended::Lost(e.to_string());
         }
 
-        let mut ticker = tokio::time::interval_at(Instant::now() + self.cfg.ping_interval, self.cfg.ping_interval);
+        let mut ticker = tokio::time::interval_at(
+            Instant::now() + self.cfg.ping_interval,
+            self.cfg.ping_interval,
+        );
         let inbound = self.inbound.clone();
         loop {
             tokio::select! {
@@ -380,8 +445,13 @@ impl AckBook {
 
     /// The answer to `id` acknowledges it and every earlier ping.
     fn answered(&mut self, id: &str) -> Vec<i64> {
-        let Some(pos) = self.inflight.iter().position(|(i, _, _)| i == id) else { return Vec::new() };
-        self.inflight.drain(..=pos).flat_map(|(_, _, s)| s).collect()
+        let Some(pos) = self.inflight.iter().position(|(i, _, _)| i == id) else {
+            return Vec::new();
+        };
+        self.inflight
+            .drain(..=pos)
+            .flat_map(|(_, _, s)| s)
+            .collect()
     }
 
     fn oldest_unanswered(&self) -> Option<Instant> {
@@ -401,8 +471,14 @@ enum Read {
     Lost(String),
 }
 
-fn on_read(item: Option<Result<FallibleStreamElement, ReadError>>, domain: &str, server_domain: &str) -> Read {
-    let Some(item) = item else { return Read::Lost("stream ended".into()) };
+fn on_read(
+    item: Option<Result<FallibleStreamElement, ReadError>>,
+    domain: &str,
+    server_domain: &str,
+) -> Read {
+    let Some(item) = item else {
+        return Read::Lost("stream ended".into());
+    };
     match item {
         Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st))) => {
             if let Stanza::Iq(iq) = &st {
@@ -412,20 +488,32 @@ fn on_read(item: Option<Result<FallibleStreamElement, ReadError>>, domain: &str,
             }
             Read::Deliver(Inbound::Stanza(Element::from(st)))
         }
-        Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e))) => {
-            Read::Lost(format!("stream error from the server: {}", kebab(&format!("{:?}", e.0.condition))))
-        }
+        Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e))) => Read::Lost(format!(
+            "stream error from the server: {}",
+            kebab(&format!("{:?}", e.0.condition))
+        )),
         Ok(FallibleStreamElement::Ok(other)) => {
             tracing::debug!(domain = %domain, "ignoring stream element {other:?}");
             Read::Nothing
         }
-        Ok(FallibleStreamElement::Err(StreamElementError::InvalidStanza { name, header, error, .. })) => {
+        Ok(FallibleStreamElement::Err(StreamElementError::InvalidStanza {
+            name,
+            header,
+            error,
+            ..
+        })) => {
             let kind = match name.to_string().as_str() {
                 "iq" => "iq",
                 "presence" => "presence",
                 _ => "message",
             };
-            Read::Deliver(Inbound::Invalid { kind, from: header.from, to: header.to, id: header.id, why: error.to_string() })
+            Read::Deliver(Inbound::Invalid {
+                kind,
+                from: header.from,
+                to: header.to,
+                id: header.id,
+                why: error.to_string(),
+            })
         }
         Ok(FallibleStreamElement::Err(e)) => {
             tracing::warn!(domain = %domain, "ignoring an invalid element: {e}");
@@ -457,10 +545,20 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_thirty_seconds_with_jitter() {
-        for (n, base) in [(0u32, 0.5f64), (1, 1.0), (2, 2.0), (5, 16.0), (6, 30.0), (40, 30.0)] {
+        for (n, base) in [
+            (0u32, 0.5f64),
+            (1, 1.0),
+            (2, 2.0),
+            (5, 16.0),
+            (6, 30.0),
+            (40, 30.0),
+        ] {
             for _ in 0..50 {
                 let d = backoff(n).as_secs_f64();
-                assert!(d >= base * 0.75 - 1e-9 && d <= base * 1.25 + 1e-9, "attempt {n}: {d}");
+                assert!(
+                    d >= base * 0.75 - 1e-9 && d <= base * 1.25 + 1e-9,
+                    "attempt {n}: {d}"
+                );
             }
         }
     }

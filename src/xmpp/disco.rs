@@ -1,10 +1,10 @@
 //! Answers on the component domain itself: disco#info, paged room listing, version, ping;
 //! and the room disco#info document.
 
-use super::{set_attr, Attrs};
 use super::inbound::ServiceQuery;
 use super::ns;
 use super::outbound::{iq_result, Outgoing};
+use super::{set_attr, Attrs};
 use crate::store::{PortalRow, Store, StoreError};
 use causeway_api::{Capabilities, NetworkId};
 use tokio_xmpp::minidom::Element;
@@ -24,11 +24,17 @@ const DOMAIN_FEATURES: &[&str] = &[
 ];
 
 fn identity(category: &str, typ: &str, name: &str) -> Element {
-    Element::builder("identity", ns::DISCO_INFO).at("category", category).at("type", typ).at("name", name).build()
+    Element::builder("identity", ns::DISCO_INFO)
+        .at("category", category)
+        .at("type", typ)
+        .at("name", name)
+        .build()
 }
 
 fn feature(var: &str) -> Element {
-    Element::builder("feature", ns::DISCO_INFO).at("var", var).build()
+    Element::builder("feature", ns::DISCO_INFO)
+        .at("var", var)
+        .build()
 }
 
 fn field(var: &str, value: &str) -> Element {
@@ -44,11 +50,21 @@ pub struct ServiceCtx<'a> {
     pub store: &'a Store,
 }
 
-pub async fn answer(ctx: &ServiceCtx<'_>, query: &ServiceQuery, from: &str, to: &str, id: &str) -> Result<Outgoing, StoreError> {
+pub async fn answer(
+    ctx: &ServiceCtx<'_>,
+    query: &ServiceQuery,
+    from: &str,
+    to: &str,
+    id: &str,
+) -> Result<Outgoing, StoreError> {
     let payload = match query {
         ServiceQuery::DiscoInfo => {
             let mut q = Element::builder("query", ns::DISCO_INFO).build();
-            q.append_child(identity("gateway", ctx.network.as_str(), &ctx.caps.display_name));
+            q.append_child(identity(
+                "gateway",
+                ctx.network.as_str(),
+                &ctx.caps.display_name,
+            ));
             q.append_child(identity("conference", "text", &ctx.caps.display_name));
             for f in DOMAIN_FEATURES {
                 q.append_child(feature(f));
@@ -57,7 +73,10 @@ pub async fn answer(ctx: &ServiceCtx<'_>, query: &ServiceQuery, from: &str, to: 
         }
         ServiceQuery::DiscoItems { max, after } => {
             let max = max.unwrap_or(PAGE).min(PAGE);
-            let rows = ctx.store.list_portals(ctx.network, after.as_deref(), max as i64).await?;
+            let rows = ctx
+                .store
+                .list_portals(ctx.network, after.as_deref(), max as i64)
+                .await?;
             let count = ctx.store.count_portals(ctx.network).await?;
             let mut q = Element::builder("query", ns::DISCO_ITEMS).build();
             for p in &rows {
@@ -70,17 +89,37 @@ pub async fn answer(ctx: &ServiceCtx<'_>, query: &ServiceQuery, from: &str, to: 
             }
             let mut set = Element::builder("set", ns::RSM).build();
             if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
-                set.append_child(Element::builder("first", ns::RSM).append(first.jid_local.as_str()).build());
-                set.append_child(Element::builder("last", ns::RSM).append(last.jid_local.as_str()).build());
+                set.append_child(
+                    Element::builder("first", ns::RSM)
+                        .append(first.jid_local.as_str())
+                        .build(),
+                );
+                set.append_child(
+                    Element::builder("last", ns::RSM)
+                        .append(last.jid_local.as_str())
+                        .build(),
+                );
             }
-            set.append_child(Element::builder("count", ns::RSM).append(count.to_string()).build());
+            set.append_child(
+                Element::builder("count", ns::RSM)
+                    .append(count.to_string())
+                    .build(),
+            );
             q.append_child(set);
             Some(q)
         }
         ServiceQuery::Version => Some(
             Element::builder("query", ns::VERSION)
-                .append(Element::builder("name", ns::VERSION).append("Causeway").build())
-                .append(Element::builder("version", ns::VERSION).append(env!("CARGO_PKG_VERSION")).build())
+                .append(
+                    Element::builder("name", ns::VERSION)
+                        .append("Causeway")
+                        .build(),
+                )
+                .append(
+                    Element::builder("version", ns::VERSION)
+                        .append(env!("CARGO_PKG_VERSION"))
+                        .build(),
+                )
                 .build(),
         ),
         ServiceQuery::Ping => None,
@@ -89,7 +128,13 @@ pub async fn answer(ctx: &ServiceCtx<'_>, query: &ServiceQuery, from: &str, to: 
 }
 
 /// disco#info of a room (XEP-0045 6.4), with the muc#roominfo form.
-pub fn room_info(room_jid: &str, to: &str, id: &str, portal: &PortalRow, occupants: usize) -> Outgoing {
+pub fn room_info(
+    room_jid: &str,
+    to: &str,
+    id: &str,
+    portal: &PortalRow,
+    occupants: usize,
+) -> Outgoing {
     let mut q = Element::builder("query", ns::DISCO_INFO).build();
     q.append_child(identity("conference", "text", &portal.name));
     for f in [
@@ -111,8 +156,14 @@ pub fn room_info(room_jid: &str, to: &str, id: &str, portal: &PortalRow, occupan
     let mut form_type = field("FORM_TYPE", "http://jabber.org/protocol/muc#roominfo");
     set_attr(&mut form_type, "type", "hidden");
     form.append_child(form_type);
-    form.append_child(field("muc#roominfo_description", portal.topic.as_deref().unwrap_or("")));
-    form.append_child(field("muc#roominfo_subject", portal.topic.as_deref().unwrap_or("")));
+    form.append_child(field(
+        "muc#roominfo_description",
+        portal.topic.as_deref().unwrap_or(""),
+    ));
+    form.append_child(field(
+        "muc#roominfo_subject",
+        portal.topic.as_deref().unwrap_or(""),
+    ));
     form.append_child(field("muc#roominfo_occupants", &occupants.to_string()));
     form.append_child(field("muc#roomconfig_roomname", &portal.name));
     form.append_child(field("muc#roomconfig_allowpm", "none"));

@@ -5,17 +5,47 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum XmppEvent {
     /// Available presence to room/nick: a join, a nick change, or a presence update.
-    Join { room: String, from: String, nick: String, id: Option<String>, history: Option<usize> },
-    Leave { room: String, from: String, id: Option<String> },
-    Groupchat { room: String, from: String, id: Option<String>, origin_id: Option<String>, body: String },
+    Join {
+        room: String,
+        from: String,
+        nick: String,
+        id: Option<String>,
+        history: Option<usize>,
+    },
+    Leave {
+        room: String,
+        from: String,
+        id: Option<String>,
+    },
+    Groupchat {
+        room: String,
+        from: String,
+        id: Option<String>,
+        origin_id: Option<String>,
+        body: String,
+    },
     /// A 1:1 message to a puppet JID.
-    Direct { user: String, from: String, id: Option<String>, body: String },
+    Direct {
+        user: String,
+        from: String,
+        id: Option<String>,
+        body: String,
+    },
     /// XEP-0410: an occupant pings its own occupant JID.
-    SelfPing { room: String, nick: String, from: String, id: String },
+    SelfPing {
+        room: String,
+        nick: String,
+        from: String,
+        id: String,
+    },
     /// An error bounced back from an occupant's session: it is gone.
     OccupantError { room: String, from: String },
     /// disco#info on a room JID.
-    RoomInfo { room: String, from: String, id: String },
+    RoomInfo {
+        room: String,
+        from: String,
+        id: String,
+    },
 }
 
 impl XmppEvent {

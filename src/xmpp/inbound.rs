@@ -11,7 +11,10 @@ use tokio_xmpp::minidom::Element;
 pub enum ServiceQuery {
     DiscoInfo,
     /// Room listing, RSM-paged.
-    DiscoItems { max: Option<usize>, after: Option<String> },
+    DiscoItems {
+        max: Option<usize>,
+        after: Option<String>,
+    },
     Version,
     Ping,
 }
@@ -19,7 +22,12 @@ pub enum ServiceQuery {
 #[derive(Debug)]
 pub enum Classified {
     Event(XmppEvent),
-    Service { query: ServiceQuery, from: String, to: String, id: String },
+    Service {
+        query: ServiceQuery,
+        from: String,
+        to: String,
+        id: String,
+    },
     Reply(Outgoing),
     Ignore,
 }
@@ -44,7 +52,9 @@ pub fn error_for(el: &Element, condition: Condition, text: &str) -> Classified {
 }
 
 fn first_body(el: &Element) -> Option<String> {
-    el.children().find(|c| c.is("body", ns::STREAM)).map(|b| b.text())
+    el.children()
+        .find(|c| c.is("body", ns::STREAM))
+        .map(|b| b.text())
 }
 
 pub fn classify(domain: &str, el: Element, max_body: usize) -> Classified {
@@ -60,7 +70,9 @@ pub fn classify(domain: &str, el: Element, max_body: usize) -> Classified {
     let typ = el.attr("type").unwrap_or("");
     if typ == "error" {
         return match (node, resource) {
-            (Some(room), Some(_)) | (Some(room), None) => Classified::Event(XmppEvent::OccupantError { room, from }),
+            (Some(room), Some(_)) | (Some(room), None) => {
+                Classified::Event(XmppEvent::OccupantError { room, from })
+            }
             _ => Classified::Ignore,
         };
     }
@@ -72,7 +84,13 @@ pub fn classify(domain: &str, el: Element, max_body: usize) -> Classified {
     }
 }
 
-fn iq(el: Element, from: &str, to: &str, node: Option<String>, resource: Option<String>) -> Classified {
+fn iq(
+    el: Element,
+    from: &str,
+    to: &str,
+    node: Option<String>,
+    resource: Option<String>,
+) -> Classified {
     let typ = el.attr("type").unwrap_or("");
     if typ == "result" {
         return Classified::Ignore;
@@ -80,33 +98,59 @@ fn iq(el: Element, from: &str, to: &str, node: Option<String>, resource: Option<
     let id = el.attr("id").unwrap_or_default().to_string();
     let payloads: Vec<&Element> = el.children().collect();
     let [payload] = payloads.as_slice() else {
-        return error_for(&el, Condition::BadRequest, "an iq get or set needs exactly one child");
+        return error_for(
+            &el,
+            Condition::BadRequest,
+            "an iq get or set needs exactly one child",
+        );
     };
     let payload_ns = payload.ns();
     let q = (payload.name(), payload_ns.as_str(), typ);
-    let service = |query| Classified::Service { query, from: from.to_string(), to: to.to_string(), id: id.clone() };
+    let service = |query| Classified::Service {
+        query,
+        from: from.to_string(),
+        to: to.to_string(),
+        id: id.clone(),
+    };
     match (node, resource, q) {
-        (None, None, ("query", ns::DISCO_INFO, "get")) if payload.attr("node").is_none() => service(ServiceQuery::DiscoInfo),
+        (None, None, ("query", ns::DISCO_INFO, "get")) if payload.attr("node").is_none() => {
+            service(ServiceQuery::DiscoInfo)
+        }
         (None, None, ("query", ns::DISCO_ITEMS, "get")) if payload.attr("node").is_none() => {
             let set = payload.get_child("set", ns::RSM);
-            let max = set.and_then(|s| s.get_child("max", ns::RSM)).and_then(|m| m.text().trim().parse().ok());
-            let after = set.and_then(|s| s.get_child("after", ns::RSM)).map(|a| a.text());
+            let max = set
+                .and_then(|s| s.get_child("max", ns::RSM))
+                .and_then(|m| m.text().trim().parse().ok());
+            let after = set
+                .and_then(|s| s.get_child("after", ns::RSM))
+                .map(|a| a.text());
             service(ServiceQuery::DiscoItems { max, after })
         }
         (None, None, ("query", ns::VERSION, "get")) => service(ServiceQuery::Version),
         (_, _, ("ping", ns::PING, "get")) => match (to_node(to), to_resource(to)) {
-            (Some(room), Some(nick)) => Classified::Event(XmppEvent::SelfPing { room, nick, from: from.to_string(), id }),
+            (Some(room), Some(nick)) => Classified::Event(XmppEvent::SelfPing {
+                room,
+                nick,
+                from: from.to_string(),
+                id,
+            }),
             _ => service(ServiceQuery::Ping),
         },
         (Some(room), None, ("query", ns::DISCO_INFO, "get")) => {
-            Classified::Event(XmppEvent::RoomInfo { room, from: from.to_string(), id })
+            Classified::Event(XmppEvent::RoomInfo {
+                room,
+                from: from.to_string(),
+                id,
+            })
         }
-        (Some(_), None, ("query", ns::DISCO_ITEMS, "get")) => Classified::Reply(super::outbound::iq_result(
-            to,
-            from,
-            &id,
-            Some(Element::builder("query", ns::DISCO_ITEMS).build()),
-        )),
+        (Some(_), None, ("query", ns::DISCO_ITEMS, "get")) => {
+            Classified::Reply(super::outbound::iq_result(
+                to,
+                from,
+                &id,
+                Some(Element::builder("query", ns::DISCO_ITEMS).build()),
+            ))
+        }
         _ => error_for(&el, Condition::FeatureNotImplemented, ""),
     }
 }
@@ -118,7 +162,12 @@ fn to_resource(jid: &str) -> Option<String> {
     split_jid(jid).2.map(String::from)
 }
 
-fn presence(el: Element, from: String, node: Option<String>, resource: Option<String>) -> Classified {
+fn presence(
+    el: Element,
+    from: String,
+    node: Option<String>,
+    resource: Option<String>,
+) -> Classified {
     let typ = el.attr("type").unwrap_or("");
     let id = el.attr("id").map(String::from);
     match (node, resource, typ) {
@@ -130,38 +179,85 @@ fn presence(el: Element, from: String, node: Option<String>, resource: Option<St
             let history = el
                 .get_child("x", ns::MUC)
                 .and_then(|x| x.get_child("history", ns::MUC))
-                .and_then(|h| h.attr("maxstanzas").or_else(|| h.attr("maxchars").filter(|c| *c == "0")))
+                .and_then(|h| {
+                    h.attr("maxstanzas")
+                        .or_else(|| h.attr("maxchars").filter(|c| *c == "0"))
+                })
                 .and_then(|n| n.parse().ok());
-            Classified::Event(XmppEvent::Join { room, from, nick, id, history })
+            Classified::Event(XmppEvent::Join {
+                room,
+                from,
+                nick,
+                id,
+                history,
+            })
         }
-        (Some(room), Some(_), "unavailable") => Classified::Event(XmppEvent::Leave { room, from, id }),
-        (Some(_), None, "") => error_for(&el, Condition::JidMalformed, "join a room as room@domain/nick"),
+        (Some(room), Some(_), "unavailable") => {
+            Classified::Event(XmppEvent::Leave { room, from, id })
+        }
+        (Some(_), None, "") => error_for(
+            &el,
+            Condition::JidMalformed,
+            "join a room as room@domain/nick",
+        ),
         // Subscriptions and probes to puppets and the gateway are not handled yet: say so.
         (_, _, "subscribe" | "probe") => error_for(&el, Condition::FeatureNotImplemented, ""),
         _ => Classified::Ignore,
     }
 }
 
-fn message(el: Element, from: String, node: Option<String>, resource: Option<&str>, max_body: usize) -> Classified {
+fn message(
+    el: Element,
+    from: String,
+    node: Option<String>,
+    resource: Option<&str>,
+    max_body: usize,
+) -> Classified {
     let typ = el.attr("type").unwrap_or("normal");
     let id = el.attr("id").map(String::from);
     let Some(body) = first_body(&el) else {
         return Classified::Ignore; // chat states and markers: not bridged yet
     };
     if body.len() > max_body {
-        return error_for(&el, Condition::NotAcceptable, &format!("message body longer than {max_body} bytes"));
+        return error_for(
+            &el,
+            Condition::NotAcceptable,
+            &format!("message body longer than {max_body} bytes"),
+        );
     }
     if body.trim().is_empty() {
         return Classified::Ignore;
     }
     match (node, resource, typ) {
         (Some(room), None, "groupchat") => {
-            let origin_id = el.get_child("origin-id", ns::SID).and_then(|o| o.attr("id")).map(String::from);
-            Classified::Event(XmppEvent::Groupchat { room, from, id, origin_id, body })
+            let origin_id = el
+                .get_child("origin-id", ns::SID)
+                .and_then(|o| o.attr("id"))
+                .map(String::from);
+            Classified::Event(XmppEvent::Groupchat {
+                room,
+                from,
+                id,
+                origin_id,
+                body,
+            })
         }
-        (Some(_), Some(_), _) => error_for(&el, Condition::NotAcceptable, "private messages are disabled in this room"),
-        (Some(user), None, "chat" | "normal") => Classified::Event(XmppEvent::Direct { user, from, id, body }),
-        (None, _, _) => error_for(&el, Condition::ServiceUnavailable, "the gateway itself does not take messages"),
+        (Some(_), Some(_), _) => error_for(
+            &el,
+            Condition::NotAcceptable,
+            "private messages are disabled in this room",
+        ),
+        (Some(user), None, "chat" | "normal") => Classified::Event(XmppEvent::Direct {
+            user,
+            from,
+            id,
+            body,
+        }),
+        (None, _, _) => error_for(
+            &el,
+            Condition::ServiceUnavailable,
+            "the gateway itself does not take messages",
+        ),
         _ => error_for(&el, Condition::BadRequest, "unexpected message type"),
     }
 }
@@ -171,7 +267,8 @@ mod tests {
     use super::*;
 
     fn parse(xml: &str) -> Classified {
-        let el: Element = xml.replace("<iq ", "<iq xmlns='jabber:component:accept' ")
+        let el: Element = xml
+            .replace("<iq ", "<iq xmlns='jabber:component:accept' ")
             .replace("<message ", "<message xmlns='jabber:component:accept' ")
             .replace("<presence ", "<presence xmlns='jabber:component:accept' ")
             .parse()
@@ -219,7 +316,10 @@ mod tests {
                 Classified::Event(XmppEvent::SelfPing { .. }) => "selfping".to_string(),
                 Classified::Event(XmppEvent::Join { room, history, .. }) => {
                     assert_eq!(room, "lobby");
-                    format!("join:{}", history.map(|h| h.to_string()).unwrap_or_default())
+                    format!(
+                        "join:{}",
+                        history.map(|h| h.to_string()).unwrap_or_default()
+                    )
                 }
                 Classified::Event(XmppEvent::Leave { .. }) => "leave".to_string(),
                 Classified::Event(XmppEvent::Groupchat { .. }) => "groupchat".to_string(),

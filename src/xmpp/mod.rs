@@ -1,13 +1,13 @@
 //! The only module that knows XML and JIDs.
 
 mod addressing;
-mod xml;
 pub mod component;
 pub mod disco;
 mod events;
 pub mod inbound;
 pub mod ns;
 pub mod outbound;
+mod xml;
 
 pub use addressing::{decode_local, encode_local, escape_xep0106, unescape_xep0106};
 pub use component::{link, Inbound, Link, LinkConfig, LinkSender};
@@ -36,10 +36,18 @@ pub async fn dispatch(
             _ = shutdown.cancelled() => return,
             m = rx.recv() => match m { Some(m) => m, None => return },
         };
-        let Some(net) = bridge.net_for_domain(&domain) else { continue };
+        let Some(net) = bridge.net_for_domain(&domain) else {
+            continue;
+        };
         let classified = match inbound {
             Inbound::Stanza(el) => inbound::classify(&domain, el, max_body),
-            Inbound::Invalid { kind, from: Some(from), to: Some(to), id, why } => {
+            Inbound::Invalid {
+                kind,
+                from: Some(from),
+                to: Some(to),
+                id,
+                why,
+            } => {
                 tracing::debug!(domain = %domain, "invalid {kind} from {from}: {why}");
                 Classified::Reply(outbound::error_reply(&outbound::ErrorReply {
                     kind,
@@ -59,8 +67,17 @@ pub async fn dispatch(
             }
             Classified::Ignore => continue,
             Classified::Reply(out) => out,
-            Classified::Service { query, from, to, id } => {
-                let ctx = disco::ServiceCtx { network: &net.id, caps: net.network.capabilities(), store: &store };
+            Classified::Service {
+                query,
+                from,
+                to,
+                id,
+            } => {
+                let ctx = disco::ServiceCtx {
+                    network: &net.id,
+                    caps: net.network.capabilities(),
+                    store: &store,
+                };
                 match disco::answer(&ctx, &query, &from, &to, &id).await {
                     Ok(out) => out,
                     Err(e) => {

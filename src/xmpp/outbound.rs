@@ -1,8 +1,8 @@
 //! Typed descriptions of what Causeway says on XMPP, rendered to stanzas. The bridge builds
 //! these structs and never touches XML; only this module (and disco.rs) builds elements.
 
-use super::{set_attr, Attrs};
 use super::ns;
+use super::{set_attr, Attrs};
 use causeway_api::NetworkError;
 use tokio_xmpp::minidom::Element;
 
@@ -16,7 +16,10 @@ pub struct Outgoing {
 }
 
 fn stanza(name: &str, from: &str, to: &str) -> Element {
-    Element::builder(name, ns::STREAM).at("from", from).at("to", to).build()
+    Element::builder(name, ns::STREAM)
+        .at("from", from)
+        .at("to", to)
+        .build()
 }
 
 fn text(name: &str, ns: &str, body: &str) -> Element {
@@ -61,11 +64,22 @@ pub fn occupant_presence(p: &OccupantPresence) -> Outgoing {
     }
     let mut x = Element::builder("x", ns::MUC_USER).append(item).build();
     for code in &p.statuses {
-        x.append_child(Element::builder("status", ns::MUC_USER).at("code", code.to_string()).build());
+        x.append_child(
+            Element::builder("status", ns::MUC_USER)
+                .at("code", code.to_string())
+                .build(),
+        );
     }
     el.append_child(x);
-    el.append_child(Element::builder("occupant-id", ns::OCCUPANT_ID).at("id", p.occupant_id.as_str()).build());
-    Outgoing { element: el, durable: false }
+    el.append_child(
+        Element::builder("occupant-id", ns::OCCUPANT_ID)
+            .at("id", p.occupant_id.as_str())
+            .build(),
+    );
+    Outgoing {
+        element: el,
+        durable: false,
+    }
 }
 
 /// A groupchat message from an occupant (live, reflected, or history with a delay).
@@ -89,17 +103,36 @@ pub fn room_message(m: &RoomMessage) -> Outgoing {
     set_attr(&mut el, "type", "groupchat");
     set_attr(&mut el, "id", m.id.as_str());
     el.append_child(text("body", ns::STREAM, &m.body));
-    el.append_child(Element::builder("stanza-id", ns::SID).at("id", m.stanza_id.as_str()).at("by", m.room.as_str()).build());
+    el.append_child(
+        Element::builder("stanza-id", ns::SID)
+            .at("id", m.stanza_id.as_str())
+            .at("by", m.room.as_str())
+            .build(),
+    );
     if let Some(o) = &m.origin_id {
-        el.append_child(Element::builder("origin-id", ns::SID).at("id", o.as_str()).build());
-    }
-    el.append_child(Element::builder("occupant-id", ns::OCCUPANT_ID).at("id", m.occupant_id.as_str()).build());
-    if let Some(ms) = m.delay {
         el.append_child(
-            Element::builder("delay", ns::DELAY).at("from", m.room.as_str()).at("stamp", rfc3339(ms)).build(),
+            Element::builder("origin-id", ns::SID)
+                .at("id", o.as_str())
+                .build(),
         );
     }
-    Outgoing { element: el, durable: m.delay.is_none() }
+    el.append_child(
+        Element::builder("occupant-id", ns::OCCUPANT_ID)
+            .at("id", m.occupant_id.as_str())
+            .build(),
+    );
+    if let Some(ms) = m.delay {
+        el.append_child(
+            Element::builder("delay", ns::DELAY)
+                .at("from", m.room.as_str())
+                .at("stamp", rfc3339(ms))
+                .build(),
+        );
+    }
+    Outgoing {
+        element: el,
+        durable: m.delay.is_none(),
+    }
 }
 
 /// The room subject (sent last in the join sequence, empty when none).
@@ -108,7 +141,10 @@ pub fn room_subject(room: &str, to: &str, subject: &str) -> Outgoing {
     set_attr(&mut el, "type", "groupchat");
     set_attr(&mut el, "id", format!("subject-{}", rand::random::<u32>()));
     el.append_child(text("subject", ns::STREAM, subject));
-    Outgoing { element: el, durable: false }
+    Outgoing {
+        element: el,
+        durable: false,
+    }
 }
 
 /// A 1:1 message from a puppet.
@@ -117,9 +153,17 @@ pub fn chat_message(from: &str, to: &str, id: &str, body: &str) -> Outgoing {
     set_attr(&mut el, "type", "chat");
     set_attr(&mut el, "id", id);
     el.append_child(text("body", ns::STREAM, body));
-    el.append_child(Element::builder("stanza-id", ns::SID).at("id", id).at("by", from).build());
+    el.append_child(
+        Element::builder("stanza-id", ns::SID)
+            .at("id", id)
+            .at("by", from)
+            .build(),
+    );
     el.append_child(Element::builder("store", ns::HINTS).build());
-    Outgoing { element: el, durable: true }
+    Outgoing {
+        element: el,
+        durable: true,
+    }
 }
 
 /// RFC 6120 stanza error conditions Causeway uses, with their default error types.
@@ -199,12 +243,22 @@ pub fn error_reply(e: &ErrorReply) -> Outgoing {
     if let Some(id) = &e.id {
         set_attr(&mut el, "id", id.as_str());
     }
-    let mut err = Element::builder("error", ns::STREAM).at("type", typ).append(Element::builder(cond, ns::STANZAS).build()).build();
+    let mut err = Element::builder("error", ns::STREAM)
+        .at("type", typ)
+        .append(Element::builder(cond, ns::STANZAS).build())
+        .build();
     if let Some(t) = &e.text {
-        err.append_child(Element::builder("text", ns::STANZAS).append(t.as_str()).build());
+        err.append_child(
+            Element::builder("text", ns::STANZAS)
+                .append(t.as_str())
+                .build(),
+        );
     }
     el.append_child(err);
-    Outgoing { element: el, durable: e.kind == "message" }
+    Outgoing {
+        element: el,
+        durable: e.kind == "message",
+    }
 }
 
 /// An IQ result carrying `payload` (or nothing).
@@ -215,7 +269,10 @@ pub fn iq_result(from: &str, to: &str, id: &str, payload: Option<Element>) -> Ou
     if let Some(p) = payload {
         el.append_child(p);
     }
-    Outgoing { element: el, durable: false }
+    Outgoing {
+        element: el,
+        durable: false,
+    }
 }
 
 /// Unix milliseconds as an XEP-0082 UTC timestamp.
@@ -268,7 +325,14 @@ mod tests {
             text: None,
         });
         let xml = String::from(&out.element);
-        for part in ["from=\"gw.example\"", "to=\"u@example/r\"", "id=\"q1\"", "type=\"error\"", "<feature-not-implemented", "type=\"cancel\""] {
+        for part in [
+            "from=\"gw.example\"",
+            "to=\"u@example/r\"",
+            "id=\"q1\"",
+            "type=\"error\"",
+            "<feature-not-implemented",
+            "type=\"cancel\"",
+        ] {
             assert!(xml.contains(part), "{part} missing in {xml}");
         }
     }

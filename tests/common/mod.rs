@@ -21,7 +21,10 @@ fn root() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +47,10 @@ pub const USERS: &[&str] = &["juliet", "romeo", "nurse", "bench"];
 
 impl Server {
     pub fn start(kind: Kind) -> Server {
-        let dir = tempfile::Builder::new().prefix("causeway-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("causeway-test-")
+            .tempdir()
+            .expect("tempdir");
         let (c2s, component) = (free_port(), free_port());
         let users: Vec<String> = USERS.iter().map(|u| format!("{u}:{PASSWORD}")).collect();
         let mut env = vec![
@@ -85,17 +91,28 @@ impl Server {
             .envs(self.env.iter().cloned())
             .output()
             .expect("run start script");
-        assert!(out.status.success(), "server did not start: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "server did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn pid(&self) -> Option<i32> {
-        std::fs::read_to_string(&self.pidfile).ok()?.trim().parse().ok()
+        std::fs::read_to_string(&self.pidfile)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// SIGKILL, as a crash would.
     pub fn kill(&self) {
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
             for _ in 0..100 {
                 if !Path::new(&format!("/proc/{pid}")).exists() {
                     break;
@@ -137,7 +154,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new(root().join("scripts/stop.sh")).arg(&self.pidfile).arg("10").status();
+        let _ = Command::new(root().join("scripts/stop.sh"))
+            .arg(&self.pidfile)
+            .arg("10")
+            .status();
     }
 }
 
@@ -152,7 +172,10 @@ pub struct Gateway {
 impl Gateway {
     pub async fn start(server: &Server, store_url: &str) -> Gateway {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_TEST_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            )
             .with_test_writer()
             .try_init();
         let http = format!("127.0.0.1:{}", free_port());
@@ -160,19 +183,36 @@ impl Gateway {
         let demo_cfg: DemoConfig = config.network_section("demo").expect("demo section");
         let (net, demo) = DemoNetwork::new(demo_cfg);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(causeway::run_with(config, vec![Arc::new(net)], shutdown.clone()));
-        let gw = Gateway { demo, shutdown, task, http };
+        let task = tokio::spawn(causeway::run_with(
+            config,
+            vec![Arc::new(net)],
+            shutdown.clone(),
+        ));
+        let gw = Gateway {
+            demo,
+            shutdown,
+            task,
+            http,
+        };
         gw.wait_healthy(true, Duration::from_secs(20)).await;
         gw
     }
 
     pub async fn http_get(&self, path: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(&self.http).await else { return (0, String::new()) };
-        let _ = s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).await;
+        let Ok(mut s) = tokio::net::TcpStream::connect(&self.http).await else {
+            return (0, String::new());
+        };
+        let _ = s
+            .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await;
         let mut buf = String::new();
         let _ = s.read_to_string(&mut buf).await;
-        let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let code = buf
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         (code, buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
     }
 
@@ -183,14 +223,19 @@ impl Gateway {
             if (code == 200) == want && code != 0 {
                 return;
             }
-            assert!(tokio::time::Instant::now() < end, "health did not become {want}: {code} {body}");
+            assert!(
+                tokio::time::Instant::now() < end,
+                "health did not become {want}: {code} {body}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     pub async fn stop(self) {
         self.shutdown.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(20), self.task).await.expect("gateway stops in time");
+        let r = tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("gateway stops in time");
         r.expect("gateway task").expect("gateway ran cleanly");
     }
 }
@@ -229,7 +274,11 @@ impl XmppClient {
         let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
         let online = tokio::time::timeout(Duration::from_secs(30), async {
             loop {
-                let line = lines.next_line().await.expect("client output").expect("client exited before online");
+                let line = lines
+                    .next_line()
+                    .await
+                    .expect("client output")
+                    .expect("client exited before online");
                 let l: ClientLine = serde_json::from_str(&line).expect("client line");
                 if let Some(e) = l.error {
                     panic!("client {jid}: {e}");
@@ -241,20 +290,31 @@ impl XmppClient {
         })
         .await
         .expect("client online in time");
-        XmppClient { child, stdin, lines, jid: online, inbox: Vec::new() }
+        XmppClient {
+            child,
+            stdin,
+            lines,
+            jid: online,
+            inbox: Vec::new(),
+        }
     }
 
     pub async fn send_xml(&mut self, xml: &str) {
         use tokio::io::AsyncWriteExt;
         let line = serde_json::to_string(xml).expect("json") + "\n";
-        self.stdin.write_all(line.as_bytes()).await.expect("send to client");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("send to client");
         self.stdin.flush().await.expect("flush");
     }
 
     async fn next_stanza(&mut self) -> Option<Element> {
         loop {
             let line = self.lines.next_line().await.ok()??;
-            let Ok(l) = serde_json::from_str::<ClientLine>(&line) else { continue };
+            let Ok(l) = serde_json::from_str::<ClientLine>(&line) else {
+                continue;
+            };
             if let Some(x) = l.stanza {
                 match x.parse::<Element>() {
                     Ok(el) => return Some(el),
@@ -265,7 +325,12 @@ impl XmppClient {
     }
 
     /// Wait for a stanza matching `pred`; everything received meanwhile stays in the inbox.
-    pub async fn expect(&mut self, what: &str, within: Duration, pred: impl Fn(&Element) -> bool) -> Element {
+    pub async fn expect(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Element) -> bool,
+    ) -> Element {
         if let Some(pos) = self.inbox.iter().position(&pred) {
             return self.inbox.remove(pos);
         }
@@ -293,7 +358,11 @@ impl XmppClient {
     }
 
     pub fn dump(&self) -> String {
-        self.inbox.iter().map(String::from).collect::<Vec<_>>().join("\n")
+        self.inbox
+            .iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub async fn close(mut self) {
@@ -312,12 +381,19 @@ pub fn body(el: &Element) -> Option<String> {
 
 pub fn error_condition(el: &Element) -> Option<String> {
     let err = el.children().find(|c| c.name() == "error")?;
-    err.children().find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text").map(|c| c.name().to_string())
+    err.children()
+        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
+        .map(|c| c.name().to_string())
 }
 
 pub fn statuses(el: &Element) -> Vec<String> {
     el.get_child("x", "http://jabber.org/protocol/muc#user")
-        .map(|x| x.children().filter(|c| c.name() == "status").filter_map(|c| c.attr("code").map(String::from)).collect())
+        .map(|x| {
+            x.children()
+                .filter(|c| c.name() == "status")
+                .filter_map(|c| c.attr("code").map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

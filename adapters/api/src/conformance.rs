@@ -10,14 +10,22 @@ pub async fn run(network: Arc<dyn Network>) {
     let id = network.id();
     assert!(
         !id.as_str().is_empty()
-            && id.as_str().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            && id
+                .as_str()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
         "Network::id must be a non-empty lowercase ascii label, got {id:?}"
     );
     let caps = network.capabilities().clone();
-    assert!(!caps.display_name.is_empty(), "Capabilities::display_name is empty");
+    assert!(
+        !caps.display_name.is_empty(),
+        "Capabilities::display_name is empty"
+    );
     assert!(caps.max_text_len > 0, "Capabilities::max_text_len is 0");
 
-    let login = network.relay_login().expect("conformance needs a relay login");
+    let login = network
+        .relay_login()
+        .expect("conformance needs a relay login");
     assert!(
         !format!("{login:?}").contains(login.secrets.expose()) || login.secrets.is_empty(),
         "Debug of a LoginRecord shows its secret"
@@ -29,8 +37,14 @@ pub async fn run(network: Arc<dyn Network>) {
         .expect("connect with the relay login");
 
     let rooms = session.rooms().await.expect("rooms()");
-    let room = rooms.first().expect("the test remote must have a room").clone();
-    let info = session.room_info(&room.key).await.expect("room_info of a listed room");
+    let room = rooms
+        .first()
+        .expect("the test remote must have a room")
+        .clone();
+    let info = session
+        .room_info(&room.key)
+        .await
+        .expect("room_info of a listed room");
     assert_eq!(info.key, room.key, "room_info returns another room");
     let bogus = RoomKey::shared("no-such-room-conformance");
     match session.room_info(&bogus).await {
@@ -57,25 +71,43 @@ pub async fn run(network: Arc<dyn Network>) {
     assert!(!sent.ids.is_empty(), "Sent carries no remote id");
     let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
     while let Ok(Some(env)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        if let RemoteEventKind::Message { id, txn: echo_txn, .. } = &env.event.kind {
+        if let RemoteEventKind::Message {
+            id, txn: echo_txn, ..
+        } = &env.event.kind
+        {
             if sent.ids.contains(id) {
-                assert_eq!(echo_txn.as_ref(), Some(&txn), "an echo of our message lacks its TxnId");
+                assert_eq!(
+                    echo_txn.as_ref(),
+                    Some(&txn),
+                    "an echo of our message lacks its TxnId"
+                );
             }
         }
     }
 
     // History returns what was sent, oldest first.
-    let history = session.history(&room.key, None, 1000).await.expect("history");
-    let pos = history.iter().position(|e| {
-        matches!(&e.kind, RemoteEventKind::Message { id, .. } if sent.ids.contains(id))
-    });
+    let history = session
+        .history(&room.key, None, 1000)
+        .await
+        .expect("history");
+    let pos = history.iter().position(
+        |e| matches!(&e.kind, RemoteEventKind::Message { id, .. } if sent.ids.contains(id)),
+    );
     assert!(pos.is_some(), "history does not hold the message just sent");
     let stamps: Vec<i64> = history.iter().map(|e| e.at).collect();
-    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "history is not oldest first");
+    assert!(
+        stamps.windows(2).all(|w| w[0] <= w[1]),
+        "history is not oldest first"
+    );
     if let Some(last) = sent.ids.last() {
-        let after = session.history(&room.key, Some(last), 10).await.expect("history after");
+        let after = session
+            .history(&room.key, Some(last), 10)
+            .await
+            .expect("history after");
         assert!(
-            after.iter().all(|e| !matches!(&e.kind, RemoteEventKind::Message { id, .. } if id == last)),
+            after
+                .iter()
+                .all(|e| !matches!(&e.kind, RemoteEventKind::Message { id, .. } if id == last)),
             "history(after = X) must not return X"
         );
     }
@@ -85,14 +117,30 @@ pub async fn run(network: Arc<dyn Network>) {
     let checks: [(bool, ActionKind); 3] = [
         (
             caps.edits,
-            ActionKind::Edit { target: target.clone(), content: Content::text("x"), txn: TxnId::new("t2") },
+            ActionKind::Edit {
+                target: target.clone(),
+                content: Content::text("x"),
+                txn: TxnId::new("t2"),
+            },
         ),
-        (caps.reactions, ActionKind::ReactionAdd { target: target.clone(), emoji: "👍".into() }),
+        (
+            caps.reactions,
+            ActionKind::ReactionAdd {
+                target: target.clone(),
+                emoji: "👍".into(),
+            },
+        ),
         (caps.retractions, ActionKind::Retract { target }),
     ];
     for (supported, kind) in checks {
         let name = kind.name();
-        let result = session.apply(Action { room: room.key.clone(), persona: None, kind }).await;
+        let result = session
+            .apply(Action {
+                room: room.key.clone(),
+                persona: None,
+                kind,
+            })
+            .await;
         match (supported, result) {
             (true, Ok(())) | (false, Err(NetworkError::Unsupported(_))) => {}
             (s, r) => panic!("action {name}: capability {s} but apply gave {r:?}"),

@@ -23,7 +23,10 @@ pub struct Content {
 
 impl Content {
     pub fn text(text: impl Into<String>) -> Self {
-        Self { text: text.into(), kind: TextKind::Normal }
+        Self {
+            text: text.into(),
+            kind: TextKind::Normal,
+        }
     }
 }
 

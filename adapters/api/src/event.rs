@@ -1,6 +1,8 @@
 //! What flows between the core and an adapter: remote events in, actions out.
 
-use crate::{Content, LoginId, Persona, RemoteMessageId, RemoteSpaceId, RemoteUserId, RoomKey, TxnId};
+use crate::{
+    Content, LoginId, Persona, RemoteMessageId, RemoteSpaceId, RemoteUserId, RoomKey, TxnId,
+};
 use serde::{Deserialize, Serialize};
 
 /// Something that happened on the network, in one room.
@@ -23,15 +25,31 @@ pub enum RemoteEventKind {
         /// Set when this is the echo of a message the core sent with this TxnId.
         txn: Option<TxnId>,
     },
-    Edit { target: RemoteMessageId, content: Content },
+    Edit {
+        target: RemoteMessageId,
+        content: Content,
+    },
     /// A deletion. `by_author` is false when the network does not say who deleted it.
-    Retract { target: RemoteMessageId, by_author: bool },
+    Retract {
+        target: RemoteMessageId,
+        by_author: bool,
+    },
     /// The sender's full current set of reactions on `target`.
-    Reactions { target: RemoteMessageId, emojis: Vec<String> },
-    Typing { active: bool },
+    Reactions {
+        target: RemoteMessageId,
+        emojis: Vec<String>,
+    },
+    Typing {
+        active: bool,
+    },
     RoomChanged(RoomInfo),
-    Membership { user: UserInfo, joined: bool },
-    LoginState { state: LoginState },
+    Membership {
+        user: UserInfo,
+        joined: bool,
+    },
+    LoginState {
+        state: LoginState,
+    },
 }
 
 /// What the core asks a session to do besides sending a message.
@@ -45,12 +63,28 @@ pub struct Action {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ActionKind {
-    Edit { target: RemoteMessageId, content: Content, txn: TxnId },
-    Retract { target: RemoteMessageId },
-    ReactionAdd { target: RemoteMessageId, emoji: String },
-    ReactionRemove { target: RemoteMessageId, emoji: String },
-    Typing { active: bool },
-    ReadMarker { up_to: RemoteMessageId },
+    Edit {
+        target: RemoteMessageId,
+        content: Content,
+        txn: TxnId,
+    },
+    Retract {
+        target: RemoteMessageId,
+    },
+    ReactionAdd {
+        target: RemoteMessageId,
+        emoji: String,
+    },
+    ReactionRemove {
+        target: RemoteMessageId,
+        emoji: String,
+    },
+    Typing {
+        active: bool,
+    },
+    ReadMarker {
+        up_to: RemoteMessageId,
+    },
 }
 
 impl ActionKind {
@@ -149,4 +183,3 @@ pub struct Envelope {
     pub login: LoginId,
     pub event: RemoteEvent,
 }
-

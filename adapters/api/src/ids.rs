@@ -72,6 +72,9 @@ pub struct RoomKey {
 
 impl RoomKey {
     pub fn shared(room: impl Into<String>) -> Self {
-        Self { room: RemoteRoomId(room.into()), receiver: None }
+        Self {
+            room: RemoteRoomId(room.into()),
+            receiver: None,
+        }
     }
 }

@@ -7,13 +7,13 @@
 //!
 //! This crate knows no XML, no SQL and no SDK: it is the seam between the core and adapters.
 
+#[doc(hidden)]
+pub mod conformance;
 mod content;
 mod error;
 mod event;
 mod ids;
 mod secret;
-#[doc(hidden)]
-pub mod conformance;
 
 pub use content::{Content, Persona, TextKind};
 pub use error::NetworkError;
@@ -94,7 +94,10 @@ impl EventSink {
     /// Hand one event to the core. Fails only when the core is shutting down.
     pub async fn send(&self, event: RemoteEvent) -> Result<(), NetworkError> {
         self.tx
-            .send(Envelope { login: self.login.clone(), event })
+            .send(Envelope {
+                login: self.login.clone(),
+                event,
+            })
             .await
             .map_err(|_| NetworkError::Other("the bridge is shutting down".into()))
     }

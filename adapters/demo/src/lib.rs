@@ -24,7 +24,11 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { rooms: vec!["lobby".into(), "random".into()], bot_name: "Demo Bot".into(), bot_answers: true }
+        Self {
+            rooms: vec!["lobby".into(), "random".into()],
+            bot_name: "Demo Bot".into(),
+            bot_answers: true,
+        }
     }
 }
 
@@ -67,11 +71,26 @@ impl DemoNetwork {
             id: "password".into(),
             name: "Demo account".into(),
             fields: vec![
-                LoginField { var: "username".into(), label: "Username".into(), secret: false },
-                LoginField { var: "password".into(), label: "Password".into(), secret: true },
+                LoginField {
+                    var: "username".into(),
+                    label: "Username".into(),
+                    secret: false,
+                },
+                LoginField {
+                    var: "password".into(),
+                    label: "Password".into(),
+                    secret: true,
+                },
             ],
         }];
-        (Self { shared: shared.clone(), caps, flows }, DemoHandle { shared })
+        (
+            Self {
+                shared: shared.clone(),
+                caps,
+                flows,
+            },
+            DemoHandle { shared },
+        )
     }
 }
 
@@ -110,7 +129,11 @@ impl Network for DemoNetwork {
             _ => Err(NetworkError::Forbidden("bad username or password".into())),
         }
     }
-    async fn connect(&self, login: &LoginRecord, events: EventSink) -> Result<Arc<dyn Session>, NetworkError> {
+    async fn connect(
+        &self,
+        login: &LoginRecord,
+        events: EventSink,
+    ) -> Result<Arc<dyn Session>, NetworkError> {
         let mut state = lock(&self.shared);
         state.sinks.push(events);
         if state.pump.is_none() {
@@ -130,7 +153,10 @@ impl Network for DemoNetwork {
             });
         }
         drop(state);
-        Ok(Arc::new(DemoSession { shared: self.shared.clone(), login: login.login.clone() }))
+        Ok(Arc::new(DemoSession {
+            shared: self.shared.clone(),
+            login: login.login.clone(),
+        }))
     }
 }
 
@@ -152,7 +178,11 @@ impl Session for DemoSession {
         Ok(())
     }
     async fn rooms(&self) -> Result<Vec<RoomInfo>, NetworkError> {
-        Ok(lock(&self.shared).rooms.values().map(|r| r.info.clone()).collect())
+        Ok(lock(&self.shared)
+            .rooms
+            .values()
+            .map(|r| r.info.clone())
+            .collect())
     }
     async fn room_info(&self, room: &RoomKey) -> Result<RoomInfo, NetworkError> {
         lock(&self.shared).room(room).map(|r| r.info.clone())
@@ -164,7 +194,11 @@ impl Session for DemoSession {
             .cloned()
             .ok_or_else(|| NetworkError::NotFound(format!("user {user}")))
     }
-    async fn direct_room(&self, user: &RemoteUserId, persona: Option<&Persona>) -> Result<RoomKey, NetworkError> {
+    async fn direct_room(
+        &self,
+        user: &RemoteUserId,
+        persona: Option<&Persona>,
+    ) -> Result<RoomKey, NetworkError> {
         let who = persona.map(|p| p.xmpp_user.as_str()).unwrap_or("");
         lock(&self.shared).open_direct(user, who, &self.login)
     }
@@ -177,13 +211,19 @@ impl Session for DemoSession {
         let state = lock(&self.shared);
         let r = state.room(room)?;
         let start = match after {
-            Some(id) => r.history.iter().position(|e| state::event_id(e) == Some(id)).map_or(0, |p| p + 1),
+            Some(id) => r
+                .history
+                .iter()
+                .position(|e| state::event_id(e) == Some(id))
+                .map_or(0, |p| p + 1),
             None => 0,
         };
         Ok(r.history.iter().skip(start).take(limit).cloned().collect())
     }
     async fn disconnect(&self) {
-        lock(&self.shared).sinks.retain(|s| s.login() != &self.login);
+        lock(&self.shared)
+            .sinks
+            .retain(|s| s.login() != &self.login);
     }
 }
 
@@ -201,7 +241,13 @@ impl DemoHandle {
     /// A remote user posts in a room. The message is kept in the room's history even while
     /// no session is connected (so catch-up can find it). Returns its remote id.
     pub async fn inject_message(&self, room: &str, user: &str, text: &str) -> RemoteMessageId {
-        let event = lock(&self.shared).post(&RoomKey::shared(room), user, Content::text(text), None, None);
+        let event = lock(&self.shared).post(
+            &RoomKey::shared(room),
+            user,
+            Content::text(text),
+            None,
+            None,
+        );
         let id = state::event_id(&event).cloned().unwrap_or_default();
         deliver(&self.shared, vec![event]).await;
         id

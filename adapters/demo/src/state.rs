@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub fn event_id(e: &RemoteEvent) -> Option<&RemoteMessageId> {
@@ -53,7 +56,12 @@ impl State {
         };
         s.users.insert(
             RemoteUserId::new(BOT),
-            UserInfo { id: RemoteUserId::new(BOT), display_name: config.bot_name.clone(), avatar_url: None, is_bot: true },
+            UserInfo {
+                id: RemoteUserId::new(BOT),
+                display_name: config.bot_name.clone(),
+                avatar_url: None,
+                is_bot: true,
+            },
         );
         for (id, name) in [("alice", "Alice"), ("bob", "Bob")] {
             s.add_user(id, name);
@@ -65,7 +73,12 @@ impl State {
     }
 
     pub fn add_user(&mut self, id: &str, name: &str) {
-        let info = UserInfo { id: RemoteUserId::new(id), display_name: name.into(), avatar_url: None, is_bot: false };
+        let info = UserInfo {
+            id: RemoteUserId::new(id),
+            display_name: name.into(),
+            avatar_url: None,
+            is_bot: false,
+        };
         self.users.insert(info.id.clone(), info);
     }
 
@@ -81,11 +94,16 @@ impl State {
             avatar_url: None,
             members,
         };
-        self.rooms.entry(key).or_insert(Room { info, history: Vec::new() });
+        self.rooms.entry(key).or_insert(Room {
+            info,
+            history: Vec::new(),
+        });
     }
 
     pub fn room(&self, key: &RoomKey) -> Result<&Room, NetworkError> {
-        self.rooms.get(key).ok_or_else(|| NetworkError::NotFound(format!("room {}", key.room)))
+        self.rooms
+            .get(key)
+            .ok_or_else(|| NetworkError::NotFound(format!("room {}", key.room)))
     }
 
     fn next_id(&mut self) -> RemoteMessageId {
@@ -107,7 +125,12 @@ impl State {
             room: room.clone(),
             sender: RemoteUserId::new(user),
             at: now_ms(),
-            kind: RemoteEventKind::Message { id, content, reply_to, txn },
+            kind: RemoteEventKind::Message {
+                id,
+                content,
+                reply_to,
+                txn,
+            },
         };
         self.record(event.clone());
         event
@@ -129,13 +152,18 @@ impl State {
         }
     }
 
-    pub fn accept_message(&mut self, msg: OutgoingMessage) -> Result<(Sent, Vec<RemoteEvent>), NetworkError> {
+    pub fn accept_message(
+        &mut self,
+        msg: OutgoingMessage,
+    ) -> Result<(Sent, Vec<RemoteEvent>), NetworkError> {
         if let Some(e) = self.fail_next.take() {
             return Err(e);
         }
         self.room(&msg.room)?;
         if msg.content.text.chars().count() > 4000 {
-            return Err(NetworkError::BadRequest("text longer than 4000 characters".into()));
+            return Err(NetworkError::BadRequest(
+                "text longer than 4000 characters".into(),
+            ));
         }
         if let Some(r) = &msg.reply_to {
             self.has_message(&msg.room, r)?;
@@ -145,26 +173,54 @@ impl State {
             None => "relay".to_string(),
         };
         let text = msg.content.text.clone();
-        let echo = self.post(&msg.room, &sender, msg.content.clone(), msg.reply_to.clone(), Some(msg.txn.clone()));
+        let echo = self.post(
+            &msg.room,
+            &sender,
+            msg.content.clone(),
+            msg.reply_to.clone(),
+            Some(msg.txn.clone()),
+        );
         let id = event_id(&echo).cloned().unwrap_or_default();
         let mut pushes = vec![echo];
         if self.bot_answers {
             pushes.extend(self.bot_answer(&msg.room, &text, &id));
         }
         self.sent.push(msg);
-        Ok((Sent { ids: vec![id], at: now_ms() }, pushes))
+        Ok((
+            Sent {
+                ids: vec![id],
+                at: now_ms(),
+            },
+            pushes,
+        ))
     }
 
     fn bot_answer(&mut self, room: &RoomKey, text: &str, to: &RemoteMessageId) -> Vec<RemoteEvent> {
-        if let Some(n) = text.strip_prefix("!burst ").and_then(|n| n.trim().parse::<usize>().ok()) {
+        if let Some(n) = text
+            .strip_prefix("!burst ")
+            .and_then(|n| n.trim().parse::<usize>().ok())
+        {
             return (1..=n.min(MAX_BURST))
-                .map(|i| self.post(room, BOT, Content::text(format!("burst {i}/{n}")), None, None))
+                .map(|i| {
+                    self.post(
+                        room,
+                        BOT,
+                        Content::text(format!("burst {i}/{n}")),
+                        None,
+                        None,
+                    )
+                })
                 .collect();
         }
-        let answer = Content { text: format!("echo: {text}"), kind: TextKind::Notice };
+        let answer = Content {
+            text: format!("echo: {text}"),
+            kind: TextKind::Notice,
+        };
         // In a direct conversation the other party answers; in a room, the bot.
         let who = match self.rooms.get(room) {
-            Some(r) if r.info.kind == RoomKind::Direct => r.info.members.first().map(|m| m.id.to_string()),
+            Some(r) if r.info.kind == RoomKind::Direct => {
+                r.info.members.first().map(|m| m.id.to_string())
+            }
             _ => None,
         }
         .unwrap_or_else(|| BOT.to_string());
@@ -182,7 +238,10 @@ impl State {
             }
             ActionKind::ReactionAdd { target, emoji } => {
                 self.has_message(&action.room, target)?;
-                self.reactions.entry((target.clone(), sender)).or_default().insert(emoji.clone());
+                self.reactions
+                    .entry((target.clone(), sender))
+                    .or_default()
+                    .insert(emoji.clone());
             }
             ActionKind::ReactionRemove { target, emoji } => {
                 self.has_message(&action.room, target)?;
@@ -200,9 +259,21 @@ impl State {
         Ok(Vec::new())
     }
 
-    pub fn open_direct(&mut self, user: &RemoteUserId, who: &str, login: &LoginId) -> Result<RoomKey, NetworkError> {
-        let info = self.users.get(user).cloned().ok_or_else(|| NetworkError::NotFound(format!("user {user}")))?;
-        let key = RoomKey { room: RemoteRoomId::new(format!("dm:{user}:{who}")), receiver: Some(login.clone()) };
+    pub fn open_direct(
+        &mut self,
+        user: &RemoteUserId,
+        who: &str,
+        login: &LoginId,
+    ) -> Result<RoomKey, NetworkError> {
+        let info = self
+            .users
+            .get(user)
+            .cloned()
+            .ok_or_else(|| NetworkError::NotFound(format!("user {user}")))?;
+        let key = RoomKey {
+            room: RemoteRoomId::new(format!("dm:{user}:{who}")),
+            receiver: Some(login.clone()),
+        };
         let room = RoomInfo {
             key: key.clone(),
             name: info.display_name.clone(),
@@ -212,7 +283,10 @@ impl State {
             avatar_url: None,
             members: vec![info],
         };
-        self.rooms.entry(key.clone()).or_insert(Room { info: room, history: Vec::new() });
+        self.rooms.entry(key.clone()).or_insert(Room {
+            info: room,
+            history: Vec::new(),
+        });
         Ok(key)
     }
 }
