@@ -11,7 +11,7 @@ if [[ -z $bindir || ! -x $bindir/initdb ]]; then
   bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 fi
 id postgres >/dev/null 2>&1 || useradd --system --home "$DIR" postgres
-mkdir -p "$DIR"; chown postgres "$DIR"
+mkdir -p "$DIR"; chown postgres "$DIR"; chmod o+x "$(dirname "$DIR")"
 as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if [[ -s $DIR/data/postmaster.pid ]] && kill -0 "$(head -1 "$DIR/data/postmaster.pid")" 2>/dev/null; then
   log "postgres already running from $DIR"; head -1 "$DIR/data/postmaster.pid"; exit 0
