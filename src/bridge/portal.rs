@@ -632,47 +632,14 @@ impl Portal {
             );
             return self.send(vec![e]).await;
         };
-        let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
-        self.remember_txn(txn.clone());
-        let msg = OutgoingMessage {
-            room: self.row.key.clone(),
-            txn,
-            content: Content::text(body.clone()),
-            reply_to: None,
-            persona: Some(Persona {
-                nick: me.nick.clone(),
-                avatar_url: None,
-                xmpp_user: me.bare.clone(),
-            }),
-        };
-        let sent = match self.net.relay.send_message(msg).await {
+        let sent = match self
+            .send_remote(&me.nick, &me.bare, &body, id.clone(), origin_id.clone())
+            .await
+        {
             Ok(s) if !s.ids.is_empty() => s,
             Ok(_) => return,
             Err(e) => return self.refused(&from, None, id.as_deref(), &e).await,
         };
-        let rows: Vec<MessageRow> = sent
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(part, rid)| MessageRow {
-                portal_id: self.row.id,
-                remote_id: rid.clone(),
-                part: part as i64,
-                stanza_id: sent.ids[0].to_string(),
-                origin_id: origin_id.clone(),
-                xmpp_id: id.clone(),
-                sender: me.bare.clone(),
-                sender_nick: me.nick.clone(),
-                from_xmpp: true,
-                body: (part == 0).then(|| body.clone()),
-                reply_to: None,
-                sent_at: sent.at,
-            })
-            .collect();
-        if let Err(e) = self.shared.store.insert_messages(&rows, true).await {
-            // The network has it; without the row, edits of it will not resolve. Say so.
-            tracing::error!(network = %self.net.id, room = %self.row.key.room, "sent message not stored: {e}");
-        }
         let stanza_id = sent.ids[0].to_string();
         let oid = self.oid(&format!("xmpp:{}", me.bare));
         let items = self
@@ -701,6 +668,59 @@ impl Portal {
                 ("direction", "to_remote"),
             ],
         );
+    }
+
+    /// Send an XMPP user's text to the network (as a Persona of the relay login) and store
+    /// one row per remote part; every part maps to the first part's stanza-id.
+    async fn send_remote(
+        &mut self,
+        nick: &str,
+        bare: &str,
+        body: &str,
+        xmpp_id: Option<String>,
+        origin_id: Option<String>,
+    ) -> Result<Sent, NetworkError> {
+        let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
+        self.remember_txn(txn.clone());
+        let msg = OutgoingMessage {
+            room: self.row.key.clone(),
+            txn,
+            content: Content::text(body),
+            reply_to: None,
+            persona: Some(Persona {
+                nick: nick.to_string(),
+                avatar_url: None,
+                xmpp_user: bare.to_string(),
+            }),
+        };
+        let sent = self.net.relay.send_message(msg).await?;
+        let Some(first) = sent.ids.first() else {
+            return Ok(sent);
+        };
+        let rows: Vec<MessageRow> = sent
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(part, rid)| MessageRow {
+                portal_id: self.row.id,
+                remote_id: rid.clone(),
+                part: part as i64,
+                stanza_id: first.to_string(),
+                origin_id: origin_id.clone(),
+                xmpp_id: xmpp_id.clone(),
+                sender: bare.to_string(),
+                sender_nick: nick.to_string(),
+                from_xmpp: true,
+                body: (part == 0).then(|| body.to_string()),
+                reply_to: None,
+                sent_at: sent.at,
+            })
+            .collect();
+        if let Err(e) = self.shared.store.insert_messages(&rows, true).await {
+            // The network has it; without the row, later edits of it will not resolve.
+            tracing::error!(network = %self.net.id, room = %self.row.key.room, "sent message not stored: {e}");
+        }
+        Ok(sent)
     }
 
     /// The network refused: the sender gets an error message (from `as_jid`, else the room).
@@ -734,43 +754,11 @@ impl Portal {
             );
             return self.send(vec![e]).await;
         }
-        let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
-        self.remember_txn(txn.clone());
-        let msg = OutgoingMessage {
-            room: self.row.key.clone(),
-            txn,
-            content: Content::text(body.clone()),
-            reply_to: None,
-            persona: Some(Persona {
-                nick: bare.clone(),
-                avatar_url: None,
-                xmpp_user: bare.clone(),
-            }),
-        };
-        match self.net.relay.send_message(msg).await {
-            Ok(sent) => {
-                let rows: Vec<MessageRow> = sent
-                    .ids
-                    .iter()
-                    .enumerate()
-                    .map(|(part, rid)| MessageRow {
-                        portal_id: self.row.id,
-                        remote_id: rid.clone(),
-                        part: part as i64,
-                        stanza_id: rid.to_string(),
-                        origin_id: None,
-                        xmpp_id: id.clone(),
-                        sender: bare.clone(),
-                        sender_nick: bare.clone(),
-                        from_xmpp: true,
-                        body: (part == 0).then(|| body.clone()),
-                        reply_to: None,
-                        sent_at: sent.at,
-                    })
-                    .collect();
-                if let Err(e) = self.shared.store.insert_messages(&rows, true).await {
-                    tracing::error!(network = %self.net.id, "sent message not stored: {e}");
-                }
+        match self
+            .send_remote(&bare, &bare, &body, id.clone(), None)
+            .await
+        {
+            Ok(_) => {
                 self.shared.metrics.inc(
                     "causeway_messages_bridged_total",
                     &[
