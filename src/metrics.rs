@@ -35,13 +35,6 @@ impl Metrics {
         *c.entry((name.to_string(), labels(pairs))).or_default() += n;
     }
 
-    pub fn get(&self, name: &str, pairs: &[(&str, &str)]) -> u64 {
-        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.get(&(name.to_string(), labels(pairs)))
-            .copied()
-            .unwrap_or(0)
-    }
-
     pub fn set_connected(&self, domain: &str, up: bool) {
         self.connected
             .lock()

@@ -12,7 +12,6 @@ async fn core_suite(kind: Kind) {
     let url = format!("sqlite://{}/cw.db?mode=rwc", dbdir.path().display());
     let gw = Gateway::start(&server, &url).await;
     let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
-    let me = juliet.jid.clone();
 
     // discovery: the gateway's identities and features, then its rooms
     juliet.send_xml(&format!("<iq xmlns='jabber:client' type='get' id='d1' to='{DOMAIN}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")).await;
@@ -318,7 +317,6 @@ async fn core_suite(kind: Kind) {
         metrics.contains("causeway_stream_connected{domain=\"demo.localhost\"} 1"),
         "{metrics}"
     );
-    let _ = me;
     gw.stop().await;
 }
 

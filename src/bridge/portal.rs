@@ -51,9 +51,6 @@ impl Portal {
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<PortalInput>, shutdown: CancellationToken) {
-        let span = tracing::info_span!("portal", network = %self.net.id, room = %self.row.key.room);
-        let _e = span.enter();
-        drop(_e);
         self.load_members().await;
         self.catch_up().await;
         loop {

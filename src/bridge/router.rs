@@ -33,15 +33,41 @@ pub struct Bridge {
     shared: Arc<Shared>,
     by_domain: Arc<HashMap<Arc<str>, Arc<NetCtx>>>,
     by_network: Arc<HashMap<NetworkId, Arc<NetCtx>>>,
-    portals: Arc<Mutex<PortalQueues>>,
+    live: Arc<Mutex<Live>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
 
-/// The queue of each running portal task.
-type PortalQueues = HashMap<(NetworkId, i64), mpsc::Sender<PortalInput>>;
+type Queue = mpsc::Sender<PortalInput>;
 
-type Route = Result<(Arc<NetCtx>, PortalRow), Option<xmpp::Outgoing>>;
+/// The running portal tasks, and the two names events use for them, so that traffic for a
+/// live portal reaches it without a store look-up.
+#[derive(Default)]
+struct Live {
+    queues: HashMap<(NetworkId, i64), Queue>,
+    by_room: HashMap<(NetworkId, RoomKey), i64>,
+    by_jid: HashMap<(NetworkId, String), i64>,
+}
+
+impl Live {
+    fn queue(&self, net: &NetworkId, id: Option<&i64>) -> Option<Queue> {
+        let id = *id?;
+        self.queues
+            .get(&(net.clone(), id))
+            .filter(|tx| !tx.is_closed())
+            .cloned()
+    }
+
+    fn for_jid(&self, net: &NetworkId, local: &str) -> Option<Queue> {
+        self.queue(net, self.by_jid.get(&(net.clone(), local.to_string())))
+    }
+
+    fn for_room(&self, net: &NetworkId, key: &RoomKey) -> Option<Queue> {
+        self.queue(net, self.by_room.get(&(net.clone(), key.clone())))
+    }
+}
+
+type Route = Result<PortalRow, Option<xmpp::Outgoing>>;
 
 impl Bridge {
     pub fn new(
@@ -64,7 +90,7 @@ impl Bridge {
             }),
             by_domain: Arc::new(by_domain),
             by_network: Arc::new(by_network),
-            portals: Arc::new(Mutex::new(HashMap::new())),
+            live: Arc::new(Mutex::new(Live::default())),
             tracker,
             shutdown,
         }
@@ -94,14 +120,14 @@ impl Bridge {
         &self,
         net: &NetCtx,
         info: &RoomInfo,
-        xmpp_user: Option<&str>,
+        direct_for: Option<(&str, &str)>,
     ) -> Result<PortalRow, crate::store::StoreError> {
         if let Some(p) = self.shared.store.portal_by_room(&net.id, &info.key).await? {
             return Ok(p);
         }
-        let jid_local = match info.kind {
-            RoomKind::Direct => format!("dm.{}", xmpp::encode_local(info.key.room.as_str())),
-            _ => xmpp::encode_local(info.key.room.as_str()),
+        let (jid_local, xmpp_user) = match direct_for {
+            Some((puppet, owner)) => (xmpp::direct_portal_local(puppet, owner), Some(owner)),
+            None => (xmpp::encode_local(info.key.room.as_str()), None),
         };
         self.shared
             .store
@@ -118,22 +144,27 @@ impl Bridge {
             .await
     }
 
-    fn portal_queue(&self, net: &Arc<NetCtx>, row: PortalRow) -> mpsc::Sender<PortalInput> {
-        let mut map = self.portals.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (net.id.clone(), row.id);
-        if let Some(tx) = map.get(&key).filter(|tx| !tx.is_closed()) {
-            return tx.clone();
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn portal_queue(&self, net: &Arc<NetCtx>, row: PortalRow) -> Queue {
+        let mut live = self.live();
+        if let Some(tx) = live.queue(&net.id, Some(&row.id)) {
+            return tx;
         }
         let (tx, rx) = mpsc::channel(self.shared.config.portal_queue);
+        live.queues.insert((net.id.clone(), row.id), tx.clone());
+        live.by_room
+            .insert((net.id.clone(), row.key.clone()), row.id);
+        live.by_jid
+            .insert((net.id.clone(), row.jid_local.clone()), row.id);
         let portal = Portal::new(row, net.clone(), self.shared.clone());
-        let shutdown = self.shutdown.clone();
-        self.tracker.spawn(portal.run(rx, shutdown));
-        map.insert(key, tx.clone());
+        self.tracker.spawn(portal.run(rx, self.shutdown.clone()));
         tx
     }
 
-    async fn deliver(&self, net: &Arc<NetCtx>, row: PortalRow, input: PortalInput) {
-        let tx = self.portal_queue(net, row);
+    async fn enqueue(&self, net: &NetCtx, tx: Queue, input: PortalInput) {
         if tx.send(input).await.is_err() {
             tracing::warn!(network = %net.id, "portal task ended; event dropped");
         }
@@ -141,59 +172,57 @@ impl Bridge {
 
     /// An event from an XMPP user.
     pub async fn xmpp_event(&self, ev: Addressed) {
-        match self.route_xmpp(&ev).await {
-            Ok((net, row)) => self.deliver(&net, row, PortalInput::Xmpp(ev.event)).await,
-            Err(Some(reply)) => {
-                if let Some(net) = self.net_for_domain(&ev.domain) {
+        let Some(net) = self.net_for_domain(&ev.domain) else {
+            return;
+        };
+        let target = ev.event.target();
+        // A direct conversation is named by (puppet, XMPP user), without asking the network.
+        let lookup = match &ev.event {
+            XmppEvent::Direct { from, .. } => xmpp::direct_portal_local(target, xmpp::bare(from)),
+            _ => target.to_string(),
+        };
+        let live = self.live().for_jid(&net.id, &lookup);
+        let tx = match live {
+            Some(tx) => tx,
+            None => match self.route_xmpp(&ev, &net, &lookup).await {
+                Ok(row) => self.portal_queue(&net, row),
+                Err(Some(reply)) => {
                     if let Err(e) = net.link.send(vec![reply]).await {
                         tracing::warn!("cannot answer: {e}");
                     }
+                    return;
                 }
-            }
-            Err(None) => {}
-        }
+                Err(None) => return,
+            },
+        };
+        self.enqueue(&net, tx, PortalInput::Xmpp(ev.event)).await;
     }
 
-    async fn route_xmpp(&self, ev: &Addressed) -> Route {
-        let not_found = |text: &str| {
-            let (kind, id) = ev.event.stanza_kind();
-            if kind == "error" {
-                return None;
-            }
-            Some(xmpp::outbound::error_reply(&xmpp::outbound::ErrorReply {
-                kind,
-                from: format!("{}@{}", ev.event.target(), ev.domain),
-                to: ev.event.from().to_string(),
-                id: id.map(String::from),
-                condition: xmpp::outbound::Condition::ItemNotFound,
-                text: Some(text.to_string()),
-            }))
+    /// The portal for an XMPP event with no running portal: from the store, else from the
+    /// network (a room or direct conversation seen for the first time).
+    async fn route_xmpp(&self, ev: &Addressed, net: &Arc<NetCtx>, lookup: &str) -> Route {
+        use xmpp::outbound::{error_for_event, Condition};
+        let refuse = |condition, text: Option<String>| {
+            error_for_event(&ev.domain, &ev.event, condition, text)
+        };
+        let not_found = || {
+            refuse(
+                Condition::ItemNotFound,
+                Some("no such room or user on this gateway".into()),
+            )
         };
         let internal = |e: &dyn std::fmt::Display| {
             tracing::error!("store error while routing: {e}");
-            let (kind, id) = ev.event.stanza_kind();
-            (kind != "error").then(|| {
-                xmpp::outbound::error_reply(&xmpp::outbound::ErrorReply {
-                    kind,
-                    from: format!("{}@{}", ev.event.target(), ev.domain),
-                    to: ev.event.from().to_string(),
-                    id: id.map(String::from),
-                    condition: xmpp::outbound::Condition::InternalServerError,
-                    text: None,
-                })
-            })
-        };
-        let Some(net) = self.net_for_domain(&ev.domain) else {
-            return Err(None);
+            refuse(Condition::InternalServerError, None)
         };
         let target = ev.event.target();
-        match self.shared.store.portal_by_jid(&net.id, target).await {
-            Ok(Some(row)) => return Ok((net, row)),
+        match self.shared.store.portal_by_jid(&net.id, lookup).await {
+            Ok(Some(row)) => return Ok(row),
             Ok(None) => {}
             Err(e) => return Err(internal(&e)),
         }
         let Some(remote) = xmpp::decode_local(target) else {
-            return Err(not_found("no such room or user on this gateway"));
+            return Err(not_found());
         };
         let found = match &ev.event {
             XmppEvent::Direct { from, .. } => {
@@ -216,29 +245,15 @@ impl Bridge {
         };
         match found {
             Ok(info) => {
-                let owner = matches!(ev.event, XmppEvent::Direct { .. })
-                    .then(|| xmpp::bare(ev.event.from()));
-                match self.ensure_portal(&net, &info, owner).await {
-                    Ok(row) => Ok((net, row)),
+                let direct = matches!(ev.event, XmppEvent::Direct { .. })
+                    .then(|| (target, xmpp::bare(ev.event.from())));
+                match self.ensure_portal(net, &info, direct).await {
+                    Ok(row) => Ok(row),
                     Err(e) => Err(internal(&e)),
                 }
             }
-            Err(NetworkError::NotFound(_)) => {
-                Err(not_found("no such room or user on this gateway"))
-            }
-            Err(e) => {
-                let (kind, id) = ev.event.stanza_kind();
-                Err((kind != "error").then(|| {
-                    xmpp::outbound::error_reply(&xmpp::outbound::ErrorReply {
-                        kind,
-                        from: format!("{}@{}", ev.event.target(), ev.domain),
-                        to: ev.event.from().to_string(),
-                        id: id.map(String::from),
-                        condition: xmpp::outbound::Condition::from_network(&e),
-                        text: Some(e.to_string()),
-                    })
-                }))
-            }
+            Err(NetworkError::NotFound(_)) => Err(not_found()),
+            Err(e) => Err(refuse(Condition::from_network(&e), Some(e.to_string()))),
         }
     }
 
@@ -253,6 +268,11 @@ impl Bridge {
                 e = rx.recv() => match e { Some(e) => e, None => return },
             };
             let room = env.event.room.clone();
+            let live = self.live().for_room(&net.id, &room);
+            if let Some(tx) = live {
+                self.enqueue(&net, tx, PortalInput::Remote(env.event)).await;
+                continue;
+            }
             let row = match self.shared.store.portal_by_room(&net.id, &room).await {
                 Ok(Some(row)) => row,
                 Ok(None) if room.receiver.is_none() => match net.relay.room_info(&room).await {
@@ -277,8 +297,8 @@ impl Bridge {
                     continue;
                 }
             };
-            self.deliver(&net, row, PortalInput::Remote(env.event))
-                .await;
+            let tx = self.portal_queue(&net, row);
+            self.enqueue(&net, tx, PortalInput::Remote(env.event)).await;
         }
     }
 }

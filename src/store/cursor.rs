@@ -1,4 +1,4 @@
-use super::{now_ms, Result, Store};
+use super::{Result, Store};
 use causeway_api::RemoteMessageId;
 use sqlx::Row;
 
@@ -20,7 +20,3 @@ impl Store {
 pub(super) const SET_CURSOR: &str =
     "INSERT INTO cursor (portal_id, remote_id, updated_at) VALUES ($1, $2, $3)
      ON CONFLICT (portal_id) DO UPDATE SET remote_id = $2, updated_at = $3";
-
-pub(super) fn stamp() -> i64 {
-    now_ms()
-}

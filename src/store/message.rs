@@ -1,4 +1,4 @@
-use super::cursor::{stamp, SET_CURSOR};
+use super::cursor::SET_CURSOR;
 use super::{opt_str, Result, Store};
 use causeway_api::RemoteMessageId;
 use sqlx::{any::AnyRow, Row};
@@ -80,7 +80,7 @@ impl Store {
                 sqlx::query(SET_CURSOR)
                     .bind(last.portal_id)
                     .bind(last.remote_id.as_str())
-                    .bind(stamp())
+                    .bind(super::now_ms())
                     .execute(&mut *tx)
                     .await?;
             }

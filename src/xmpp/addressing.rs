@@ -50,61 +50,10 @@ pub fn decode_local(local: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// XEP-0106 escaping of a localpart typed by a person (e.g. "alice@matrix.org").
-pub fn escape_xep0106(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            ' ' => out.push_str("\\20"),
-            '"' => out.push_str("\\22"),
-            '&' => out.push_str("\\26"),
-            '\'' => out.push_str("\\27"),
-            '/' => out.push_str("\\2f"),
-            ':' => out.push_str("\\3a"),
-            '<' => out.push_str("\\3c"),
-            '>' => out.push_str("\\3e"),
-            '@' => out.push_str("\\40"),
-            '\\' => out.push_str("\\5c"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-pub fn unescape_xep0106(s: &str) -> String {
-    const CODES: [(&str, char); 10] = [
-        ("20", ' '),
-        ("22", '"'),
-        ("26", '&'),
-        ("27", '\''),
-        ("2f", '/'),
-        ("3a", ':'),
-        ("3c", '<'),
-        ("3e", '>'),
-        ("40", '@'),
-        ("5c", '\\'),
-    ];
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(pos) = rest.find('\\') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        match after
-            .get(..2)
-            .and_then(|code| CODES.iter().find(|(c, _)| c.eq_ignore_ascii_case(code)))
-        {
-            Some((_, ch)) => {
-                out.push(*ch);
-                rest = &after[2..];
-            }
-            None => {
-                out.push('\\');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+/// The store key of the direct conversation between a puppet (by localpart) and an XMPP
+/// user. Never a JID: `+` is a separator `encode_local` never emits, so keys cannot collide.
+pub fn direct_portal_local(puppet_local: &str, xmpp_bare: &str) -> String {
+    format!("dm+{puppet_local}+{}", encode_local(xmpp_bare))
 }
 
 #[cfg(test)]
@@ -133,30 +82,20 @@ mod tests {
     }
 
     #[test]
+    fn direct_portal_keys_do_not_collide() {
+        let a = direct_portal_local("a.b", "c@x");
+        let b = direct_portal_local("a", "b.c@x");
+        assert_ne!(a, b);
+        assert_eq!(
+            direct_portal_local("alice", "Juliet@Example.org"),
+            "dm+alice+_juliet=40_example.org"
+        );
+    }
+
+    #[test]
     fn hostile_localparts_do_not_decode() {
         for bad in ["_", "_1", "=", "=zz", "=4", "UPPER", "a b", "=ff"] {
             assert_eq!(decode_local(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn xep0106() {
-        let cases = [
-            ("space cadet", "space\\20cadet"),
-            ("call me \"ishmael\"", "call\\20me\\20\\22ishmael\\22"),
-            ("at&t guy", "at\\26t\\20guy"),
-            ("d'artagnan", "d\\27artagnan"),
-            ("/.fanboy", "\\2f.fanboy"),
-            ("::foo::", "\\3a\\3afoo\\3a\\3a"),
-            ("<foo>", "\\3cfoo\\3e"),
-            ("user@host", "user\\40host"),
-            ("c:\\net", "c\\3a\\5cnet"),
-            ("c:\\\\net", "c\\3a\\5c\\5cnet"),
-        ];
-        for (raw, escaped) in cases {
-            assert_eq!(escape_xep0106(raw), escaped);
-            assert_eq!(unescape_xep0106(escaped), raw);
-        }
-        assert_eq!(unescape_xep0106("a\\zz\\"), "a\\zz\\");
     }
 }

@@ -9,7 +9,7 @@ pub mod ns;
 pub mod outbound;
 mod xml;
 
-pub use addressing::{decode_local, encode_local, escape_xep0106, unescape_xep0106};
+pub use addressing::{decode_local, direct_portal_local, encode_local};
 pub use component::{link, Inbound, Link, LinkConfig, LinkSender};
 pub use events::{bare, split_jid, Addressed, XmppEvent};
 pub use outbound::Outgoing;

@@ -261,6 +261,27 @@ pub fn error_reply(e: &ErrorReply) -> Outgoing {
     }
 }
 
+/// The error answer to the stanza behind an XmppEvent, from the JID it was addressed to;
+/// None when that stanza was itself an error (errors are never answered).
+pub fn error_for_event(
+    domain: &str,
+    ev: &super::XmppEvent,
+    condition: Condition,
+    text: Option<String>,
+) -> Option<Outgoing> {
+    let (kind, id) = ev.stanza_kind();
+    (kind != "error").then(|| {
+        error_reply(&ErrorReply {
+            kind,
+            from: format!("{}@{domain}", ev.target()),
+            to: ev.from().to_string(),
+            id: id.map(String::from),
+            condition,
+            text,
+        })
+    })
+}
+
 /// An IQ result carrying `payload` (or nothing).
 pub fn iq_result(from: &str, to: &str, id: &str, payload: Option<Element>) -> Outgoing {
     let mut el = stanza("iq", from, to);

@@ -41,9 +41,4 @@ impl NetworkError {
             Self::Other(_) => "other",
         }
     }
-
-    /// Whether trying the same thing again later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::RateLimited(_) | Self::Other(_))
-    }
 }

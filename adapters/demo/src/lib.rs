@@ -7,7 +7,7 @@ mod state;
 use async_trait::async_trait;
 use causeway_api::*;
 use serde::Deserialize;
-use state::{now_ms, State};
+use state::State;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The `[networks.demo]` config section.
@@ -173,9 +173,7 @@ impl Session for DemoSession {
         Ok(sent)
     }
     async fn apply(&self, action: Action) -> Result<(), NetworkError> {
-        let pushes = lock(&self.shared).apply(action)?;
-        deliver(&self.shared, pushes).await;
-        Ok(())
+        lock(&self.shared).apply(&action)
     }
     async fn rooms(&self) -> Result<Vec<RoomInfo>, NetworkError> {
         Ok(lock(&self.shared)
@@ -261,9 +259,6 @@ impl DemoHandle {
     pub fn sent(&self) -> Vec<OutgoingMessage> {
         lock(&self.shared).sent.clone()
     }
-    pub fn actions(&self) -> Vec<Action> {
-        lock(&self.shared).actions.clone()
-    }
     /// The next `send_message` fails with this error.
     pub fn fail_next_send(&self, error: NetworkError) {
         lock(&self.shared).fail_next = Some(error);
@@ -273,12 +268,6 @@ impl DemoHandle {
     }
     pub fn add_user(&self, id: &str, name: &str) {
         lock(&self.shared).add_user(id, name);
-    }
-    pub fn connected_sessions(&self) -> usize {
-        lock(&self.shared).sinks.len()
-    }
-    pub fn now_ms(&self) -> i64 {
-        now_ms()
     }
 }
 

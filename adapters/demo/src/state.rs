@@ -2,7 +2,7 @@
 
 use crate::{DemoConfig, BOT};
 use causeway_api::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> i64 {
@@ -29,10 +29,8 @@ pub struct State {
     pub users: BTreeMap<RemoteUserId, UserInfo>,
     pub sinks: Vec<EventSink>,
     pub sent: Vec<OutgoingMessage>,
-    pub actions: Vec<Action>,
     pub fail_next: Option<NetworkError>,
     pub pump: Option<tokio::sync::mpsc::UnboundedSender<RemoteEvent>>,
-    reactions: BTreeMap<(RemoteMessageId, RemoteUserId), BTreeSet<String>>,
     bot_answers: bool,
     seq: u64,
 }
@@ -47,10 +45,8 @@ impl State {
             users: BTreeMap::new(),
             sinks: Vec::new(),
             sent: Vec::new(),
-            actions: Vec::new(),
             fail_next: None,
             pump: None,
-            reactions: BTreeMap::new(),
             bot_answers: config.bot_answers,
             seq: 0,
         };
@@ -227,36 +223,19 @@ impl State {
         vec![self.post(room, &who, answer, Some(to.clone()), None)]
     }
 
-    pub fn apply(&mut self, action: Action) -> Result<Vec<RemoteEvent>, NetworkError> {
-        let sender = RemoteUserId::new(match &action.persona {
-            Some(p) => format!("relay:{}", p.nick),
-            None => "relay".to_string(),
-        });
+    /// Check an action against the world; the demo keeps no edit or reaction state yet, and
+    /// sessions do not report back the actions the core applied (only message echoes, which
+    /// carry the TxnId).
+    pub fn apply(&self, action: &Action) -> Result<(), NetworkError> {
         match &action.kind {
-            ActionKind::Edit { target, .. } | ActionKind::Retract { target } => {
-                self.has_message(&action.room, target)?;
-            }
-            ActionKind::ReactionAdd { target, emoji } => {
-                self.has_message(&action.room, target)?;
-                self.reactions
-                    .entry((target.clone(), sender))
-                    .or_default()
-                    .insert(emoji.clone());
-            }
-            ActionKind::ReactionRemove { target, emoji } => {
-                self.has_message(&action.room, target)?;
-                if let Some(set) = self.reactions.get_mut(&(target.clone(), sender)) {
-                    set.remove(emoji);
-                }
-            }
+            ActionKind::Edit { target, .. }
+            | ActionKind::Retract { target }
+            | ActionKind::ReactionAdd { target, .. }
+            | ActionKind::ReactionRemove { target, .. } => self.has_message(&action.room, target),
             ActionKind::Typing { .. } | ActionKind::ReadMarker { .. } => {
-                self.room(&action.room)?;
+                self.room(&action.room).map(|_| ())
             }
         }
-        self.actions.push(action);
-        // Sessions do not report back the actions the core applied (only message echoes,
-        // which carry the TxnId).
-        Ok(Vec::new())
     }
 
     pub fn open_direct(
