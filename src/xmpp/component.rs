@@ -265,9 +265,16 @@ impl Link {
         let domain = self.cfg.domain.clone();
         let mut attempt = 0u32;
         loop {
-            let connected = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = connect(&self.cfg) => r,
+            let connected = {
+                let connecting = connect(&self.cfg);
+                tokio::pin!(connecting);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        r = &mut connecting => break r,
+                        Some(q) = self.rx.recv() => drop_offline(q),
+                    }
+                }
             };
             match connected {
                 Ok(stream) => {
@@ -289,17 +296,29 @@ impl Link {
                     let wait = backoff(attempt);
                     tracing::error!(domain = %domain, retry_in_ms = wait.as_millis() as u64, "{e}");
                     attempt = attempt.saturating_add(1);
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => {}
+                    if !self.offline_wait(wait, &shutdown).await {
+                        return;
                     }
                     continue;
                 }
             }
             // A lost link also waits a moment, so a flapping server is not hammered.
+            if !self.offline_wait(backoff(0), &shutdown).await {
+                return;
+            }
+        }
+    }
+
+    /// Wait while offline, draining the queue so that senders never block on a dead link;
+    /// false on shutdown.
+    async fn offline_wait(&mut self, wait: Duration, shutdown: &CancellationToken) -> bool {
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff(0)) => {}
+                _ = shutdown.cancelled() => return false,
+                _ = &mut sleep => return true,
+                Some(q) = self.rx.recv() => drop_offline(q),
             }
         }
     }
@@ -417,6 +436,14 @@ impl Link {
                 }
             }
         }
+    }
+}
+
+/// A stanza queued while the link is down: durable ones are in the outbox and are replayed
+/// on reconnect; the rest (presences, IQ answers) has no meaning for a later stream.
+fn drop_offline(q: Queued) {
+    if q.seq.is_none() {
+        tracing::debug!("link down: dropping a transient stanza");
     }
 }
 
