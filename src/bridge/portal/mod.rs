@@ -1,0 +1,219 @@
+//! One task per bridged room: the only place a room's events are handled, so they keep
+//! their order. It maps ids through the store, stores each message before anything about it
+//! goes out, and keeps the room's occupants.
+
+mod occupancy;
+mod outgoing;
+mod remote;
+
+use super::occupant_id;
+use super::occupants::Occupants;
+use super::router::{NetCtx, Shared};
+use crate::store::PortalRow;
+use crate::xmpp::outbound::{self as out, Condition, ErrorReply, Outgoing};
+use crate::xmpp::{self, XmppEvent};
+use causeway_api::*;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub enum PortalInput {
+    Xmpp(XmppEvent),
+    Remote(RemoteEvent),
+}
+
+/// How many of our own TxnIds are remembered to recognise echoes.
+const TXN_MEMORY: usize = 4096;
+/// Largest catch-up page asked of the network after downtime.
+const CATCH_UP_PAGE: usize = 200;
+
+pub struct Portal {
+    row: PortalRow,
+    room_jid: String,
+    net: Arc<NetCtx>,
+    shared: Arc<Shared>,
+    occ: Occupants,
+    txns: HashSet<TxnId>,
+    txn_order: VecDeque<TxnId>,
+}
+
+impl Portal {
+    pub fn new(row: PortalRow, net: Arc<NetCtx>, shared: Arc<Shared>) -> Portal {
+        let room_jid = format!("{}@{}", row.jid_local, net.domain);
+        Portal {
+            row,
+            room_jid,
+            net,
+            shared,
+            occ: Occupants::default(),
+            txns: HashSet::new(),
+            txn_order: VecDeque::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<PortalInput>, shutdown: CancellationToken) {
+        self.load_members().await;
+        self.catch_up().await;
+        loop {
+            let input = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                i = rx.recv() => match i { Some(i) => i, None => return },
+            };
+            match input {
+                PortalInput::Xmpp(ev) => self.on_xmpp(ev).await,
+                PortalInput::Remote(ev) => self.on_remote(ev).await,
+            }
+        }
+    }
+
+    async fn send(&self, items: Vec<Outgoing>) {
+        if items.is_empty() {
+            return;
+        }
+        if let Err(e) = self.net.link.send(items).await {
+            tracing::error!(network = %self.net.id, room = %self.row.key.room, "cannot queue stanzas: {e}");
+        }
+    }
+
+    fn oid(&self, who: &str) -> String {
+        occupant_id(&self.shared.occupant_key, who)
+    }
+
+    fn puppet_jid(&self, user: &RemoteUserId) -> String {
+        format!("{}@{}", xmpp::encode_local(user.as_str()), self.net.domain)
+    }
+
+    async fn load_members(&mut self) {
+        if self.row.kind == RoomKind::Direct {
+            return;
+        }
+        match self.net.relay.room_info(&self.row.key).await {
+            Ok(info) => {
+                for m in info.members {
+                    self.add_member(&m).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(network = %self.net.id, room = %self.row.key.room, "no member list: {e}")
+            }
+        }
+    }
+
+    /// After downtime: what the network produced since the cursor, in order, before live traffic.
+    async fn catch_up(&mut self) {
+        let Ok(Some(mut cursor)) = self.shared.store.cursor(self.row.id).await else {
+            return;
+        };
+        loop {
+            let page = match self
+                .net
+                .relay
+                .history(&self.row.key, Some(&cursor), CATCH_UP_PAGE)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(network = %self.net.id, room = %self.row.key.room, "catch-up failed: {e}");
+                    return;
+                }
+            };
+            let n = page.len();
+            for ev in page {
+                if let RemoteEventKind::Message { id, .. } = &ev.kind {
+                    cursor = id.clone();
+                }
+                self.on_remote(ev).await;
+            }
+            if n < CATCH_UP_PAGE {
+                return;
+            }
+        }
+    }
+
+    fn remember_txn(&mut self, txn: TxnId) {
+        if self.txn_order.len() >= TXN_MEMORY {
+            if let Some(old) = self.txn_order.pop_front() {
+                self.txns.remove(&old);
+            }
+        }
+        self.txns.insert(txn.clone());
+        self.txn_order.push_back(txn);
+    }
+
+    fn error(
+        &self,
+        kind: &'static str,
+        to: &str,
+        from: Option<&str>,
+        id: Option<&str>,
+        condition: Condition,
+        text: Option<String>,
+    ) -> Outgoing {
+        out::error_reply(&ErrorReply {
+            kind,
+            from: from
+                .map(String::from)
+                .unwrap_or_else(|| self.room_jid.clone()),
+            to: to.to_string(),
+            id: id.map(String::from),
+            condition,
+            text,
+        })
+    }
+
+    async fn on_xmpp(&mut self, ev: XmppEvent) {
+        match ev {
+            XmppEvent::Join {
+                from,
+                nick,
+                id,
+                history,
+                ..
+            } => self.join(from, nick, id, history).await,
+            XmppEvent::Leave { from, .. } => self.leave(&from, vec![110]).await,
+            XmppEvent::OccupantError { from, .. } => {
+                if self.occ.by_session(&from).is_some() {
+                    tracing::info!(network = %self.net.id, room = %self.row.key.room, "occupant session bounced an error; removing it");
+                    self.leave(&from, vec![333]).await;
+                }
+            }
+            XmppEvent::SelfPing { nick, from, id, .. } => {
+                let room_nick = format!("{}/{}", self.room_jid, nick);
+                let reply = match self.occ.by_session(&from) {
+                    Some(o) if o.nick == nick => out::iq_result(&room_nick, &from, &id, None),
+                    _ => self.error(
+                        "iq",
+                        &from,
+                        Some(&room_nick),
+                        Some(&id),
+                        Condition::NotAcceptable,
+                        None,
+                    ),
+                };
+                self.send(vec![reply]).await;
+            }
+            XmppEvent::RoomInfo { from, id, .. } => {
+                let reply = if self.row.kind == RoomKind::Direct {
+                    self.error("iq", &from, None, Some(&id), Condition::ItemNotFound, None)
+                } else {
+                    xmpp::disco::room_info(&self.room_jid, &from, &id, &self.row, self.occ.count())
+                };
+                self.send(vec![reply]).await;
+            }
+            XmppEvent::Groupchat {
+                from,
+                id,
+                origin_id,
+                body,
+                ..
+            } => self.groupchat(from, id, origin_id, body).await,
+            XmppEvent::Direct {
+                from,
+                id,
+                body,
+                user,
+            } => self.direct(from, id, body, user).await,
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Who is in the room: joins in XEP-0045 order, nick changes, leaves, and the presences
+//! of remote members (puppets).
+
+use super::Portal;
+use crate::bridge::occupants::{RemoteOccupant, XmppOccupant};
+use crate::xmpp::outbound::{self as out, Condition, OccupantPresence, Outgoing, RoomMessage};
+use crate::xmpp::{self, set_attr};
+use causeway_api::*;
+
+impl Portal {
+    /// A remote user seen for the first time: puppet upserted, occupant presence sent.
+    pub(super) async fn add_member(&mut self, user: &UserInfo) -> String {
+        if let Some(m) = self.occ.remote.get(&user.id) {
+            return m.nick.clone();
+        }
+        let jid_local = xmpp::encode_local(user.id.as_str());
+        if let Err(e) = self
+            .shared
+            .store
+            .upsert_puppet(&self.net.id, user, &jid_local)
+            .await
+        {
+            tracing::warn!(network = %self.net.id, user = %user.id, "puppet not stored: {e}");
+        }
+        let nick = self.occ.free_nick(&user.display_name, user.id.as_str());
+        let jid = self.puppet_jid(&user.id);
+        let presences = self
+            .occ
+            .sessions()
+            .into_iter()
+            .map(|to| self.member_presence(&nick, &jid, &user.id, &to, false))
+            .collect();
+        self.occ.remote.insert(
+            user.id.clone(),
+            RemoteOccupant {
+                nick: nick.clone(),
+                jid,
+            },
+        );
+        self.send(presences).await;
+        nick
+    }
+
+    pub(super) fn member_presence(
+        &self,
+        nick: &str,
+        jid: &str,
+        user: &RemoteUserId,
+        to: &str,
+        gone: bool,
+    ) -> Outgoing {
+        out::occupant_presence(&OccupantPresence {
+            room: self.room_jid.clone(),
+            nick: nick.to_string(),
+            to: to.to_string(),
+            unavailable: gone,
+            affiliation: "member",
+            role: "participant",
+            jid: Some(jid.to_string()),
+            occupant_id: self.oid(&format!("remote:{user}")),
+            ..Default::default()
+        })
+    }
+
+    pub(super) fn xmpp_presence(
+        &self,
+        o: &XmppOccupant,
+        to: &str,
+        statuses: Vec<u16>,
+        gone: bool,
+    ) -> Outgoing {
+        out::occupant_presence(&OccupantPresence {
+            room: self.room_jid.clone(),
+            nick: o.nick.clone(),
+            to: to.to_string(),
+            unavailable: gone,
+            affiliation: "none",
+            role: "participant",
+            jid: o.sessions.iter().next().cloned(),
+            statuses,
+            occupant_id: self.oid(&format!("xmpp:{}", o.bare)),
+            ..Default::default()
+        })
+    }
+
+    pub(super) async fn join(
+        &mut self,
+        from: String,
+        nick: String,
+        id: Option<String>,
+        history: Option<usize>,
+    ) {
+        if self.row.kind == RoomKind::Direct {
+            let e = self.error(
+                "presence",
+                &from,
+                None,
+                id.as_deref(),
+                Condition::ItemNotFound,
+                None,
+            );
+            return self.send(vec![e]).await;
+        }
+        let bare = xmpp::bare(&from).to_string();
+        let room_nick = format!("{}/{}", self.room_jid, nick);
+        match self.occ.holder(&nick) {
+            Some(Ok(holder)) if holder == bare => {}
+            None => {}
+            Some(_) => {
+                let e = self.error(
+                    "presence",
+                    &from,
+                    Some(&room_nick),
+                    id.as_deref(),
+                    Condition::Conflict,
+                    Some("that nickname is taken".into()),
+                );
+                return self.send(vec![e]).await;
+            }
+        }
+        // A nick change by a user already in the room.
+        if let Some(o) = self.occ.xmpp.get(&bare).cloned() {
+            if o.sessions.contains(&from) && o.nick != nick {
+                let mut items = Vec::new();
+                for to in self.occ.sessions() {
+                    let mut codes = vec![303];
+                    if o.sessions.contains(&to) {
+                        codes.push(110);
+                    }
+                    let mut p = OccupantPresence {
+                        room: self.room_jid.clone(),
+                        nick: o.nick.clone(),
+                        to: to.clone(),
+                        unavailable: true,
+                        affiliation: "none",
+                        role: "participant",
+                        jid: Some(from.clone()),
+                        new_nick: Some(nick.clone()),
+                        statuses: codes,
+                        occupant_id: self.oid(&format!("xmpp:{bare}")),
+                        ..Default::default()
+                    };
+                    items.push(out::occupant_presence(&p));
+                    p.unavailable = false;
+                    p.nick = nick.clone();
+                    p.new_nick = None;
+                    p.statuses = if o.sessions.contains(&to) {
+                        vec![110]
+                    } else {
+                        vec![]
+                    };
+                    if p.statuses.contains(&110) {
+                        p.id = id.clone();
+                    }
+                    items.push(out::occupant_presence(&p));
+                }
+                if let Some(occ) = self.occ.xmpp.get_mut(&bare) {
+                    occ.nick = nick;
+                }
+                return self.send(items).await;
+            }
+            if o.sessions.contains(&from) {
+                // A presence update from a joined session: answer with its self-presence.
+                let mut p = self.xmpp_presence(&o, &from, vec![110], false);
+                if let Some(i) = &id {
+                    set_attr(&mut p.element, "id", i.as_str());
+                }
+                return self.send(vec![p]).await;
+            }
+        }
+        let is_new_occupant = !self.occ.xmpp.contains_key(&bare);
+        let occ = self
+            .occ
+            .xmpp
+            .entry(bare.clone())
+            .or_insert_with(|| XmppOccupant {
+                bare: bare.clone(),
+                nick: nick.clone(),
+                sessions: Default::default(),
+            });
+        occ.sessions.insert(from.clone());
+        let me = occ.clone();
+
+        let mut items = Vec::new();
+        // 1. every other occupant's presence, to the joining session
+        for (user, m) in &self.occ.remote {
+            items.push(self.member_presence(&m.nick, &m.jid, user, &from, false));
+        }
+        for o in self.occ.xmpp.values().filter(|o| o.bare != bare) {
+            items.push(self.xmpp_presence(o, &from, vec![], false));
+        }
+        // the newcomer's presence to everyone else
+        if is_new_occupant {
+            for to in self
+                .occ
+                .sessions()
+                .into_iter()
+                .filter(|s| xmpp::bare(s) != bare)
+            {
+                items.push(self.xmpp_presence(&me, &to, vec![], false));
+            }
+        }
+        // 2. self-presence, reflecting the join's id
+        let mut own = self.xmpp_presence(&me, &from, vec![100, 110, 170], false);
+        if let Some(i) = &id {
+            set_attr(&mut own.element, "id", i.as_str());
+        }
+        items.push(own);
+        // 3. history
+        let want = history
+            .unwrap_or(self.shared.config.history_on_join)
+            .min(self.shared.config.history_on_join);
+        if want > 0 {
+            match self
+                .shared
+                .store
+                .recent_messages(self.row.id, want as i64)
+                .await
+            {
+                Ok(rows) => {
+                    for m in rows {
+                        let who = if m.from_xmpp {
+                            format!("xmpp:{}", m.sender)
+                        } else {
+                            format!("remote:{}", m.sender)
+                        };
+                        items.push(out::room_message(&RoomMessage {
+                            room: self.room_jid.clone(),
+                            nick: m.sender_nick.clone(),
+                            to: from.clone(),
+                            id: m.xmpp_id.clone().unwrap_or_else(|| m.stanza_id.clone()),
+                            stanza_id: m.stanza_id.clone(),
+                            origin_id: m.origin_id.clone(),
+                            body: m.body.unwrap_or_default(),
+                            occupant_id: self.oid(&who),
+                            delay: Some(m.sent_at),
+                        }));
+                    }
+                }
+                Err(e) => tracing::warn!(network = %self.net.id, "history not read: {e}"),
+            }
+        }
+        // 4. subject
+        items.push(out::room_subject(
+            &self.room_jid,
+            &from,
+            self.row.topic.as_deref().unwrap_or(""),
+        ));
+        self.send(items).await;
+    }
+
+    pub(super) async fn leave(&mut self, from: &str, codes: Vec<u16>) {
+        let bare = xmpp::bare(from).to_string();
+        let Some(o) = self.occ.xmpp.get_mut(&bare) else {
+            return;
+        };
+        if !o.sessions.remove(from) {
+            return;
+        }
+        let me = o.clone();
+        let mut items = Vec::new();
+        if codes.contains(&110) {
+            let mut gone = me.clone();
+            gone.sessions.insert(from.to_string());
+            items.push(self.xmpp_presence(&gone, from, vec![110], true));
+        }
+        if me.sessions.is_empty() {
+            self.occ.xmpp.remove(&bare);
+            let others: Vec<u16> = codes.into_iter().filter(|c| *c != 110).collect();
+            for to in self.occ.sessions() {
+                items.push(self.xmpp_presence(&me, &to, others.clone(), true));
+            }
+        }
+        self.send(items).await;
+    }
+}
