@@ -43,52 +43,52 @@ fn from_row(r: &AnyRow) -> Result<MessageRow> {
     })
 }
 
+/// Store message rows and, for remote messages, move the portal's cursor to the last one.
+/// Returns, per row, whether it was new (false = already stored: a duplicate delivery).
+pub(super) async fn insert_rows(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[MessageRow],
+    move_cursor: bool,
+) -> Result<Vec<bool>> {
+    let mut fresh = Vec::with_capacity(rows.len());
+    for m in rows {
+        let done = sqlx::query(sql!(
+            "INSERT INTO message ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (portal_id, remote_id, part) DO NOTHING"
+        ))
+        .bind(m.portal_id)
+        .bind(m.remote_id.as_str())
+        .bind(m.part)
+        .bind(&m.stanza_id)
+        .bind(m.origin_id.as_deref())
+        .bind(m.xmpp_id.as_deref())
+        .bind(&m.sender)
+        .bind(&m.sender_nick)
+        .bind(i64::from(m.from_xmpp))
+        .bind(m.body.as_deref())
+        .bind(m.reply_to.as_deref())
+        .bind(m.sent_at)
+        .execute(&mut *conn)
+        .await?;
+        fresh.push(done.rows_affected() > 0);
+    }
+    if move_cursor {
+        if let Some(last) = rows.last() {
+            sqlx::query(SET_CURSOR)
+                .bind(last.portal_id)
+                .bind(last.remote_id.as_str())
+                .bind(super::now_ms())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(fresh)
+}
+
 impl Store {
     /// Store message rows in one transaction and, for remote messages, move the portal's
     /// cursor to the last one. Returns, per row, whether it was new (false = already stored:
     /// a duplicate delivery, to be dropped).
-    pub async fn insert_messages(
-        &self,
-        rows: &[MessageRow],
-        move_cursor: bool,
-    ) -> Result<Vec<bool>> {
-        let mut tx = self.pool.begin().await?;
-        let mut fresh = Vec::with_capacity(rows.len());
-        for m in rows {
-            let done = sqlx::query(sql!(
-                "INSERT INTO message ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (portal_id, remote_id, part) DO NOTHING"
-            ))
-            .bind(m.portal_id)
-            .bind(m.remote_id.as_str())
-            .bind(m.part)
-            .bind(&m.stanza_id)
-            .bind(m.origin_id.as_deref())
-            .bind(m.xmpp_id.as_deref())
-            .bind(&m.sender)
-            .bind(&m.sender_nick)
-            .bind(i64::from(m.from_xmpp))
-            .bind(m.body.as_deref())
-            .bind(m.reply_to.as_deref())
-            .bind(m.sent_at)
-            .execute(&mut *tx)
-            .await?;
-            fresh.push(done.rows_affected() > 0);
-        }
-        if move_cursor {
-            if let Some(last) = rows.last() {
-                sqlx::query(SET_CURSOR)
-                    .bind(last.portal_id)
-                    .bind(last.remote_id.as_str())
-                    .bind(super::now_ms())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(fresh)
-    }
-
     async fn message_where(
         &self,
         portal: i64,
@@ -185,18 +185,28 @@ mod tests {
                 })
                 .await
                 .expect("portal");
-            let fresh = s
-                .insert_messages(&[msg(p.id, "m1", None), msg(p.id, "m2", Some("c-2"))], true)
+            let queued = s
+                .record_and_queue(
+                    &[msg(p.id, "m1", None), msg(p.id, "m2", Some("c-2"))],
+                    true,
+                    "gw.example",
+                    &["<message id='m1'/>".to_string()],
+                )
                 .await
                 .expect("insert");
-            assert_eq!(fresh, [true, true]);
-            // the same remote message delivered again is recognised as a duplicate
-            assert_eq!(
-                s.insert_messages(&[msg(p.id, "m1", None)], true)
-                    .await
-                    .expect("again"),
-                [false]
-            );
+            assert_eq!(queued.map(|q| q.len()), Some(1));
+            // the same remote message delivered again is a duplicate: nothing is queued
+            let again = s
+                .record_and_queue(
+                    &[msg(p.id, "m1", None)],
+                    true,
+                    "gw.example",
+                    &["<message id='m1'/>".to_string()],
+                )
+                .await
+                .expect("again");
+            assert_eq!(again, None);
+            assert_eq!(s.outbox_depth().await.expect("depth"), 1);
             assert_eq!(
                 s.cursor(p.id).await.expect("cursor").map(|c| c.0),
                 Some("m1".to_string())

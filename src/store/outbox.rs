@@ -1,5 +1,27 @@
-use super::{now_ms, Result, Store};
+use super::message::insert_rows;
+use super::{now_ms, MessageRow, Result, Store};
 use sqlx::Row;
+
+async fn push_rows(
+    conn: &mut sqlx::AnyConnection,
+    domain: &str,
+    stanzas: &[String],
+) -> Result<Vec<i64>> {
+    let mut seqs = Vec::with_capacity(stanzas.len());
+    let now = now_ms();
+    for s in stanzas {
+        let row = sqlx::query(
+            "INSERT INTO outbox (domain, stanza, created_at) VALUES ($1, $2, $3) RETURNING seq",
+        )
+        .bind(domain)
+        .bind(s)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        seqs.push(row.try_get("seq")?);
+    }
+    Ok(seqs)
+}
 
 /// A stanza accepted for delivery to XMPP and not yet acknowledged by the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,21 +34,30 @@ impl Store {
     /// Keep stanzas for a component domain before they are written; returns their sequence numbers.
     pub async fn outbox_push(&self, domain: &str, stanzas: &[String]) -> Result<Vec<i64>> {
         let mut tx = self.pool.begin().await?;
-        let mut seqs = Vec::with_capacity(stanzas.len());
-        let now = now_ms();
-        for s in stanzas {
-            let row = sqlx::query(
-                "INSERT INTO outbox (domain, stanza, created_at) VALUES ($1, $2, $3) RETURNING seq",
-            )
-            .bind(domain)
-            .bind(s)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            seqs.push(row.try_get("seq")?);
-        }
+        let seqs = push_rows(&mut tx, domain, stanzas).await?;
         tx.commit().await?;
         Ok(seqs)
+    }
+
+    /// Store message rows and queue the stanzas that tell XMPP about them, in one
+    /// transaction. When the first row was already stored (a duplicate delivery) nothing is
+    /// queued and None is returned.
+    pub async fn record_and_queue(
+        &self,
+        rows: &[MessageRow],
+        move_cursor: bool,
+        domain: &str,
+        stanzas: &[String],
+    ) -> Result<Option<Vec<i64>>> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = insert_rows(&mut tx, rows, move_cursor).await?;
+        if fresh.first() == Some(&false) {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let seqs = push_rows(&mut tx, domain, stanzas).await?;
+        tx.commit().await?;
+        Ok(Some(seqs))
     }
 
     /// The server acknowledged these rows: forget them.

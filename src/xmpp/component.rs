@@ -9,7 +9,7 @@ use super::ns;
 use super::outbound::Outgoing;
 use super::Attrs;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{MessageRow, Store};
 use causeway_api::Secret;
 use futures::{SinkExt, StreamExt};
 use std::collections::{HashSet, VecDeque};
@@ -197,17 +197,44 @@ pub enum SendError {
 impl LinkSender {
     /// Queue stanzas in order. Durable ones are in the outbox when this returns.
     pub async fn send(&self, items: Vec<Outgoing>) -> Result<(), SendError> {
-        let durable: Vec<String> = items
-            .iter()
-            .filter(|o| o.durable)
-            .map(|o| String::from(&o.element))
-            .collect();
-        let mut seqs = if durable.is_empty() {
+        let durable = Self::durable(&items);
+        let seqs = if durable.is_empty() {
             Vec::new()
         } else {
             self.store.outbox_push(&self.domain, &durable).await?
+        };
+        self.enqueue(items, seqs).await
+    }
+
+    /// Store message rows and queue the stanzas about them in one transaction (see
+    /// `Store::record_and_queue`). False when the first row was a duplicate: nothing is sent.
+    pub async fn send_recorded(
+        &self,
+        rows: &[MessageRow],
+        move_cursor: bool,
+        items: Vec<Outgoing>,
+    ) -> Result<bool, SendError> {
+        let durable = Self::durable(&items);
+        match self
+            .store
+            .record_and_queue(rows, move_cursor, &self.domain, &durable)
+            .await?
+        {
+            Some(seqs) => self.enqueue(items, seqs).await.map(|()| true),
+            None => Ok(false),
         }
-        .into_iter();
+    }
+
+    fn durable(items: &[Outgoing]) -> Vec<String> {
+        items
+            .iter()
+            .filter(|o| o.durable)
+            .map(|o| String::from(&o.element))
+            .collect()
+    }
+
+    async fn enqueue(&self, items: Vec<Outgoing>, seqs: Vec<i64>) -> Result<(), SendError> {
+        let mut seqs = seqs.into_iter();
         for o in items {
             let seq = if o.durable { seqs.next() } else { None };
             self.tx

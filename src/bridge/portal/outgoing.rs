@@ -25,11 +25,11 @@ impl Portal {
             );
             return self.send(vec![e]).await;
         };
-        let sent = match self
+        let (sent, rows) = match self
             .send_remote(&me.nick, &me.bare, &body, id.clone(), origin_id.clone())
             .await
         {
-            Ok(s) if !s.ids.is_empty() => s,
+            Ok(s) if !s.0.ids.is_empty() => s,
             Ok(_) => return,
             Err(e) => return self.refused(&from, None, id.as_deref(), &e).await,
         };
@@ -53,7 +53,7 @@ impl Portal {
                 })
             })
             .collect();
-        self.send(items).await;
+        self.record(&rows, items).await;
         self.shared.metrics.inc(
             "causeway_messages_bridged_total",
             &[
@@ -63,8 +63,9 @@ impl Portal {
         );
     }
 
-    /// Send an XMPP user's text to the network (as a Persona of the relay login) and store
-    /// one row per remote part; every part maps to the first part's stanza-id.
+    /// Send an XMPP user's text to the network (as a Persona of the relay login); returns
+    /// what it made of it and one row per remote part (every part maps to the first part's
+    /// stanza-id), to be stored with `record`.
     pub(super) async fn send_remote(
         &mut self,
         nick: &str,
@@ -72,7 +73,7 @@ impl Portal {
         body: &str,
         xmpp_id: Option<String>,
         origin_id: Option<String>,
-    ) -> Result<Sent, NetworkError> {
+    ) -> Result<(Sent, Vec<MessageRow>), NetworkError> {
         let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
         self.remember_txn(txn.clone());
         let msg = OutgoingMessage {
@@ -88,7 +89,7 @@ impl Portal {
         };
         let sent = self.net.relay.send_message(msg).await?;
         let Some(first) = sent.ids.first() else {
-            return Ok(sent);
+            return Ok((sent, Vec::new()));
         };
         let rows: Vec<MessageRow> = sent
             .ids
@@ -109,11 +110,15 @@ impl Portal {
                 sent_at: sent.at,
             })
             .collect();
-        if let Err(e) = self.shared.store.insert_messages(&rows, true).await {
+        Ok((sent, rows))
+    }
+
+    /// Store the rows of a sent message with the stanzas about it (one transaction).
+    async fn record(&self, rows: &[MessageRow], items: Vec<out::Outgoing>) {
+        if let Err(e) = self.net.link.send_recorded(rows, true, items).await {
             // The network has it; without the row, later edits of it will not resolve.
             tracing::error!(network = %self.net.id, room = %self.row.key.room, "sent message not stored: {e}");
         }
-        Ok(sent)
     }
 
     /// The network refused: the sender gets an error message (from `as_jid`, else the room).
@@ -163,7 +168,8 @@ impl Portal {
             .send_remote(&bare, &bare, &body, id.clone(), None)
             .await
         {
-            Ok(_) => {
+            Ok((_, rows)) => {
+                self.record(&rows, Vec::new()).await;
                 self.shared.metrics.inc(
                     "causeway_messages_bridged_total",
                     &[

@@ -52,17 +52,6 @@ impl Portal {
                     reply_to: reply_to.map(|r| r.to_string()),
                     sent_at: ev.at,
                 };
-                match self.shared.store.insert_messages(&[row], true).await {
-                    Ok(fresh) if fresh.first() == Some(&true) => {}
-                    Ok(_) => return, // delivered before: drop the duplicate
-                    Err(e) => {
-                        tracing::error!(network = %self.net.id, room = %self.row.key.room, remote_id = %id, "message not stored, not delivered: {e}");
-                        self.shared
-                            .metrics
-                            .inc("causeway_errors_total", &[("kind", "store")]);
-                        return;
-                    }
-                }
                 let stanzas = if self.row.kind == RoomKind::Direct {
                     let Some(owner) = self.row.xmpp_user.clone() else {
                         return;
@@ -93,11 +82,20 @@ impl Portal {
                         })
                         .collect()
                 };
-                self.send(stanzas).await;
-                self.shared.metrics.inc(
-                    "causeway_messages_bridged_total",
-                    &[("network", self.net.id.as_str()), ("direction", "to_xmpp")],
-                );
+                // Stored and queued in one transaction; a duplicate delivery stops here.
+                match self.net.link.send_recorded(&[row], true, stanzas).await {
+                    Ok(true) => self.shared.metrics.inc(
+                        "causeway_messages_bridged_total",
+                        &[("network", self.net.id.as_str()), ("direction", "to_xmpp")],
+                    ),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(network = %self.net.id, room = %self.row.key.room, remote_id = %id, "message not stored, not delivered: {e}");
+                        self.shared
+                            .metrics
+                            .inc("causeway_errors_total", &[("kind", "store")]);
+                    }
+                }
             }
             RemoteEventKind::Membership { user, joined } => {
                 if joined {

@@ -1,0 +1,288 @@
+//! The bridge-cost benchmark (run by scripts/bench, not a test).
+//!
+//! One XMPP client logs in over c2s and sends messages to a room; every message comes back
+//! twice: reflected, then answered ("echo: ..."). The round trip is send -> answer.
+//! - baseline: a trivial echo component on the same server that reflects and answers each
+//!   message at once (the same stanza count as Causeway's room);
+//! - causeway: Causeway with the demo network (store on SQLite, outbox, portal), whose bot
+//!   answers every message.
+//!
+//! Rounds alternate between the two, medians are printed, with the ratios the budgets ask for.
+//!
+//!   bench C2S_PORT COMPONENT_PORT SECRET [MESSAGES] [ROUNDS]
+
+use causeway_demo::{DemoConfig, DemoNetwork};
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::BufStream;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_xmpp::minidom::Element;
+use tokio_xmpp::xmlstream::{initiate_stream, StreamHeader, Timeouts, XmlStream};
+
+type Client = XmlStream<BufStream<TcpStream>, Element>;
+
+const USER: &str = "bench";
+const PASSWORD: &str = "pass-for-tests";
+const WINDOW: usize = 32;
+
+fn b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for (i, shift) in [18, 12, 6, 0].iter().enumerate() {
+            out.push(if i <= c.len() {
+                T[(n >> shift & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+fn el(xml: &str) -> Element {
+    xml.parse()
+        .unwrap_or_else(|e| panic!("bench xml {xml}: {e}"))
+}
+
+async fn next(c: &mut Client) -> Element {
+    loop {
+        match c.next().await {
+            Some(Ok(e)) => return e,
+            Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout)) => continue,
+            other => panic!("client stream failed: {other:?}"),
+        }
+    }
+}
+
+/// A plain c2s login: SASL PLAIN, stream restart, resource binding, initial presence.
+async fn login(port: u16) -> Client {
+    let timeouts = Timeouts {
+        read_timeout: Duration::from_secs(60),
+        response_timeout: Duration::from_secs(60),
+    };
+    let header = || StreamHeader {
+        from: None,
+        to: Some("localhost".into()),
+        id: None,
+    };
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("c2s connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let pending = initiate_stream(BufStream::new(tcp), "jabber:client", header(), timeouts)
+        .await
+        .expect("stream");
+    let (features, mut c) = pending.recv_features::<Element>().await.expect("features");
+    assert!(
+        features.sasl_mechanisms.contains("PLAIN"),
+        "server offers no PLAIN"
+    );
+    let auth = b64(format!("\0{USER}\0{PASSWORD}").as_bytes());
+    c.send(&el(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{auth}</auth>"
+    )))
+    .await
+    .expect("auth");
+    let answer = next(&mut c).await;
+    assert_eq!(
+        answer.name(),
+        "success",
+        "login refused: {}",
+        String::from(&answer)
+    );
+    let pending = c
+        .initiate_reset()
+        .send_header(header())
+        .await
+        .expect("restart");
+    let (_, mut c) = pending
+        .recv_features::<Element>()
+        .await
+        .expect("features 2");
+    c.send(&el("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>bench</resource></bind></iq>")).await.expect("bind");
+    while next(&mut c).await.attr("id") != Some("b") {}
+    c.send(&el("<presence xmlns='jabber:client'/>"))
+        .await
+        .expect("presence");
+    c
+}
+
+/// The baseline: reflect and answer every groupchat message, nothing else.
+async fn echo_component(port: u16, secret: String) {
+    use tokio_xmpp::parsers::stanza::Stanza;
+    let mut comp = tokio_xmpp::Component::new_plaintext(
+        "echo.localhost",
+        &secret,
+        tokio_xmpp::connect::DnsConfig::addr(&format!("127.0.0.1:{port}")),
+        Timeouts::default(),
+    )
+    .await
+    .expect("echo component");
+    while let Some(st) = comp.next().await {
+        let Stanza::Message(m) = st else { continue };
+        let (Some(from), Some(to)) = (m.from.clone(), m.to.clone()) else {
+            continue;
+        };
+        let Some((_, body)) = m.bodies.iter().next() else {
+            continue;
+        };
+        let id = m.id.as_ref().map(|i| i.0.clone()).unwrap_or_default();
+        for (nick, text, mid) in [
+            ("Bench", body.clone(), id.clone()),
+            ("Echo", format!("echo: {body}"), format!("e{id}")),
+        ] {
+            let xml = format!(
+                "<message xmlns='jabber:component:accept' type='groupchat' from='{to}/{nick}' to='{from}' id='{mid}'><body>{text}</body></message>"
+            );
+            if let Ok(s) = Stanza::try_from(el(&xml)) {
+                let _ = comp.feed(s).await;
+            }
+        }
+        let _ = comp.flush().await;
+    }
+}
+
+struct Run {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+}
+
+/// Send `n` messages to `room` with `window` in flight; time each until its answer.
+async fn run(c: &mut Client, room: &str, tag: &str, n: usize, window: usize) -> Run {
+    let mut sent_at: HashMap<String, Instant> = HashMap::new();
+    let mut lat = Vec::with_capacity(n);
+    let mut next_i = 0;
+    let start = Instant::now();
+    while lat.len() < n {
+        while next_i < n && sent_at.len() < window {
+            let token = format!("{tag}-{next_i}");
+            let msg = el(&format!("<message xmlns='jabber:client' type='groupchat' id='{token}' to='{room}'><body>{token}</body></message>"));
+            c.feed(&msg).await.expect("send");
+            sent_at.insert(token, Instant::now());
+            next_i += 1;
+        }
+        SinkExt::<&Element>::flush(c).await.expect("flush");
+        let e = next(c).await;
+        let body = e.children().find(|x| x.name() == "body").map(|b| b.text());
+        if let Some(token) = body.as_deref().and_then(|b| b.strip_prefix("echo: ")) {
+            if let Some(t) = sent_at.remove(token) {
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    Run {
+        rate: n as f64 / secs,
+        p50: pct(0.5),
+        p99: pct(0.99),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_string());
+    let c2s: u16 = arg(1, "5222").parse().expect("C2S_PORT");
+    let comp: u16 = arg(2, "5347").parse().expect("COMPONENT_PORT");
+    let secret = arg(3, "secret");
+    let n: usize = arg(4, "5000").parse().expect("MESSAGES");
+    let rounds: usize = arg(5, "3").parse().expect("ROUNDS");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg_path = dir.path().join("causeway.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[xmpp]\nserver = \"127.0.0.1:{comp}\"\nserver_domain = \"localhost\"\n\
+             [[xmpp.components]]\ndomain = \"demo.localhost\"\nnetwork = \"demo\"\nsecret = \"{secret}\"\n\
+             [store]\nurl = \"sqlite://{}/cw.db?mode=rwc\"\n[http]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n\
+             [networks.demo]\nrooms = [\"lobby\"]\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let config = causeway::config::Config::load(&cfg_path).expect("config loads");
+    let (net, _demo) = DemoNetwork::new(DemoConfig {
+        rooms: vec!["lobby".into()],
+        ..DemoConfig::default()
+    });
+    let shutdown = CancellationToken::new();
+    let gw = tokio::spawn(causeway::run_with(
+        config,
+        vec![Arc::new(net)],
+        shutdown.clone(),
+    ));
+    tokio::spawn(echo_component(comp, secret.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut c = login(c2s).await;
+    c.send(&el("<presence xmlns='jabber:client' id='join' to='lobby@demo.localhost/Bench'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")).await.expect("join");
+    while next(&mut c).await.attr("id") != Some("join") {}
+    let targets = [
+        ("echo", "lobby@echo.localhost"),
+        ("causeway", "lobby@demo.localhost"),
+    ];
+    for (name, room) in targets {
+        run(&mut c, room, &format!("warm-{name}"), 300, WINDOW).await;
+    }
+
+    println!(
+        "{:<9} {:>6} {:>6} {:>9} {:>8} {:>8}",
+        "target", "window", "msgs", "msg/s", "p50 ms", "p99 ms"
+    );
+    let mut results: HashMap<(&str, usize), Vec<Run>> = HashMap::new();
+    for round in 0..rounds {
+        for (name, room) in targets {
+            for (window, count) in [(WINDOW, n), (1, n / 10)] {
+                let r = run(
+                    &mut c,
+                    room,
+                    &format!("{name}-{round}-{window}"),
+                    count,
+                    window,
+                )
+                .await;
+                println!(
+                    "{name:<9} {window:>6} {count:>6} {:>9.0} {:>8.2} {:>8.2}",
+                    r.rate, r.p50, r.p99
+                );
+                results.entry((name, window)).or_default().push(r);
+            }
+        }
+    }
+    let med = |name: &str, window: usize, f: fn(&Run) -> f64| {
+        median(results[&(name, window)].iter().map(f).collect())
+    };
+    let ratio = med("causeway", WINDOW, |r| r.rate) / med("echo", WINDOW, |r| r.rate);
+    let added_p99 = med("causeway", 1, |r| r.p99) - med("echo", 1, |r| r.p99);
+    let added_p50 = med("causeway", 1, |r| r.p50) - med("echo", 1, |r| r.p50);
+    println!("median of {rounds} rounds:");
+    println!("  throughput (window {WINDOW}): echo {:.0} msg/s, causeway {:.0} msg/s, ratio {ratio:.2} (budget >= 0.8)", med("echo", WINDOW, |r| r.rate), med("causeway", WINDOW, |r| r.rate));
+    println!(
+        "  latency (window 1): echo p50 {:.2} p99 {:.2} ms, causeway p50 {:.2} p99 {:.2} ms",
+        med("echo", 1, |r| r.p50),
+        med("echo", 1, |r| r.p99),
+        med("causeway", 1, |r| r.p50),
+        med("causeway", 1, |r| r.p99)
+    );
+    println!(
+        "  added by causeway: p50 {added_p50:.2} ms, p99 {added_p99:.2} ms (budget p99 <= 5 ms)"
+    );
+    shutdown.cancel();
+    let _ = gw.await;
+}
