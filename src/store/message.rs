@@ -43,7 +43,7 @@ fn from_row(r: &AnyRow) -> Result<MessageRow> {
     })
 }
 
-/// Store message rows and, for remote messages, move the portal's cursor to the last one.
+/// Store message rows and, for remote messages, move the portal's cursor to the last new one.
 /// Returns, per row, whether it was new (false = already stored: a duplicate delivery).
 pub(super) async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
@@ -72,8 +72,15 @@ pub(super) async fn insert_rows(
         .await?;
         fresh.push(done.rows_affected() > 0);
     }
+    // Only a newly stored message moves the cursor: a late duplicate must not move it back.
+    let last_fresh = rows
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, f)| **f)
+        .map(|(m, _)| m)
+        .last();
     if move_cursor {
-        if let Some(last) = rows.last() {
+        if let Some(last) = last_fresh {
             sqlx::query(SET_CURSOR)
                 .bind(last.portal_id)
                 .bind(last.remote_id.as_str())
@@ -209,7 +216,8 @@ mod tests {
             assert_eq!(s.outbox_depth().await.expect("depth"), 1);
             assert_eq!(
                 s.cursor(p.id).await.expect("cursor").map(|c| c.0),
-                Some("m1".to_string())
+                Some("m2".to_string()),
+                "a duplicate moved the cursor back"
             );
             assert_eq!(
                 s.message_by_xmpp_id(p.id, "c-2")
