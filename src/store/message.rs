@@ -76,9 +76,9 @@ pub(super) async fn insert_rows(
     let last_fresh = rows
         .iter()
         .zip(&fresh)
-        .filter(|(_, f)| **f)
-        .map(|(m, _)| m)
-        .last();
+        .rev()
+        .find(|(_, f)| **f)
+        .map(|(m, _)| m);
     if move_cursor {
         if let Some(last) = last_fresh {
             sqlx::query(SET_CURSOR)
