@@ -8,6 +8,7 @@
 #   COMPONENTS="gw.localhost:secret matrix.localhost:secret"   (JID:secret pairs, XEP-0114)
 #   USERS="alice:pass bob:pass"       (pre-created with prosodyctl; IBR is also open)
 #   LOG_LEVEL=info
+#   NAGLE=on                          ("off": network_settings = { nagle = false })
 # Prints the PID on stdout (the only stdout line). Idempotent: if an instance from DIR
 # is already running, prints its PID and exits 0.
 # Stop:  kill "$(cat DIR/prosody.pid)"    (or scripts/stop.sh DIR/prosody.pid)
@@ -21,6 +22,7 @@ MUC_DOMAIN=${MUC_DOMAIN:-conference.$XMPP_DOMAIN}
 COMPONENTS=${COMPONENTS:-"gw.localhost:secret matrix.localhost:secret"}
 USERS=${USERS:-}
 LOG_LEVEL=${LOG_LEVEL:-info}
+NAGLE=${NAGLE:-on}
 CFG=$DIR/prosody.cfg.lua
 PIDFILE=$DIR/prosody.pid
 
@@ -65,6 +67,7 @@ authentication = "internal_hashed"
 storage = "internal"
 default_archive_policy = true
 archive_expires_after = "1d"
+$( [[ $NAGLE == off ]] && echo 'network_settings = { nagle = false }' || true )
 
 VirtualHost "$XMPP_DOMAIN"
 

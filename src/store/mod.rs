@@ -43,8 +43,32 @@ pub enum Backend {
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Reads (several connections; WAL lets them run beside the writer).
     pool: AnyPool,
+    /// Writes. On SQLite one connection, so writers queue in Rust instead of spinning in
+    /// SQLite's busy handler (which sleeps in millisecond steps); on PostgreSQL the same pool.
+    write: AnyPool,
     backend: Backend,
+}
+
+fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    for pragma in [
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
 }
 
 /// Strips credentials from a database URL, for logs and errors.
@@ -70,37 +94,29 @@ impl Store {
         } else {
             max_connections.max(1)
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA busy_timeout = 10000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
+        let file_sqlite = backend == Backend::Sqlite && !url.contains(":memory:");
+        let write = pool_options(backend, if file_sqlite { 1 } else { max })
             .connect(url)
             .await?;
-        if backend == Backend::Sqlite && !url.contains(":memory:") {
+        if file_sqlite {
             sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
+                .execute(&write)
                 .await?;
         }
         match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&write).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&write).await?,
         }
-        Ok(Store { pool, backend })
+        let pool = if file_sqlite {
+            pool_options(backend, max).connect(url).await?
+        } else {
+            write.clone()
+        };
+        Ok(Store {
+            pool,
+            write,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -121,7 +137,7 @@ impl Store {
         sqlx::query("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(&fresh)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         let row = sqlx::query("SELECT value FROM kv WHERE key = $1")
             .bind(key)
@@ -132,6 +148,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.write.close().await;
     }
 }
 
@@ -161,7 +178,7 @@ pub(crate) mod testing {
                 "message", "reaction", "cursor", "outbox", "portal", "puppet", "kv",
             ] {
                 sqlx::query(sql!("DELETE FROM {t}"))
-                    .execute(&s.pool)
+                    .execute(&s.write)
                     .await
                     .expect("clean");
             }

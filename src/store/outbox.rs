@@ -33,7 +33,7 @@ pub struct OutboxEntry {
 impl Store {
     /// Keep stanzas for a component domain before they are written; returns their sequence numbers.
     pub async fn outbox_push(&self, domain: &str, stanzas: &[String]) -> Result<Vec<i64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         let seqs = push_rows(&mut tx, domain, stanzas).await?;
         tx.commit().await?;
         Ok(seqs)
@@ -49,7 +49,7 @@ impl Store {
         domain: &str,
         stanzas: &[String],
     ) -> Result<Option<Vec<i64>>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         let fresh = insert_rows(&mut tx, rows, move_cursor).await?;
         if fresh.first() == Some(&false) {
             tx.commit().await?;
@@ -74,7 +74,7 @@ impl Store {
                 "DELETE FROM outbox WHERE domain = $1 AND seq IN ({list})"
             ))
             .bind(domain)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?
             .rows_affected();
         }

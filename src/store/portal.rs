@@ -67,7 +67,7 @@ impl Store {
         .bind(p.xmpp_user.as_deref())
         .bind(&p.name)
         .bind(p.topic.as_deref())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.write)
         .await?;
         from_row(&row)
     }

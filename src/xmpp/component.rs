@@ -289,6 +289,16 @@ enum Ended {
 impl Link {
     /// Connect, run, reconnect, until shutdown.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        let (acks, rx) = mpsc::unbounded_channel();
+        let acker = tokio::spawn(acker(self.store.clone(), self.cfg.domain.clone(), rx));
+        self.connect_loop(&acks, &shutdown).await;
+        // Let the acknowledgements already received reach the store before stopping, so
+        // they are not re-sent at the next start.
+        drop(acks);
+        let _ = acker.await;
+    }
+
+    async fn connect_loop(&mut self, acks: &Acks, shutdown: &CancellationToken) {
         let domain = self.cfg.domain.clone();
         let mut attempt = 0u32;
         loop {
@@ -308,7 +318,7 @@ impl Link {
                     attempt = 0;
                     tracing::info!(domain = %domain, server = %self.cfg.server, "component connected");
                     self.metrics.set_connected(&domain, true);
-                    let ended = self.serve(stream, &shutdown).await;
+                    let ended = self.serve(stream, shutdown, acks).await;
                     self.metrics.set_connected(&domain, false);
                     match ended {
                         Ended::Shutdown => return,
@@ -323,14 +333,14 @@ impl Link {
                     let wait = backoff(attempt);
                     tracing::error!(domain = %domain, retry_in_ms = wait.as_millis() as u64, "{e}");
                     attempt = attempt.saturating_add(1);
-                    if !self.offline_wait(wait, &shutdown).await {
+                    if !self.offline_wait(wait, shutdown).await {
                         return;
                     }
                     continue;
                 }
             }
             // A lost link also waits a moment, so a flapping server is not hammered.
-            if !self.offline_wait(backoff(0), &shutdown).await {
+            if !self.offline_wait(backoff(0), shutdown).await {
                 return;
             }
         }
@@ -350,10 +360,21 @@ impl Link {
         }
     }
 
-    async fn serve(&mut self, mut stream: Stream, shutdown: &CancellationToken) -> Ended {
+    async fn serve(
+        &mut self,
+        mut stream: Stream,
+        shutdown: &CancellationToken,
+        acker: &Acks,
+    ) -> Ended {
         let domain: Arc<str> = self.cfg.domain.as_str().into();
         let mut acks = AckBook::default();
         let mut replayed: HashSet<i64> = HashSet::new();
+
+        // Acknowledgements of the last connection must be in the store before the replay.
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if acker.send(AckJob::Flush(done)).is_ok() {
+            let _ = flushed.await;
+        }
 
         // Replay what the server never acknowledged, in order, before anything new.
         let pending = match self.store.outbox_pending(&domain).await {
@@ -384,6 +405,8 @@ impl Link {
             return Ended::Lost(e.to_string());
         }
 
+        // Written, not yet covered by a ping.
+        let mut unpinged: Vec<i64> = Vec::new();
         let mut ticker = tokio::time::interval_at(
             Instant::now() + self.cfg.ping_interval,
             self.cfg.ping_interval,
@@ -404,8 +427,14 @@ impl Link {
                         Read::Ack(id) => {
                             let seqs = acks.answered(&id);
                             if !seqs.is_empty() {
-                                if let Err(e) = self.store.outbox_ack(&domain, &seqs).await {
-                                    tracing::warn!(domain = %domain, "outbox acknowledgement not stored (will re-send): {e}");
+                                // Off the stream's path: the writer never waits for the store.
+                                let _ = acker.send(AckJob::Ack(seqs));
+                            }
+                            // What was written meanwhile is covered by the next ping.
+                            if acks.idle() && !unpinged.is_empty() {
+                                let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)));
+                                if let Err(e) = stream.send(&ping).await {
+                                    return Ended::Lost(e.to_string());
                                 }
                             }
                         }
@@ -439,8 +468,11 @@ impl Link {
                             Err(e) => tracing::error!(domain = %domain, "internal: built a stanza that does not parse: {e}"),
                         }
                     }
-                    if !written.is_empty() {
-                        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, written));
+                    // One ping in flight at a time: under load each ping covers many stanzas,
+                    // so the server answers far fewer pings than it relays messages.
+                    unpinged.extend(written);
+                    if acks.idle() && !unpinged.is_empty() {
+                        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)));
                         if let Err(e) = stream.feed(&ping).await {
                             return Ended::Lost(e.to_string());
                         }
@@ -455,7 +487,7 @@ impl Link {
                             return Ended::Lost(format!("no answer to a ping for {:?}", since.elapsed()));
                         }
                     } else {
-                        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, Vec::new()));
+                        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)));
                         if let Err(e) = stream.send(&ping).await {
                             return Ended::Lost(e.to_string());
                         }
@@ -471,6 +503,39 @@ impl Link {
 fn drop_offline(q: Queued) {
     if q.seq.is_none() {
         tracing::debug!("link down: dropping a transient stanza");
+    }
+}
+
+enum AckJob {
+    /// These outbox rows were acknowledged by the server.
+    Ack(Vec<i64>),
+    /// Answer once every earlier job is done.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+type Acks = mpsc::UnboundedSender<AckJob>;
+
+/// Deletes acknowledged outbox rows, coalescing whatever has piled up into one statement.
+async fn acker(store: Store, domain: String, mut rx: mpsc::UnboundedReceiver<AckJob>) {
+    while let Some(job) = rx.recv().await {
+        let mut seqs = Vec::new();
+        let mut waiting = Vec::new();
+        let mut next = Some(job);
+        while let Some(job) = next.take() {
+            match job {
+                AckJob::Ack(s) => seqs.extend(s),
+                AckJob::Flush(done) => waiting.push(done),
+            }
+            next = rx.try_recv().ok();
+        }
+        if !seqs.is_empty() {
+            if let Err(e) = store.outbox_ack(&domain, &seqs).await {
+                tracing::warn!(domain = %domain, "outbox acknowledgement not stored (will re-send): {e}");
+            }
+        }
+        for done in waiting {
+            let _ = done.send(());
+        }
     }
 }
 
@@ -506,6 +571,10 @@ impl AckBook {
             .drain(..=pos)
             .flat_map(|(_, _, s)| s)
             .collect()
+    }
+
+    fn idle(&self) -> bool {
+        self.inflight.is_empty()
     }
 
     fn oldest_unanswered(&self) -> Option<Instant> {
@@ -628,6 +697,7 @@ mod tests {
         assert!(book.oldest_unanswered().is_some());
         assert_eq!(book.answered("cw-ack-3"), vec![3]);
         assert!(book.oldest_unanswered().is_none());
+        assert!(book.idle());
     }
 
     #[test]
