@@ -4,6 +4,7 @@
 //! twice: reflected, then answered ("echo: ..."). The round trip is send -> answer.
 //! - baseline: a trivial echo component on the same server that reflects and answers each
 //!   message at once (the same stanza count as Causeway's room);
+//! - echo+ids: the same, with the stanza-id and occupant-id Causeway adds (for reference);
 //! - causeway: Causeway with the demo network (store on SQLite, outbox, portal), whose bot
 //!   answers every message.
 //!
@@ -114,11 +115,13 @@ async fn login(port: u16) -> Client {
     c
 }
 
-/// The baseline: reflect and answer every groupchat message, nothing else.
-async fn echo_component(port: u16, secret: String) {
+/// The baseline: reflect and answer every groupchat message, nothing else. With `ids`, each
+/// stanza also carries the stanza-id and occupant-id a MUC must add (Causeway's payload), to
+/// show how much of the difference is the server's cost of those elements.
+async fn echo_component(port: u16, secret: String, domain: &'static str, ids: bool) {
     use tokio_xmpp::parsers::stanza::Stanza;
     let mut comp = tokio_xmpp::Component::new_plaintext(
-        "echo.localhost",
+        domain,
         &secret,
         tokio_xmpp::connect::DnsConfig::addr(&format!("127.0.0.1:{port}")),
         Timeouts::default(),
@@ -138,8 +141,13 @@ async fn echo_component(port: u16, secret: String) {
             ("Bench", body.clone(), id.clone()),
             ("Echo", format!("echo: {body}"), format!("e{id}")),
         ] {
+            let extra = if ids {
+                format!("<stanza-id xmlns='urn:xmpp:sid:0' id='{mid}' by='{to}'/><occupant-id xmlns='urn:xmpp:occupant-id:0' id='0123456789abcdef0123456789abcdef'/>")
+            } else {
+                String::new()
+            };
             let xml = format!(
-                "<message xmlns='jabber:component:accept' type='groupchat' from='{to}/{nick}' to='{from}' id='{mid}'><body>{text}</body></message>"
+                "<message xmlns='jabber:component:accept' type='groupchat' from='{to}/{nick}' to='{from}' id='{mid}'><body>{text}</body>{extra}</message>"
             );
             if let Ok(s) = Stanza::try_from(el(&xml)) {
                 let _ = comp.feed(s).await;
@@ -153,10 +161,33 @@ struct Run {
     rate: f64,
     p50: f64,
     p99: f64,
+    /// XMPP server CPU time per message, in microseconds (0 when its pid is unknown).
+    server_us: f64,
+}
+
+/// CPU time (user + system) of a process so far, in seconds, from /proc.
+fn cpu_secs(pid: Option<u32>) -> f64 {
+    let Some(stat) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+    else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Send `n` messages to `room` with `window` in flight; time each until its answer.
-async fn run(c: &mut Client, room: &str, tag: &str, n: usize, window: usize) -> Run {
+async fn run(
+    c: &mut Client,
+    room: &str,
+    tag: &str,
+    n: usize,
+    window: usize,
+    server: Option<u32>,
+) -> Run {
+    let cpu0 = cpu_secs(server);
     let mut sent_at: HashMap<String, Instant> = HashMap::new();
     let mut lat = Vec::with_capacity(n);
     let mut next_i = 0;
@@ -181,10 +212,12 @@ async fn run(c: &mut Client, room: &str, tag: &str, n: usize, window: usize) -> 
     let secs = start.elapsed().as_secs_f64();
     lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    let server_us = (cpu_secs(server) - cpu0) * 1e6 / n as f64;
     Run {
         rate: n as f64 / secs,
         p50: pct(0.5),
         p99: pct(0.99),
+        server_us,
     }
 }
 
@@ -227,23 +260,39 @@ async fn main() {
         vec![Arc::new(net)],
         shutdown.clone(),
     ));
-    tokio::spawn(echo_component(comp, secret.clone()));
+    tokio::spawn(echo_component(
+        comp,
+        secret.clone(),
+        "echo.localhost",
+        false,
+    ));
+    tokio::spawn(echo_component(
+        comp,
+        secret.clone(),
+        "echoids.localhost",
+        true,
+    ));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    // The XMPP server's pid, to charge its CPU time to each target (BENCH_SERVER_PID).
+    let server: Option<u32> = std::env::var("BENCH_SERVER_PID")
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
     let mut c = login(c2s).await;
     c.send(&el("<presence xmlns='jabber:client' id='join' to='lobby@demo.localhost/Bench'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")).await.expect("join");
     while next(&mut c).await.attr("id") != Some("join") {}
     let targets = [
         ("echo", "lobby@echo.localhost"),
+        ("echo+ids", "lobby@echoids.localhost"),
         ("causeway", "lobby@demo.localhost"),
     ];
     for (name, room) in targets {
-        run(&mut c, room, &format!("warm-{name}"), 300, WINDOW).await;
+        run(&mut c, room, &format!("warm-{name}"), 300, WINDOW, server).await;
     }
 
     println!(
-        "{:<9} {:>6} {:>6} {:>9} {:>8} {:>8}",
-        "target", "window", "msgs", "msg/s", "p50 ms", "p99 ms"
+        "{:<9} {:>6} {:>6} {:>9} {:>8} {:>8} {:>14}",
+        "target", "window", "msgs", "msg/s", "p50 ms", "p99 ms", "server us/msg"
     );
     let mut results: HashMap<(&str, usize), Vec<Run>> = HashMap::new();
     for round in 0..rounds {
@@ -255,11 +304,12 @@ async fn main() {
                     &format!("{name}-{round}-{window}"),
                     count,
                     window,
+                    server,
                 )
                 .await;
                 println!(
-                    "{name:<9} {window:>6} {count:>6} {:>9.0} {:>8.2} {:>8.2}",
-                    r.rate, r.p50, r.p99
+                    "{name:<9} {window:>6} {count:>6} {:>9.0} {:>8.2} {:>8.2} {:>14.0}",
+                    r.rate, r.p50, r.p99, r.server_us
                 );
                 results.entry((name, window)).or_default().push(r);
             }
@@ -282,6 +332,17 @@ async fn main() {
     );
     println!(
         "  added by causeway: p50 {added_p50:.2} ms, p99 {added_p99:.2} ms (budget p99 <= 5 ms)"
+    );
+    println!(
+        "  server CPU per message (window {WINDOW}): echo {:.0} us, echo+ids {:.0} us, causeway {:.0} us",
+        med("echo", WINDOW, |r| r.server_us),
+        med("echo+ids", WINDOW, |r| r.server_us),
+        med("causeway", WINDOW, |r| r.server_us)
+    );
+    println!(
+        "  for reference, echo with the same MUC payload (stanza-id, occupant-id): {:.0} msg/s, causeway/echo+ids {:.2}",
+        med("echo+ids", WINDOW, |r| r.rate),
+        med("causeway", WINDOW, |r| r.rate) / med("echo+ids", WINDOW, |r| r.rate)
     );
     shutdown.cancel();
     let _ = gw.await;

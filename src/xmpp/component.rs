@@ -32,6 +32,9 @@ type Stream = XmppStream<BufStream<TcpStream>>;
 
 const ACK_PREFIX: &str = "cw-ack-";
 const BATCH: usize = 256;
+/// How long written stanzas wait for their acknowledging ping (a crash re-sends at most
+/// this much traffic twice; the messages themselves are never delayed by it).
+const ACK_DELAY: Duration = Duration::from_millis(25);
 
 #[derive(Clone, Debug)]
 pub struct LinkConfig {
@@ -407,6 +410,7 @@ impl Link {
 
         // Written, not yet covered by a ping.
         let mut unpinged: Vec<i64> = Vec::new();
+        let mut ack_due: Option<Instant> = None;
         let mut ticker = tokio::time::interval_at(
             Instant::now() + self.cfg.ping_interval,
             self.cfg.ping_interval,
@@ -430,13 +434,6 @@ impl Link {
                                 // Off the stream's path: the writer never waits for the store.
                                 let _ = acker.send(AckJob::Ack(seqs));
                             }
-                            // What was written meanwhile is covered by the next ping.
-                            if acks.idle() && !unpinged.is_empty() {
-                                let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)));
-                                if let Err(e) = stream.send(&ping).await {
-                                    return Ended::Lost(e.to_string());
-                                }
-                            }
                         }
                         Read::Nothing => {}
                         Read::Lost(why) => return Ended::Lost(why),
@@ -447,10 +444,18 @@ impl Link {
                     let mut written = Vec::new();
                     let mut next = Some(first);
                     let mut n = 0;
+                    let mut lingered = false;
                     while let Some(q) = next.take() {
                         n += 1;
                         if n < BATCH {
                             next = self.rx.try_recv().ok();
+                            // Give tasks that are about to queue more a turn, so that one
+                            // write carries them too (fewer, larger reads for the server).
+                            if next.is_none() && !lingered {
+                                lingered = true;
+                                tokio::task::yield_now().await;
+                                next = self.rx.try_recv().ok();
+                            }
                         }
                         if let Some(seq) = q.seq {
                             if replayed.remove(&seq) {
@@ -468,16 +473,21 @@ impl Link {
                             Err(e) => tracing::error!(domain = %domain, "internal: built a stanza that does not parse: {e}"),
                         }
                     }
-                    // One ping in flight at a time: under load each ping covers many stanzas,
-                    // so the server answers far fewer pings than it relays messages.
-                    unpinged.extend(written);
-                    if acks.idle() && !unpinged.is_empty() {
-                        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)));
-                        if let Err(e) = stream.feed(&ping).await {
-                            return Ended::Lost(e.to_string());
-                        }
+                    if !written.is_empty() && ack_due.is_none() {
+                        ack_due = Some(Instant::now() + ACK_DELAY);
                     }
+                    unpinged.extend(written);
                     if let Err(e) = SinkExt::<&XmppStreamElement>::flush(&mut stream).await {
+                        return Ended::Lost(e.to_string());
+                    }
+                }
+                // The acknowledging ping: one in flight at a time, sent a moment after the
+                // first unacknowledged write, so that one ping covers many stanzas and the
+                // server answers far fewer pings than it relays messages.
+                _ = tokio::time::sleep_until(ack_due.unwrap_or_else(Instant::now)), if ack_due.is_some() && acks.idle() => {
+                    ack_due = None;
+                    let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)));
+                    if let Err(e) = stream.send(&ping).await {
                         return Ended::Lost(e.to_string());
                     }
                 }
@@ -487,6 +497,7 @@ impl Link {
                             return Ended::Lost(format!("no answer to a ping for {:?}", since.elapsed()));
                         }
                     } else {
+                        ack_due = None;
                         let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)));
                         if let Err(e) = stream.send(&ping).await {
                             return Ended::Lost(e.to_string());
