@@ -87,7 +87,7 @@ pub async fn run_with(
             ])));
         };
         metrics.set_connected(&c.domain, false);
-        let (link, sender) = xmpp::link(
+        let (link, sender, recorder) = xmpp::link(
             xmpp::LinkConfig {
                 domain: c.domain.clone(),
                 secret: c.secret.clone().unwrap_or_default(),
@@ -118,7 +118,7 @@ pub async fn run_with(
             domain: c.domain.as_str().into(),
             link: sender,
         }));
-        links.push(link);
+        links.push((link, recorder));
         event_queues.push((c.network.clone(), ev_rx));
     }
 
@@ -160,7 +160,8 @@ pub async fn run_with(
         config.xmpp.max_body_bytes,
         shutdown.clone(),
     ));
-    for link in links {
+    for (link, recorder) in links {
+        tracker.spawn(recorder.run(shutdown.clone()));
         tracker.spawn(link.run(shutdown.clone()));
     }
     tracing::info!(

@@ -192,27 +192,25 @@ mod tests {
                 })
                 .await
                 .expect("portal");
+            let stanza = ["<message id='m1'/>".to_string()];
+            let first = [msg(p.id, "m1", None), msg(p.id, "m2", Some("c-2"))];
+            let record = |rows| crate::store::Record {
+                rows,
+                move_cursor: true,
+                stanzas: &stanza,
+            };
             let queued = s
-                .record_and_queue(
-                    &[msg(p.id, "m1", None), msg(p.id, "m2", Some("c-2"))],
-                    true,
-                    "gw.example",
-                    &["<message id='m1'/>".to_string()],
-                )
+                .record_batch("gw.example", &[record(&first)])
                 .await
                 .expect("insert");
-            assert_eq!(queued.map(|q| q.len()), Some(1));
+            assert_eq!(queued[0].as_ref().map(|q| q.len()), Some(1));
             // the same remote message delivered again is a duplicate: nothing is queued
-            let again = s
-                .record_and_queue(
-                    &[msg(p.id, "m1", None)],
-                    true,
-                    "gw.example",
-                    &["<message id='m1'/>".to_string()],
-                )
+            let again = [msg(p.id, "m1", None)];
+            let queued = s
+                .record_batch("gw.example", &[record(&again)])
                 .await
                 .expect("again");
-            assert_eq!(again, None);
+            assert_eq!(queued, [None]);
             assert_eq!(s.outbox_depth().await.expect("depth"), 1);
             assert_eq!(
                 s.cursor(p.id).await.expect("cursor").map(|c| c.0),

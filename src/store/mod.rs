@@ -15,7 +15,7 @@ mod portal;
 mod puppet;
 
 pub use message::MessageRow;
-pub use outbox::OutboxEntry;
+pub use outbox::{OutboxEntry, Record};
 pub use portal::PortalRow;
 pub use puppet::PuppetRow;
 

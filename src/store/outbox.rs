@@ -23,6 +23,13 @@ async fn push_rows(
     Ok(seqs)
 }
 
+/// One entry of a group commit (see `Store::record_batch`).
+pub struct Record<'a> {
+    pub rows: &'a [MessageRow],
+    pub move_cursor: bool,
+    pub stanzas: &'a [String],
+}
+
 /// A stanza accepted for delivery to XMPP and not yet acknowledged by the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -31,33 +38,26 @@ pub struct OutboxEntry {
 }
 
 impl Store {
-    /// Keep stanzas for a component domain before they are written; returns their sequence numbers.
-    pub async fn outbox_push(&self, domain: &str, stanzas: &[String]) -> Result<Vec<i64>> {
-        let mut tx = self.write.begin().await?;
-        let seqs = push_rows(&mut tx, domain, stanzas).await?;
-        tx.commit().await?;
-        Ok(seqs)
-    }
-
-    /// Store message rows and queue the stanzas that tell XMPP about them, in one
-    /// transaction. When the first row was already stored (a duplicate delivery) nothing is
-    /// queued and None is returned.
-    pub async fn record_and_queue(
+    /// Group commit: for each record, store its message rows and, unless its first row was
+    /// already stored (a duplicate delivery: None), keep its stanzas in the outbox. One
+    /// transaction for all of them.
+    pub async fn record_batch(
         &self,
-        rows: &[MessageRow],
-        move_cursor: bool,
         domain: &str,
-        stanzas: &[String],
-    ) -> Result<Option<Vec<i64>>> {
+        records: &[Record<'_>],
+    ) -> Result<Vec<Option<Vec<i64>>>> {
         let mut tx = self.write.begin().await?;
-        let fresh = insert_rows(&mut tx, rows, move_cursor).await?;
-        if fresh.first() == Some(&false) {
-            tx.commit().await?;
-            return Ok(None);
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let fresh = insert_rows(&mut tx, r.rows, r.move_cursor).await?;
+            if fresh.first() == Some(&false) {
+                out.push(None);
+                continue;
+            }
+            out.push(Some(push_rows(&mut tx, domain, r.stanzas).await?));
         }
-        let seqs = push_rows(&mut tx, domain, stanzas).await?;
         tx.commit().await?;
-        Ok(Some(seqs))
+        Ok(out)
     }
 
     /// The server acknowledged these rows: forget them.
@@ -107,15 +107,27 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::testing;
+    use crate::store::{testing, Record};
 
     #[tokio::test]
     async fn outbox_keeps_until_acked_in_order() {
         let _g = testing::PG_LOCK.lock().await;
         for s in testing::stores().await {
             let stanzas: Vec<String> = (0..5).map(|i| format!("<message id='{i}'/>")).collect();
-            let seqs = s.outbox_push("a.example", &stanzas).await.expect("push");
-            s.outbox_push("b.example", &["<x/>".to_string()])
+            let push = |stanzas| {
+                [Record {
+                    rows: &[],
+                    move_cursor: false,
+                    stanzas,
+                }]
+            };
+            let seqs = s
+                .record_batch("a.example", &push(&stanzas))
+                .await
+                .expect("push")[0]
+                .clone()
+                .expect("no rows: always queued");
+            s.record_batch("b.example", &push(&["<x/>".to_string()]))
                 .await
                 .expect("push other domain");
             assert!(seqs.windows(2).all(|w| w[0] < w[1]));

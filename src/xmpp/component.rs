@@ -6,10 +6,10 @@
 //! After a reconnect every unacknowledged stanza is written again, with its original id.
 
 use super::ns;
-use super::outbound::Outgoing;
+use super::recorder::{LinkSender, Recorder};
 use super::Attrs;
 use crate::metrics::Metrics;
-use crate::store::{MessageRow, Store};
+use crate::store::Store;
 use causeway_api::Secret;
 use futures::{SinkExt, StreamExt};
 use std::collections::{HashSet, VecDeque};
@@ -181,77 +181,6 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_secs_f64(capped * jitter)
 }
 
-/// The sending side of one link, used by the dispatcher and the portals.
-#[derive(Clone)]
-pub struct LinkSender {
-    pub(crate) domain: Arc<str>,
-    tx: mpsc::Sender<Queued>,
-    store: Store,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    #[error("could not keep the stanza in the outbox: {0}")]
-    Store(#[from] crate::store::StoreError),
-    #[error("the component link is shut down")]
-    Closed,
-}
-
-impl LinkSender {
-    /// Queue stanzas in order. Durable ones are in the outbox when this returns.
-    pub async fn send(&self, items: Vec<Outgoing>) -> Result<(), SendError> {
-        let durable = Self::durable(&items);
-        let seqs = if durable.is_empty() {
-            Vec::new()
-        } else {
-            self.store.outbox_push(&self.domain, &durable).await?
-        };
-        self.enqueue(items, seqs).await
-    }
-
-    /// Store message rows and queue the stanzas about them in one transaction (see
-    /// `Store::record_and_queue`). False when the first row was a duplicate: nothing is sent.
-    pub async fn send_recorded(
-        &self,
-        rows: &[MessageRow],
-        move_cursor: bool,
-        items: Vec<Outgoing>,
-    ) -> Result<bool, SendError> {
-        let durable = Self::durable(&items);
-        match self
-            .store
-            .record_and_queue(rows, move_cursor, &self.domain, &durable)
-            .await?
-        {
-            Some(seqs) => self.enqueue(items, seqs).await.map(|()| true),
-            None => Ok(false),
-        }
-    }
-
-    fn durable(items: &[Outgoing]) -> Vec<String> {
-        items
-            .iter()
-            .filter(|o| o.durable)
-            .map(|o| String::from(&o.element))
-            .collect()
-    }
-
-    async fn enqueue(&self, items: Vec<Outgoing>, seqs: Vec<i64>) -> Result<(), SendError> {
-        let mut seqs = seqs.into_iter();
-        for o in items {
-            let seq = if o.durable { seqs.next() } else { None };
-            self.tx
-                .send(Queued {
-                    seq,
-                    element: o.element,
-                })
-                .await
-                .map_err(|_| SendError::Closed)?;
-        }
-        Ok(())
-    }
-}
-
 pub struct Link {
     cfg: LinkConfig,
     store: Store,
@@ -265,13 +194,14 @@ pub fn link(
     store: Store,
     metrics: Arc<Metrics>,
     inbound: mpsc::Sender<(Arc<str>, Inbound)>,
-) -> (Link, LinkSender) {
+) -> (Link, LinkSender, Recorder) {
     let (tx, rx) = mpsc::channel(1024);
-    let sender = LinkSender {
-        domain: cfg.domain.as_str().into(),
+    let (sender, recorder) = super::recorder::recorder(
+        cfg.domain.as_str().into(),
+        store.clone(),
+        metrics.clone(),
         tx,
-        store: store.clone(),
-    };
+    );
     (
         Link {
             cfg,
@@ -281,6 +211,7 @@ pub fn link(
             inbound,
         },
         sender,
+        recorder,
     )
 }
 

@@ -7,12 +7,14 @@ mod events;
 pub mod inbound;
 pub mod ns;
 pub mod outbound;
+mod recorder;
 mod xml;
 
 pub use addressing::{decode_local, direct_portal_local, encode_local};
-pub use component::{link, Inbound, Link, LinkConfig, LinkSender};
+pub use component::{link, Inbound, Link, LinkConfig};
 pub use events::{bare, split_jid, Addressed, XmppEvent};
 pub use outbound::Outgoing;
+pub use recorder::{LinkSender, Recorder};
 pub(crate) use xml::{set_attr, Attrs};
 
 use crate::bridge::Bridge;

@@ -211,6 +211,11 @@ impl Portal {
             .unwrap_or(self.shared.config.history_on_join)
             .min(self.shared.config.history_on_join);
         if want > 0 {
+            // Messages of this room still on their way into the store must be in the history
+            // (the joiner was not among their recipients).
+            if let Err(e) = self.net.link.flush().await {
+                tracing::warn!(network = %self.net.id, "history may miss the newest messages: {e}");
+            }
             match self
                 .shared
                 .store

@@ -53,7 +53,7 @@ impl Portal {
                 })
             })
             .collect();
-        self.record(&rows, items).await;
+        self.record(rows, items).await;
         self.shared.metrics.inc(
             "causeway_messages_bridged_total",
             &[
@@ -114,8 +114,8 @@ impl Portal {
     }
 
     /// Store the rows of a sent message with the stanzas about it (one transaction).
-    async fn record(&self, rows: &[MessageRow], items: Vec<out::Outgoing>) {
-        if let Err(e) = self.net.link.send_recorded(rows, true, items).await {
+    async fn record(&self, rows: Vec<MessageRow>, items: Vec<out::Outgoing>) {
+        if let Err(e) = self.net.link.send_recorded(rows, true, items, None).await {
             // The network has it; without the row, later edits of it will not resolve.
             tracing::error!(network = %self.net.id, room = %self.row.key.room, "sent message not stored: {e}");
         }
@@ -169,7 +169,7 @@ impl Portal {
             .await
         {
             Ok((_, rows)) => {
-                self.record(&rows, Vec::new()).await;
+                self.record(rows, Vec::new()).await;
                 self.shared.metrics.inc(
                     "causeway_messages_bridged_total",
                     &[

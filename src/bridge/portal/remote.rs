@@ -82,19 +82,16 @@ impl Portal {
                         })
                         .collect()
                 };
-                // Stored and queued in one transaction; a duplicate delivery stops here.
-                match self.net.link.send_recorded(&[row], true, stanzas).await {
-                    Ok(true) => self.shared.metrics.inc(
-                        "causeway_messages_bridged_total",
-                        &[("network", self.net.id.as_str()), ("direction", "to_xmpp")],
-                    ),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(network = %self.net.id, room = %self.row.key.room, remote_id = %id, "message not stored, not delivered: {e}");
-                        self.shared
-                            .metrics
-                            .inc("causeway_errors_total", &[("kind", "store")]);
-                    }
+                // Stored, then sent, by the link's recorder; a duplicate delivery stops
+                // there, and the message is counted once stored.
+                let counted = Some((self.net.id.to_string(), "to_xmpp"));
+                if let Err(e) = self
+                    .net
+                    .link
+                    .send_recorded(vec![row], true, stanzas, counted)
+                    .await
+                {
+                    tracing::error!(network = %self.net.id, room = %self.row.key.room, remote_id = %id, "message not delivered: {e}");
                 }
             }
             RemoteEventKind::Membership { user, joined } => {

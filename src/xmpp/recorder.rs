@@ -1,0 +1,224 @@
+//! The way into a component link: every stanza for XMPP passes through one recorder task
+//! per link, in order. It stores message rows and durable stanzas in the outbox with group
+//! commit (one transaction for whatever has queued up), then hands the stanzas to the link.
+//! So a message is stored before anything about it is written, per-room order is kept, and
+//! a busy room costs one commit per batch instead of one per message.
+
+use super::component::Queued;
+use super::outbound::Outgoing;
+use crate::metrics::Metrics;
+use crate::store::{MessageRow, Record, Store};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Jobs taken in one transaction at most.
+const GROUP: usize = 256;
+
+/// A counter to bump once the job is stored: (network, direction).
+pub type Counted = (String, &'static str);
+
+enum Job {
+    /// Message rows and the stanzas telling XMPP about them. When the first row was
+    /// already stored (a duplicate delivery) nothing is sent.
+    Record {
+        rows: Vec<MessageRow>,
+        move_cursor: bool,
+        items: Vec<Outgoing>,
+        counted: Option<Counted>,
+    },
+    Send(Vec<Outgoing>),
+    /// Answered once everything queued before it is stored and handed to the link.
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("the component link is shut down")]
+    Closed,
+}
+
+/// The sending side of one link, used by the dispatcher and the portals.
+#[derive(Clone)]
+pub struct LinkSender {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl LinkSender {
+    /// Queue stanzas, in order after everything queued before.
+    pub async fn send(&self, items: Vec<Outgoing>) -> Result<(), SendError> {
+        self.jobs
+            .send(Job::Send(items))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Queue message rows with the stanzas about them: stored together, then sent.
+    pub async fn send_recorded(
+        &self,
+        rows: Vec<MessageRow>,
+        move_cursor: bool,
+        items: Vec<Outgoing>,
+        counted: Option<Counted>,
+    ) -> Result<(), SendError> {
+        self.jobs
+            .send(Job::Record {
+                rows,
+                move_cursor,
+                items,
+                counted,
+            })
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Wait until everything queued so far is stored (e.g. before reading history).
+    pub async fn flush(&self) -> Result<(), SendError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job::Flush(done))
+            .await
+            .map_err(|_| SendError::Closed)?;
+        wait.await.map_err(|_| SendError::Closed)
+    }
+}
+
+pub struct Recorder {
+    domain: Arc<str>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    jobs: mpsc::Receiver<Job>,
+    link: mpsc::Sender<Queued>,
+}
+
+pub fn recorder(
+    domain: Arc<str>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    link: mpsc::Sender<Queued>,
+) -> (LinkSender, Recorder) {
+    let (tx, jobs) = mpsc::channel(1024);
+    (
+        LinkSender { jobs: tx },
+        Recorder {
+            domain,
+            store,
+            metrics,
+            jobs,
+            link,
+        },
+    )
+}
+
+fn durable(items: &[Outgoing]) -> Vec<String> {
+    items
+        .iter()
+        .filter(|o| o.durable)
+        .map(|o| String::from(&o.element))
+        .collect()
+}
+
+impl Recorder {
+    /// Until shutdown; what is queued then is still stored and handed on.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            let first = tokio::select! {
+                j = self.jobs.recv() => j,
+                _ = shutdown.cancelled() => self.jobs.try_recv().ok(),
+            };
+            let Some(first) = first else { return };
+            let mut batch = vec![first];
+            while batch.len() < GROUP {
+                match self.jobs.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            if self.commit(batch).await.is_err() {
+                return; // the link is gone: shutting down
+            }
+        }
+    }
+
+    async fn commit(&mut self, batch: Vec<Job>) -> Result<(), SendError> {
+        let stanzas: Vec<Vec<String>> = batch
+            .iter()
+            .map(|j| match j {
+                Job::Record { items, .. } | Job::Send(items) => durable(items),
+                Job::Flush(_) => Vec::new(),
+            })
+            .collect();
+        let records: Vec<Record<'_>> = batch
+            .iter()
+            .zip(&stanzas)
+            .map(|(j, s)| match j {
+                Job::Record {
+                    rows, move_cursor, ..
+                } => Record {
+                    rows,
+                    move_cursor: *move_cursor,
+                    stanzas: s,
+                },
+                _ => Record {
+                    rows: &[],
+                    move_cursor: false,
+                    stanzas: s,
+                },
+            })
+            .collect();
+        let stored = self.store.record_batch(&self.domain, &records).await;
+        drop(records);
+        let outcome = match stored {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => {
+                tracing::error!(domain = %self.domain, jobs = batch.len(), "not stored, not delivered: {e}");
+                self.metrics.add(
+                    "causeway_errors_total",
+                    &[("kind", "store")],
+                    batch.len() as u64,
+                );
+                batch.iter().map(|_| Err(())).collect::<Vec<_>>()
+            }
+        };
+        for (job, outcome) in batch.into_iter().zip(outcome) {
+            match (job, outcome) {
+                (Job::Flush(done), _) => {
+                    let _ = done.send(());
+                }
+                (Job::Record { items, counted, .. }, Ok(Some(seqs))) => {
+                    self.hand_on(items, seqs).await?;
+                    if let Some((network, direction)) = counted {
+                        self.metrics.inc(
+                            "causeway_messages_bridged_total",
+                            &[("network", &network), ("direction", direction)],
+                        );
+                    }
+                }
+                (Job::Send(items), Ok(Some(seqs))) => self.hand_on(items, seqs).await?,
+                // A duplicate delivery: stored before, already told.
+                (_, Ok(None)) => {}
+                // Not stored: only what needs no storing goes out.
+                (Job::Send(items) | Job::Record { items, .. }, Err(())) => {
+                    let transient = items.into_iter().filter(|o| !o.durable).collect();
+                    self.hand_on(transient, Vec::new()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn hand_on(&self, items: Vec<Outgoing>, seqs: Vec<i64>) -> Result<(), SendError> {
+        let mut seqs = seqs.into_iter();
+        for o in items {
+            let seq = if o.durable { seqs.next() } else { None };
+            self.link
+                .send(Queued {
+                    seq,
+                    element: o.element,
+                })
+                .await
+                .map_err(|_| SendError::Closed)?;
+        }
+        Ok(())
+    }
+}
