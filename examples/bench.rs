@@ -286,7 +286,13 @@ async fn main() {
         ("echo+ids", "lobby@echoids.localhost"),
         ("causeway", "lobby@demo.localhost"),
     ];
-    for (name, room) in targets {
+    // BENCH_ONLY=name runs one target (e.g. to trace the server while it runs).
+    let only = std::env::var("BENCH_ONLY").ok();
+    let targets: Vec<_> = targets
+        .into_iter()
+        .filter(|(n, _)| only.as_deref().is_none_or(|o| o == *n))
+        .collect();
+    for (name, room) in &targets {
         run(&mut c, room, &format!("warm-{name}"), 300, WINDOW, server).await;
     }
 
@@ -296,7 +302,7 @@ async fn main() {
     );
     let mut results: HashMap<(&str, usize), Vec<Run>> = HashMap::new();
     for round in 0..rounds {
-        for (name, room) in targets {
+        for &(name, room) in &targets {
             for (window, count) in [(WINDOW, n), (1, n / 10)] {
                 let r = run(
                     &mut c,
@@ -314,6 +320,11 @@ async fn main() {
                 results.entry((name, window)).or_default().push(r);
             }
         }
+    }
+    if targets.len() < 3 {
+        shutdown.cancel();
+        let _ = gw.await;
+        return;
     }
     let med = |name: &str, window: usize, f: fn(&Run) -> f64| {
         median(results[&(name, window)].iter().map(f).collect())
