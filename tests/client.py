@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A real XMPP client (slixmpp, c2s) driven by the Rust tests over stdin/stdout.
 
-    client.py JID PASSWORD HOST PORT
+    client.py JID PASSWORD HOST PORT [--register]
+
+With --register the account is created first by in-band registration (XEP-0077).
 
 stdout: one JSON line per event: {"online": "<full jid>"} once logged in, then
 {"stanza": "<xml>"} for every stanza received. stdin: one JSON string per line, raw XML
@@ -25,7 +27,7 @@ def emit(obj):
 
 
 class Driven(slixmpp.ClientXMPP):
-    def __init__(self, jid, password):
+    def __init__(self, jid, password, register=False):
         super().__init__(
             jid,
             password,
@@ -33,9 +35,25 @@ class Driven(slixmpp.ClientXMPP):
             plugin_config={"feature_mechanisms": {"unencrypted_plain": True, "unencrypted_scram": True}},
         )
         self.add_event_handler("session_start", self.start)
+        if register:
+            self.register_plugin("xep_0077")
+            self["xep_0077"].force_registration = True
+            self.add_event_handler("register", self.register)
         self.add_event_handler("failed_auth", lambda *_: (emit({"error": "auth failed"}), sys.exit(2)))
         for name in ("message", "presence", "iq"):
             self.register_handler(Callback(name, MatchXPath("{jabber:client}%s" % name), self.got))
+
+    async def register(self, _event):
+        iq = self.Iq()
+        iq["type"] = "set"
+        iq["register"]["username"] = self.boundjid.user
+        iq["register"]["password"] = self.password
+        try:
+            await iq.send()
+            emit({"registered": self.boundjid.bare})
+        except slixmpp.exceptions.IqError as e:
+            emit({"error": "registration refused: %s" % e.iq["error"]["condition"]})
+            sys.exit(2)
 
     def got(self, stanza):
         emit({"stanza": tostring(stanza.xml, top_level=True)})
@@ -59,7 +77,7 @@ def main():
     if os.environ.get("CLIENT_DEBUG"):
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     jid, password, host, port = sys.argv[1:5]
-    xmpp = Driven(jid, password)
+    xmpp = Driven(jid, password, register="--register" in sys.argv[5:])
     xmpp.enable_starttls = False
     xmpp.enable_direct_tls = False
     xmpp.use_ipv6 = False

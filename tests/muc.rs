@@ -11,7 +11,8 @@ async fn core_suite(kind: Kind) {
     let dbdir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/cw.db?mode=rwc", dbdir.path().display());
     let gw = Gateway::start(&server, &url).await;
-    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    // a new account, registered in band, as a person would
+    let mut juliet = XmppClient::register(&server, "capulet", "balcony").await;
 
     // discovery: the gateway's identities and features, then its rooms
     juliet.send_xml(&format!("<iq xmlns='jabber:client' type='get' id='d1' to='{DOMAIN}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")).await;
@@ -246,6 +247,10 @@ async fn core_suite(kind: Kind) {
         (format!("<iq xmlns='jabber:client' type='get' id='e3' to='{DOMAIN}'><query xmlns='urn:example:unknown'/></iq>"), "feature-not-implemented"),
         (format!("<message xmlns='jabber:client' type='chat' id='e4' to='{room}/Juliet'><body>pm</body></message>"), "not-acceptable"),
         (format!("<message xmlns='jabber:client' type='groupchat' id='e5' to='{room}'><body>{}</body></message>", "x".repeat(5000)), "not-acceptable"),
+        // an iq get without a child does not even parse: answered, not dropped
+        (format!("<iq xmlns='jabber:client' type='get' id='e6' to='{DOMAIN}'/>"), "bad-request"),
+        // a presence to a room that does not exist
+        (format!("<presence xmlns='jabber:client' id='e7' to='nosuchroom@{DOMAIN}/me'/>"), "item-not-found"),
     ];
     for (xml, _) in &cases {
         nurse.send_xml(xml).await;

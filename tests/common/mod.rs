@@ -43,7 +43,8 @@ pub struct Server {
     env: Vec<(String, String)>,
 }
 
-pub const USERS: &[&str] = &["juliet", "romeo", "nurse", "bench"];
+/// Accounts created by the start script; others are registered in band by the tests.
+pub const USERS: &[&str] = &["juliet", "romeo", "nurse"];
 
 impl Server {
     pub fn start(kind: Kind) -> Server {
@@ -259,12 +260,22 @@ struct ClientLine {
 
 impl XmppClient {
     pub async fn connect(server: &Server, user: &str, resource: &str) -> XmppClient {
+        Self::start(server, user, resource, false).await
+    }
+
+    /// A new account, created by in-band registration (XEP-0077) before logging in.
+    pub async fn register(server: &Server, user: &str, resource: &str) -> XmppClient {
+        Self::start(server, user, resource, true).await
+    }
+
+    async fn start(server: &Server, user: &str, resource: &str, register: bool) -> XmppClient {
         use tokio::io::AsyncBufReadExt;
         let jid = format!("{user}@localhost/{resource}");
         let python = std::env::var("CAUSEWAY_PYTHON").unwrap_or_else(|_| "python3".into());
         let mut child = tokio::process::Command::new(python)
             .arg(root().join("tests/client.py"))
             .args([jid.as_str(), PASSWORD, "127.0.0.1", &server.c2s.to_string()])
+            .args(register.then_some("--register"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
