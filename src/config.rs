@@ -175,46 +175,58 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("log", &["level"]),
 ];
 
-fn unknown_keys(root: &config::Map<String, config::Value>, problems: &mut Vec<Problem>) {
-    let known = |section: &str| {
-        SECTIONS
+/// Report keys no section knows, and take them out so that the rest can still be read and
+/// checked (every problem is reported in one pass).
+fn unknown_keys(root: &mut config::Map<String, config::Value>, problems: &mut Vec<Problem>) {
+    fn check(
+        path: &str,
+        section: &str,
+        table: &mut config::Map<String, config::Value>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let known = SECTIONS
             .iter()
             .find(|(s, _)| *s == section)
             .map(|(_, k)| *k)
-            .unwrap_or(&[])
-    };
-    let mut check = |path: &str, section: &str, table: &config::Map<String, config::Value>| {
-        for key in table.keys() {
-            if !known(section).contains(&key.as_str()) {
-                let full = if path.is_empty() {
+            .unwrap_or(&[]);
+        table.retain(|key, _| {
+            let ok = known.contains(&key.as_str());
+            if !ok {
+                let key = if path.is_empty() {
                     key.clone()
                 } else {
                     format!("{path}.{key}")
                 };
                 problems.push(Problem {
-                    key: full,
+                    key,
                     message: "unknown key".into(),
                 });
             }
-        }
-    };
-    check("", "", root);
+            ok
+        });
+    }
+    check("", "", root, problems);
     for (section, _) in SECTIONS
         .iter()
         .filter(|(s, _)| !s.is_empty() && !s.contains('.'))
     {
-        if let Some(config::ValueKind::Table(t)) = root.get(*section).map(|v| &v.kind) {
-            check(section, section, t);
+        if let Some(config::ValueKind::Table(t)) = root.get_mut(*section).map(|v| &mut v.kind) {
+            check(section, section, t, problems);
         }
     }
-    let components = root.get("xmpp").and_then(|x| match &x.kind {
-        config::ValueKind::Table(t) => t.get("components"),
+    let components = root.get_mut("xmpp").and_then(|x| match &mut x.kind {
+        config::ValueKind::Table(t) => t.get_mut("components"),
         _ => None,
     });
-    if let Some(config::ValueKind::Array(items)) = components.map(|v| &v.kind) {
-        for (i, item) in items.iter().enumerate() {
-            if let config::ValueKind::Table(t) = &item.kind {
-                check(&format!("xmpp.components[{i}]"), "xmpp.components[]", t);
+    if let Some(config::ValueKind::Array(items)) = components.map(|v| &mut v.kind) {
+        for (i, item) in items.iter_mut().enumerate() {
+            if let config::ValueKind::Table(t) = &mut item.kind {
+                check(
+                    &format!("xmpp.components[{i}]"),
+                    "xmpp.components[]",
+                    t,
+                    problems,
+                );
             }
         }
     }
@@ -251,7 +263,7 @@ impl Config {
                 }])
             })?;
         let mut problems = Vec::new();
-        let root: config::Map<String, config::Value> = match raw.clone().try_deserialize() {
+        let mut root: config::Map<String, config::Value> = match raw.try_deserialize() {
             Ok(m) => m,
             Err(e) => {
                 return Err(ConfigError(vec![Problem {
@@ -260,16 +272,15 @@ impl Config {
                 }]))
             }
         };
-        unknown_keys(&root, &mut problems);
-        let config = match raw.try_deserialize::<Config>() {
+        unknown_keys(&mut root, &mut problems);
+        let cleaned = config::Value::new(None, config::ValueKind::Table(root));
+        let config = match cleaned.try_deserialize::<Config>() {
             Ok(c) => Some(c),
             Err(e) => {
-                if problems.is_empty() {
-                    problems.push(Problem {
-                        key: error_key(&e),
-                        message: e.to_string(),
-                    });
-                }
+                problems.push(Problem {
+                    key: error_key(&e),
+                    message: e.to_string(),
+                });
                 None
             }
         };
