@@ -255,11 +255,13 @@ async fn main() {
         ..DemoConfig::default()
     });
     let shutdown = CancellationToken::new();
-    let gw = tokio::spawn(causeway::run_with(
-        config,
-        vec![Arc::new(net)],
-        shutdown.clone(),
-    ));
+    // Causeway runs on its own runtime, as the `causeway` binary does, not on the client's.
+    let gw_shutdown = shutdown.clone();
+    let gw = std::thread::spawn(move || {
+        causeway::runtime(config.runtime.worker_threads)
+            .expect("runtime")
+            .block_on(causeway::run_with(config, vec![Arc::new(net)], gw_shutdown))
+    });
     tokio::spawn(echo_component(
         comp,
         secret.clone(),
@@ -323,7 +325,7 @@ async fn main() {
     }
     if targets.len() < 3 {
         shutdown.cancel();
-        let _ = gw.await;
+        let _ = gw.join();
         return;
     }
     let med = |name: &str, window: usize, f: fn(&Run) -> f64| {
@@ -356,5 +358,5 @@ async fn main() {
         med("causeway", WINDOW, |r| r.rate) / med("echo+ids", WINDOW, |r| r.rate)
     );
     shutdown.cancel();
-    let _ = gw.await;
+    let _ = gw.join();
 }

@@ -76,6 +76,8 @@ listen:
     module: ejabberd_service
     access: all
     shaper: none
+    # each component connection serves only its own domain (several share this listener)
+    global_routes: false
     hosts:
 CFG
   for c in $COMPONENTS; do

@@ -20,6 +20,8 @@ pub struct Config {
     pub bridge: BridgeConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
     /// One section per network, read by that network's adapter.
     #[serde(default)]
     pub networks: BTreeMap<String, config::Value>,
@@ -122,6 +124,13 @@ impl Default for LogConfig {
     }
 }
 
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Threads running Causeway's tasks; 0 = one per core.
+    pub worker_threads: usize,
+}
+
 fn default_ping_interval() -> u64 {
     30
 }
@@ -154,7 +163,12 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 const SECTIONS: &[(&str, &[&str])] = &[
-    ("", &["xmpp", "store", "http", "bridge", "log", "networks"]),
+    (
+        "",
+        &[
+            "xmpp", "store", "http", "bridge", "log", "runtime", "networks",
+        ],
+    ),
     (
         "xmpp",
         &[
@@ -173,6 +187,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("http", &["listen"]),
     ("bridge", &["admins", "history_on_join", "portal_queue"]),
     ("log", &["level"]),
+    ("runtime", &["worker_threads"]),
 ];
 
 /// Report keys no section knows, and take them out so that the rest can still be read and

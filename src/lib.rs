@@ -41,6 +41,21 @@ pub enum RunError {
     },
 }
 
+/// The runtime `causeway run` uses: one thread for `worker_threads = 1`, else a thread pool
+/// (0 = one thread per core).
+pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if worker_threads == 1 {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+    }
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if worker_threads > 1 {
+        b.worker_threads(worker_threads);
+    }
+    b.enable_all().build()
+}
+
 /// Run the gateway until `shutdown` is cancelled, with the networks the config names.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let networks = networks::build(&config)?;

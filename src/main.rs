@@ -54,10 +54,34 @@ fn init_logging(level: &str) {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    if let Command::Run { config } = &cli.command {
+        let config = load(config)?;
+        init_logging(&config.log.level);
+        let rt =
+            causeway::runtime(config.runtime.worker_threads).context("starting the runtime")?;
+        return rt.block_on(async {
+            let shutdown = CancellationToken::new();
+            let s = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("stopping");
+                s.cancel();
+            });
+            causeway::run(config, shutdown)
+                .await
+                .context("causeway stopped with an error")
+        });
+    }
+    causeway::runtime(1)
+        .context("starting the runtime")?
+        .block_on(command(cli.command))
+}
+
+/// Every command but `run`.
+async fn command(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(c) => match causeway::networks::build(&c) {
                 Ok(_) => {
@@ -78,20 +102,7 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1)
             }
         },
-        Command::Run { config } => {
-            let config = load(&config)?;
-            init_logging(&config.log.level);
-            let shutdown = CancellationToken::new();
-            let s = shutdown.clone();
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("stopping");
-                s.cancel();
-            });
-            causeway::run(config, shutdown)
-                .await
-                .context("causeway stopped with an error")
-        }
+        Command::Run { .. } => anyhow::bail!("internal: `run` is started by main on its own runtime"),
         Command::Migrate { config } => {
             let config = load(&config)?;
             causeway::store::Store::open(&config.store.url, 1)
