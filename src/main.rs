@@ -102,7 +102,9 @@ async fn command(command: Command) -> anyhow::Result<()> {
                 std::process::exit(1)
             }
         },
-        Command::Run { .. } => anyhow::bail!("internal: `run` is started by main on its own runtime"),
+        Command::Run { .. } => {
+            anyhow::bail!("internal: `run` is started by main on its own runtime")
+        }
         Command::Migrate { config } => {
             let config = load(&config)?;
             causeway::store::Store::open(&config.store.url, 1)

@@ -73,17 +73,11 @@ async fn health_follows_the_server_and_the_link_comes_back() {
     gw.stop().await;
 }
 
-#[test]
-fn check_config_names_every_bad_key() {
+/// `causeway check-config` on this TOML: (success, everything it printed).
+fn check_config(toml: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
-        "[xmpp]\nserver = \"127.0.0.1:5347\"\ncolour = \"blue\"\n\
-         [[xmpp.components]]\ndomain = \"demo.localhost\"\nnetwork = \"demo\"\n\
-         [networks.demo]\n",
-    )
-    .expect("write");
+    let path = dir.path().join("causeway.toml");
+    std::fs::write(&path, toml).expect("write");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_causeway"))
         .arg("check-config")
         .arg(&path)
@@ -91,47 +85,24 @@ fn check_config_names_every_bad_key() {
         .expect("causeway binary");
     let text =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "a bad config must fail: {text}");
+    (out.status.success(), text)
+}
+
+#[test]
+fn check_config_names_every_bad_key() {
+    let base = "[xmpp]\nserver = \"127.0.0.1:5347\"\n\
+                [[xmpp.components]]\ndomain = \"demo.localhost\"\nnetwork = \"demo\"\n\
+                [networks.demo]\n";
+    // an unknown key and a missing secret: both reported, in one pass
+    let (ok, text) = check_config(&base.replace("[xmpp]\n", "[xmpp]\ncolour = \"blue\"\n"));
+    assert!(!ok, "a bad config must fail: {text}");
     assert!(text.contains("xmpp.colour: unknown key"), "{text}");
     assert!(
         text.contains("xmpp.components[0].secret: missing"),
         "both problems in one pass: {text}"
     );
-
-    std::fs::write(
-        &path,
-        "[xmpp]\nserver = \"127.0.0.1:5347\"\n\
-         [[xmpp.components]]\ndomain = \"demo.localhost\"\nnetwork = \"demo\"\n\
-         [networks.demo]\n",
-    )
-    .expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_causeway"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .expect("causeway binary");
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success());
-    assert!(
-        text.contains("xmpp.components[0].secret: missing"),
-        "{text}"
-    );
-
-    std::fs::write(
-        &path,
-        std::fs::read_to_string(&path)
-            .expect("read")
-            .replace("network = \"demo\"", "network = \"demo\"\nsecret = \"s\""),
-    )
-    .expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_causeway"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .expect("causeway binary");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // the same with a secret is fine
+    let (ok, text) =
+        check_config(&base.replace("network = \"demo\"", "network = \"demo\"\nsecret = \"s\""));
+    assert!(ok, "{text}");
 }
