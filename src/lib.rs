@@ -41,6 +41,21 @@ pub enum RunError {
     },
 }
 
+/// Keep SQLite's write-ahead log short, off the writer's path.
+async fn checkpoints(store: Store, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                if let Err(e) = store.checkpoint().await {
+                    tracing::warn!("checkpoint failed: {e}");
+                }
+            }
+        }
+    }
+}
+
 /// The runtime `causeway run` uses: one thread for `worker_threads = 1`, else a thread pool
 /// (0 = one thread per core).
 pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
@@ -179,6 +194,7 @@ pub async fn run_with(
         tracker.spawn(recorder.run(shutdown.clone()));
         tracker.spawn(link.run(shutdown.clone()));
     }
+    tracker.spawn(checkpoints(store.clone(), shutdown.clone()));
     tracing::info!(
         components = config.xmpp.components.len(),
         "causeway running"

@@ -16,7 +16,20 @@ impl Store {
     }
 }
 
-/// SQL to move a portal's cursor; run inside the transaction that stores the message.
-pub(super) const SET_CURSOR: &str =
-    "INSERT INTO cursor (portal_id, remote_id, updated_at) VALUES ($1, $2, $3)
-     ON CONFLICT (portal_id) DO UPDATE SET remote_id = $2, updated_at = $3";
+/// Move a portal's cursor; run inside the transaction that stores the messages.
+pub(super) async fn set_cursor(
+    conn: &mut sqlx::AnyConnection,
+    portal: i64,
+    remote: &RemoteMessageId,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO cursor (portal_id, remote_id, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (portal_id) DO UPDATE SET remote_id = $2, updated_at = $3",
+    )
+    .bind(portal)
+    .bind(remote.as_str())
+    .bind(super::now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,4 +1,3 @@
-use super::cursor::SET_CURSOR;
 use super::{opt_str, Result, Store};
 use causeway_api::RemoteMessageId;
 use sqlx::{any::AnyRow, Row};
@@ -43,12 +42,11 @@ fn from_row(r: &AnyRow) -> Result<MessageRow> {
     })
 }
 
-/// Store message rows and, for remote messages, move the portal's cursor to the last new one.
-/// Returns, per row, whether it was new (false = already stored: a duplicate delivery).
+/// Store message rows. Returns, per row, whether it was new (false = already stored: a
+/// duplicate delivery).
 pub(super) async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
     rows: &[MessageRow],
-    move_cursor: bool,
 ) -> Result<Vec<bool>> {
     let mut fresh = Vec::with_capacity(rows.len());
     for m in rows {
@@ -71,23 +69,6 @@ pub(super) async fn insert_rows(
         .execute(&mut *conn)
         .await?;
         fresh.push(done.rows_affected() > 0);
-    }
-    // Only a newly stored message moves the cursor: a late duplicate must not move it back.
-    let last_fresh = rows
-        .iter()
-        .zip(&fresh)
-        .rev()
-        .find(|(_, f)| **f)
-        .map(|(m, _)| m);
-    if move_cursor {
-        if let Some(last) = last_fresh {
-            sqlx::query(SET_CURSOR)
-                .bind(last.portal_id)
-                .bind(last.remote_id.as_str())
-                .bind(super::now_ms())
-                .execute(&mut *conn)
-                .await?;
-        }
     }
     Ok(fresh)
 }

@@ -1,6 +1,9 @@
+use super::cursor::set_cursor;
 use super::message::insert_rows;
 use super::{now_ms, MessageRow, Result, Store};
+use causeway_api::RemoteMessageId;
 use sqlx::Row;
+use std::collections::BTreeMap;
 
 async fn push_rows(
     conn: &mut sqlx::AnyConnection,
@@ -48,13 +51,24 @@ impl Store {
     ) -> Result<Vec<Option<Vec<i64>>>> {
         let mut tx = self.write.begin().await?;
         let mut out = Vec::with_capacity(records.len());
+        // Each portal's cursor moves once per batch, to its last newly stored message (a late
+        // duplicate must not move it back).
+        let mut cursors: BTreeMap<i64, &RemoteMessageId> = BTreeMap::new();
         for r in records {
-            let fresh = insert_rows(&mut tx, r.rows, r.move_cursor).await?;
+            let fresh = insert_rows(&mut tx, r.rows).await?;
+            if r.move_cursor {
+                if let Some((m, _)) = r.rows.iter().zip(&fresh).rev().find(|(_, f)| **f) {
+                    cursors.insert(m.portal_id, &m.remote_id);
+                }
+            }
             if fresh.first() == Some(&false) {
                 out.push(None);
                 continue;
             }
             out.push(Some(push_rows(&mut tx, domain, r.stanzas).await?));
+        }
+        for (portal, remote) in cursors {
+            set_cursor(&mut tx, portal, remote).await?;
         }
         tx.commit().await?;
         Ok(out)
