@@ -39,7 +39,7 @@ async fn core_suite(kind: Kind) {
         page.contains(&format!("lobby@{DOMAIN}")) && !page.contains("random@"),
         "first page: {page}"
     );
-    assert!(page.contains("<count>2</count>"), "count: {page}");
+    assert!(page.contains("<count>3</count>"), "count: {page}");
     juliet.send_xml(&format!("<iq xmlns='jabber:client' type='get' id='d3' to='{DOMAIN}'><query xmlns='http://jabber.org/protocol/disco#items'><set xmlns='http://jabber.org/protocol/rsm'><max>1</max><after>lobby</after></set></query></iq>")).await;
     let page2 = String::from(
         &juliet
@@ -303,6 +303,26 @@ async fn core_suite(kind: Kind) {
         })
         .await;
     assert_eq!(left.attr("from"), Some(format!("{room}/Juliet").as_str()));
+
+    // a room whose id has a space: its JID is the XEP-0106 escape a client builds itself
+    let tea = format!("tea\\20room@{DOMAIN}");
+    juliet
+        .send_xml(&format!(
+            "<presence xmlns='jabber:client' id='t1' to='{tea}/Juliet'/>"
+        ))
+        .await;
+    let own = juliet
+        .expect("tea room self-presence", SEC, |e| {
+            e.attr("id") == Some("t1")
+        })
+        .await;
+    assert_eq!(
+        own.attr("from"),
+        Some(format!("{tea}/Juliet").as_str()),
+        "{}",
+        String::from(&own)
+    );
+    assert!(statuses(&own).contains(&"110".to_string()));
 
     // metrics counted the traffic
     let (_, metrics) = gw.http_get("/metrics").await;

@@ -143,7 +143,7 @@ impl Server {
             [bridge]
             history_on_join = 500
             [networks.demo]
-            rooms = ["lobby", "random"]
+            rooms = ["lobby", "random", "tea room"]
             "#,
             port = self.component
         );
