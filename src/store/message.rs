@@ -1,6 +1,7 @@
 use super::{opt_str, Result, Store};
 use causeway_api::RemoteMessageId;
 use sqlx::{any::AnyRow, Row};
+use std::collections::HashSet;
 
 /// One bridged message (one part of it, when the network split it): the id map that makes
 /// edits, replies, reactions and retractions work across restarts, and the room history.
@@ -42,33 +43,61 @@ fn from_row(r: &AnyRow) -> Result<MessageRow> {
     })
 }
 
-/// Store message rows. Returns, per row, whether it was new (false = already stored: a
-/// duplicate delivery).
+/// Rows per INSERT statement (12 parameters each, well under every database's limit).
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Store message rows, several per statement. Returns, per row, whether it was new (false =
+/// already stored, or repeated earlier in `rows`: a duplicate delivery).
 pub(super) async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
-    rows: &[MessageRow],
+    rows: &[&MessageRow],
 ) -> Result<Vec<bool>> {
     let mut fresh = Vec::with_capacity(rows.len());
-    for m in rows {
-        let done = sqlx::query(sql!(
-            "INSERT INTO message ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (portal_id, remote_id, part) DO NOTHING"
-        ))
-        .bind(m.portal_id)
-        .bind(m.remote_id.as_str())
-        .bind(m.part)
-        .bind(&m.stanza_id)
-        .bind(m.origin_id.as_deref())
-        .bind(m.xmpp_id.as_deref())
-        .bind(&m.sender)
-        .bind(&m.sender_nick)
-        .bind(i64::from(m.from_xmpp))
-        .bind(m.body.as_deref())
-        .bind(m.reply_to.as_deref())
-        .bind(m.sent_at)
-        .execute(&mut *conn)
-        .await?;
-        fresh.push(done.rows_affected() > 0);
+    let mut seen: HashSet<(i64, &str, i64)> = HashSet::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=12).map(|k| format!("${}", i * 12 + k)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let mut q = sqlx::query(sql!(
+            "INSERT INTO message ({COLS}) VALUES {} ON CONFLICT (portal_id, remote_id, part) DO NOTHING
+             RETURNING portal_id, remote_id, part",
+            values.join(", ")
+        ));
+        for m in chunk {
+            q = q
+                .bind(m.portal_id)
+                .bind(m.remote_id.as_str())
+                .bind(m.part)
+                .bind(&m.stanza_id)
+                .bind(m.origin_id.as_deref())
+                .bind(m.xmpp_id.as_deref())
+                .bind(&m.sender)
+                .bind(&m.sender_nick)
+                .bind(i64::from(m.from_xmpp))
+                .bind(m.body.as_deref())
+                .bind(m.reply_to.as_deref())
+                .bind(m.sent_at);
+        }
+        let inserted: HashSet<(i64, String, i64)> = q
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("portal_id")?,
+                    r.try_get("remote_id")?,
+                    r.try_get("part")?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        for m in chunk {
+            let key = (m.portal_id, m.remote_id.as_str(), m.part);
+            let new = inserted.contains(&(key.0, key.1.to_string(), key.2)) && seen.insert(key);
+            fresh.push(new);
+        }
     }
     Ok(fresh)
 }
@@ -153,6 +182,83 @@ mod tests {
             body: Some(format!("body {remote}")),
             reply_to: None,
             sent_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_commit_keeps_order_and_drops_duplicates_within_it() {
+        let _g = testing::PG_LOCK.lock().await;
+        for s in testing::stores().await {
+            let p = s
+                .upsert_portal(&PortalRow {
+                    id: 0,
+                    network: NetworkId::new("demo"),
+                    key: RoomKey::shared("g"),
+                    jid_local: "g".into(),
+                    kind: RoomKind::Channel,
+                    xmpp_user: None,
+                    name: "g".into(),
+                    topic: None,
+                })
+                .await
+                .expect("portal");
+            let st = |names: &[&str]| {
+                names
+                    .iter()
+                    .map(|n| format!("<message id='{n}'/>"))
+                    .collect::<Vec<_>>()
+            };
+            let (a, b, c) = (st(&["a1", "a2"]), st(&["b1"]), st(&["c1", "c2", "c3"]));
+            let (m1, m1_again, m2) = (
+                [msg(p.id, "m1", None)],
+                [msg(p.id, "m1", None)],
+                [msg(p.id, "m2", None)],
+            );
+            let records = [
+                crate::store::Record {
+                    rows: &m1,
+                    move_cursor: true,
+                    stanzas: &a,
+                },
+                crate::store::Record {
+                    rows: &m1_again,
+                    move_cursor: true,
+                    stanzas: &b,
+                },
+                crate::store::Record {
+                    rows: &[],
+                    move_cursor: false,
+                    stanzas: &c,
+                },
+                crate::store::Record {
+                    rows: &m2,
+                    move_cursor: true,
+                    stanzas: &[],
+                },
+            ];
+            let out = s.record_batch("gw.example", &records).await.expect("batch");
+            assert_eq!(out[1], None, "a duplicate inside the batch is dropped");
+            assert_eq!(out[3], Some(vec![]));
+            let seqs: Vec<i64> = [&out[0], &out[2]]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .copied()
+                .collect();
+            assert_eq!(seqs.len(), 5);
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+            let pending: Vec<String> = s
+                .outbox_pending("gw.example")
+                .await
+                .expect("pending")
+                .into_iter()
+                .map(|e| e.stanza)
+                .collect();
+            assert_eq!(pending, [a, c].concat(), "stanzas kept in the order given");
+            assert_eq!(
+                s.cursor(p.id).await.expect("cursor").map(|c| c.0),
+                Some("m2".into())
+            );
         }
     }
 

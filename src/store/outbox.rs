@@ -5,23 +5,41 @@ use causeway_api::RemoteMessageId;
 use sqlx::Row;
 use std::collections::BTreeMap;
 
+/// Stanzas per INSERT statement.
+const STANZAS_PER_STATEMENT: usize = 200;
+
+/// Keep stanzas in the outbox, several per statement; their sequence numbers, in order.
+/// The rows of one INSERT get ascending sequence numbers in the order of its VALUES (SQLite's
+/// AUTOINCREMENT and PostgreSQL's sequence both number rows as they are inserted), so the
+/// returned numbers, sorted, line up with the stanzas.
 async fn push_rows(
     conn: &mut sqlx::AnyConnection,
     domain: &str,
-    stanzas: &[String],
+    stanzas: &[&str],
 ) -> Result<Vec<i64>> {
     let mut seqs = Vec::with_capacity(stanzas.len());
     let now = now_ms();
-    for s in stanzas {
-        let row = sqlx::query(
-            "INSERT INTO outbox (domain, stanza, created_at) VALUES ($1, $2, $3) RETURNING seq",
-        )
+    for chunk in stanzas.chunks(STANZAS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, $2, ${})", i + 3))
+            .collect();
+        let mut q = sqlx::query(sql!(
+            "INSERT INTO outbox (domain, created_at, stanza) VALUES {} RETURNING seq",
+            values.join(", ")
+        ))
         .bind(domain)
-        .bind(s)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
-        seqs.push(row.try_get("seq")?);
+        .bind(now);
+        for s in chunk {
+            q = q.bind(*s);
+        }
+        let mut got: Vec<i64> = q
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get("seq"))
+            .collect::<std::result::Result<_, _>>()?;
+        got.sort_unstable();
+        seqs.extend(got);
     }
     Ok(seqs)
 }
@@ -50,23 +68,35 @@ impl Store {
         records: &[Record<'_>],
     ) -> Result<Vec<Option<Vec<i64>>>> {
         let mut tx = self.write.begin().await?;
-        let mut out = Vec::with_capacity(records.len());
-        // Each portal's cursor moves once per batch, to its last newly stored message (a late
-        // duplicate must not move it back).
+        let rows: Vec<&MessageRow> = records.iter().flat_map(|r| r.rows.iter()).collect();
+        let fresh = insert_rows(&mut tx, &rows).await?;
+        // Which records go out, and where each portal's cursor ends: at its last newly stored
+        // message (a late duplicate must not move it back); once per portal per batch.
         let mut cursors: BTreeMap<i64, &RemoteMessageId> = BTreeMap::new();
+        let mut keep = Vec::with_capacity(records.len());
+        let mut at = 0;
         for r in records {
-            let fresh = insert_rows(&mut tx, r.rows).await?;
+            let f = &fresh[at..at + r.rows.len()];
+            at += r.rows.len();
             if r.move_cursor {
-                if let Some((m, _)) = r.rows.iter().zip(&fresh).rev().find(|(_, f)| **f) {
+                if let Some((m, _)) = r.rows.iter().zip(f).rev().find(|(_, f)| **f) {
                     cursors.insert(m.portal_id, &m.remote_id);
                 }
             }
-            if fresh.first() == Some(&false) {
-                out.push(None);
-                continue;
-            }
-            out.push(Some(push_rows(&mut tx, domain, r.stanzas).await?));
+            keep.push(f.first() != Some(&false));
         }
+        let stanzas: Vec<&str> = records
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .flat_map(|(r, _)| r.stanzas.iter().map(String::as_str))
+            .collect();
+        let mut seqs = push_rows(&mut tx, domain, &stanzas).await?.into_iter();
+        let out = records
+            .iter()
+            .zip(&keep)
+            .map(|(r, k)| k.then(|| seqs.by_ref().take(r.stanzas.len()).collect()))
+            .collect();
         for (portal, remote) in cursors {
             set_cursor(&mut tx, portal, remote).await?;
         }
