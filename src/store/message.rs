@@ -185,23 +185,25 @@ mod tests {
         }
     }
 
+    async fn portal(s: &crate::store::Store, room: &str) -> PortalRow {
+        let row = PortalRow {
+            id: 0,
+            network: NetworkId::new("demo"),
+            key: RoomKey::shared(room),
+            jid_local: room.into(),
+            kind: RoomKind::Channel,
+            xmpp_user: None,
+            name: room.into(),
+            topic: None,
+        };
+        s.upsert_portal(&row).await.expect("portal")
+    }
+
     #[tokio::test]
     async fn a_group_commit_keeps_order_and_drops_duplicates_within_it() {
         let _g = testing::PG_LOCK.lock().await;
         for s in testing::stores().await {
-            let p = s
-                .upsert_portal(&PortalRow {
-                    id: 0,
-                    network: NetworkId::new("demo"),
-                    key: RoomKey::shared("g"),
-                    jid_local: "g".into(),
-                    kind: RoomKind::Channel,
-                    xmpp_user: None,
-                    name: "g".into(),
-                    topic: None,
-                })
-                .await
-                .expect("portal");
+            let p = portal(&s, "g").await;
             let st = |names: &[&str]| {
                 names
                     .iter()
@@ -266,19 +268,7 @@ mod tests {
     async fn messages_dedup_map_and_cursor() {
         let _g = testing::PG_LOCK.lock().await;
         for s in testing::stores().await {
-            let p = s
-                .upsert_portal(&PortalRow {
-                    id: 0,
-                    network: NetworkId::new("demo"),
-                    key: RoomKey::shared("r"),
-                    jid_local: "r".into(),
-                    kind: RoomKind::Channel,
-                    xmpp_user: None,
-                    name: "r".into(),
-                    topic: None,
-                })
-                .await
-                .expect("portal");
+            let p = portal(&s, "r").await;
             let stanza = ["<message id='m1'/>".to_string()];
             let first = [msg(p.id, "m1", None), msg(p.id, "m2", Some("c-2"))];
             let record = |rows| crate::store::Record {
