@@ -329,6 +329,14 @@ impl Config {
         {
             p("xmpp.server".into(), "must be host:port");
         }
+        if self
+            .xmpp
+            .server_domain
+            .as_deref()
+            .is_some_and(|d| d.is_empty() || d.contains(['@', '/', ' ']))
+        {
+            p("xmpp.server_domain".into(), "must be a bare domain");
+        }
         if self.xmpp.ping_interval_secs == 0 {
             p("xmpp.ping_interval_secs".into(), "must be at least 1");
         }
@@ -497,6 +505,10 @@ mod tests {
                 &["xmpp.components[0].network"],
             ),
             (&GOOD.replace("5347", "x"), &["xmpp.server"]),
+            (
+                &GOOD.replace("[xmpp]", "[xmpp]\nserver_domain = \"a b\""),
+                &["xmpp.server_domain"],
+            ),
             (
                 &GOOD.replace("[xmpp]", "[xmpp]\nping_interval_secs = \"soon\""),
                 &["xmpp.ping_interval_secs"],

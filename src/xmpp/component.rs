@@ -334,9 +334,16 @@ impl Link {
             written.push(entry.seq);
             replayed.insert(entry.seq);
         }
-        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, written));
-        if let Err(e) = stream.send(&ping).await {
-            return Ended::Lost(e.to_string());
+        if let Err(e) = send_ping(
+            &mut stream,
+            &mut acks,
+            &domain,
+            &self.cfg.server_domain,
+            written,
+        )
+        .await
+        {
+            return e;
         }
 
         // Written, not yet covered by a ping.
@@ -417,9 +424,8 @@ impl Link {
                 // server answers far fewer pings than it relays messages.
                 _ = tokio::time::sleep_until(ack_due.unwrap_or_else(Instant::now)), if ack_due.is_some() && acks.idle() => {
                     ack_due = None;
-                    let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)));
-                    if let Err(e) = stream.send(&ping).await {
-                        return Ended::Lost(e.to_string());
+                    if let Err(e) = send_ping(&mut stream, &mut acks, &domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)).await {
+                        return e;
                     }
                 }
                 _ = ticker.tick() => {
@@ -429,9 +435,8 @@ impl Link {
                         }
                     } else {
                         ack_due = None;
-                        let ping = XmppStreamElement::Stanza(acks.ping(&domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)));
-                        if let Err(e) = stream.send(&ping).await {
-                            return Ended::Lost(e.to_string());
+                        if let Err(e) = send_ping(&mut stream, &mut acks, &domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)).await {
+                            return e;
                         }
                     }
                 }
@@ -481,6 +486,21 @@ async fn acker(store: Store, domain: String, mut rx: mpsc::UnboundedReceiver<Ack
     }
 }
 
+/// Write an acknowledging (and liveness) ping covering `seqs`.
+async fn send_ping(
+    stream: &mut Stream,
+    acks: &mut AckBook,
+    from: &str,
+    to: &str,
+    seqs: Vec<i64>,
+) -> Result<(), Ended> {
+    let ping = XmppStreamElement::Stanza(acks.ping(from, to, seqs)?);
+    stream
+        .send(&ping)
+        .await
+        .map_err(|e| Ended::Lost(e.to_string()))
+}
+
 /// Pings in flight and the outbox rows each one acknowledges.
 #[derive(Default)]
 struct AckBook {
@@ -489,7 +509,7 @@ struct AckBook {
 }
 
 impl AckBook {
-    fn ping(&mut self, from: &str, to: &str, seqs: Vec<i64>) -> Stanza {
+    fn ping(&mut self, from: &str, to: &str, seqs: Vec<i64>) -> Result<Stanza, Ended> {
         self.next += 1;
         let id = format!("{ACK_PREFIX}{}", self.next);
         self.inflight.push_back((id.clone(), Instant::now(), seqs));
@@ -500,8 +520,11 @@ impl AckBook {
             .at("to", to)
             .append(Element::builder("ping", ns::PING).build())
             .build();
-        // Built from constants: always a valid iq.
-        Stanza::try_from(el).unwrap_or_else(|_| unreachable!("ping iq"))
+        Stanza::try_from(el).map_err(|_| {
+            Ended::Lost(format!(
+                "cannot build a ping from {from} to {to}: not valid JIDs"
+            ))
+        })
     }
 
     /// The answer to `id` acknowledges it and every earlier ping.
@@ -631,9 +654,9 @@ mod tests {
     #[test]
     fn a_ping_answer_acknowledges_it_and_all_before() {
         let mut book = AckBook::default();
-        book.ping("gw", "srv", vec![1, 2]);
-        book.ping("gw", "srv", vec![]);
-        book.ping("gw", "srv", vec![3]);
+        book.ping("gw", "srv", vec![1, 2]).ok();
+        book.ping("gw", "srv", vec![]).ok();
+        book.ping("gw", "srv", vec![3]).ok();
         assert_eq!(book.answered("cw-ack-2"), vec![1, 2]);
         assert_eq!(book.answered("cw-ack-1"), Vec::<i64>::new());
         assert!(book.oldest_unanswered().is_some());
