@@ -67,6 +67,10 @@ impl Store {
         domain: &str,
         records: &[Record<'_>],
     ) -> Result<Vec<Option<Vec<i64>>>> {
+        // Presences and IQ answers only: nothing to store, no transaction.
+        if records.iter().all(|r| r.rows.is_empty() && r.stanzas.is_empty()) {
+            return Ok(records.iter().map(|_| Some(Vec::new())).collect());
+        }
         let mut tx = self.write.begin().await?;
         let rows: Vec<&MessageRow> = records.iter().flat_map(|r| r.rows.iter()).collect();
         let fresh = insert_rows(&mut tx, &rows).await?;
