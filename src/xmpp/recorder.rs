@@ -128,9 +128,16 @@ impl Recorder {
             };
             let Some(first) = first else { return };
             let mut batch = vec![first];
+            let mut lingered = false;
             while batch.len() < GROUP {
                 match self.jobs.try_recv() {
                     Ok(j) => batch.push(j),
+                    // Give tasks about to queue more a turn, once: one commit and one write
+                    // then carry them too.
+                    Err(_) if !lingered => {
+                        lingered = true;
+                        tokio::task::yield_now().await;
+                    }
                     Err(_) => break,
                 }
             }
