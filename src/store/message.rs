@@ -43,8 +43,9 @@ fn from_row(r: &AnyRow) -> Result<MessageRow> {
     })
 }
 
-/// Rows per INSERT statement (12 parameters each, well under every database's limit).
-const ROWS_PER_STATEMENT: usize = 64;
+/// Rows per INSERT statement (12 parameters each). Kept small: SQLite finds a numbered
+/// parameter's name by a linear scan, so binding costs grow with the square of the count.
+const ROWS_PER_STATEMENT: usize = 8;
 
 /// Store message rows, several per statement. Returns, per row, whether it was new (false =
 /// already stored, or repeated earlier in `rows`: a duplicate delivery).

@@ -5,8 +5,8 @@ use causeway_api::RemoteMessageId;
 use sqlx::Row;
 use std::collections::BTreeMap;
 
-/// Stanzas per INSERT statement.
-const STANZAS_PER_STATEMENT: usize = 200;
+/// Stanzas per INSERT statement (small, for the same reason as message rows).
+const STANZAS_PER_STATEMENT: usize = 32;
 
 /// Keep stanzas in the outbox, several per statement; their sequence numbers, in order.
 /// The rows of one INSERT get ascending sequence numbers in the order of its VALUES (SQLite's
