@@ -68,7 +68,10 @@ impl Store {
         records: &[Record<'_>],
     ) -> Result<Vec<Option<Vec<i64>>>> {
         // Presences and IQ answers only: nothing to store, no transaction.
-        if records.iter().all(|r| r.rows.is_empty() && r.stanzas.is_empty()) {
+        if records
+            .iter()
+            .all(|r| r.rows.is_empty() && r.stanzas.is_empty())
+        {
             return Ok(records.iter().map(|_| Some(Vec::new())).collect());
         }
         let mut tx = self.write.begin().await?;
