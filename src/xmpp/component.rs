@@ -22,13 +22,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::component::Handshake;
-use tokio_xmpp::parsers::stanza::Stanza;
-use tokio_xmpp::xmlstream::{
-    self, FallibleStreamElement, ReadError, StreamElementError, StreamHeader, Timeouts, XmppStream,
-    XmppStreamElement,
-};
+use tokio_xmpp::xmlstream::{self, ReadError, StreamHeader, Timeouts, XmlStream};
 
-type Stream = XmppStream<BufStream<TcpStream>>;
+/// Read and written as plain elements: stanzas are classified by `inbound.rs`, never
+/// parsed into typed stanzas and converted back.
+type Stream = XmlStream<BufStream<TcpStream>, Element>;
+
+const STREAMS_NS: &str = "http://etherx.jabber.org/streams";
 
 const ACK_PREFIX: &str = "cw-ack-";
 const BATCH: usize = 256;
@@ -43,20 +43,6 @@ pub struct LinkConfig {
     pub server: String,
     pub server_domain: String,
     pub ping_interval: Duration,
-}
-
-/// What the link hands to the dispatcher.
-#[derive(Debug)]
-pub enum Inbound {
-    Stanza(Element),
-    /// A stanza that did not parse; answered with bad-request.
-    Invalid {
-        kind: &'static str,
-        from: Option<String>,
-        to: Option<String>,
-        id: Option<String>,
-        why: String,
-    },
 }
 
 /// A stanza queued for the stream; `seq` is its outbox row when durable.
@@ -122,17 +108,16 @@ async fn connect(cfg: &LinkConfig) -> Result<Stream, LinkError> {
     let mut stream: Stream = pending.skip_features();
     let handshake = Handshake::from_stream_id_and_password(stream_id, cfg.secret.expose());
     stream
-        .send(&XmppStreamElement::ComponentHandshake(handshake))
+        .send(&handshake)
         .await
         .map_err(|e| LinkError::Handshake(e.to_string()))?;
     loop {
         match stream.next().await {
-            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::ComponentHandshake(_)))) => {
-                return Ok(stream)
-            }
-            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
-                let condition = format!("{:?}", e.0.condition);
-                let condition = kebab(&condition);
+            Some(Ok(el)) if el.name() == "handshake" => return Ok(stream),
+            Some(Ok(el)) => {
+                let Some(condition) = stream_error(&el) else {
+                    return Err(LinkError::Handshake(format!("unexpected <{}/>", el.name())));
+                };
                 return Err(LinkError::Refused {
                     domain: cfg.domain.clone(),
                     hint: hint(&condition),
@@ -140,11 +125,6 @@ async fn connect(cfg: &LinkConfig) -> Result<Stream, LinkError> {
                 });
             }
             Some(Err(ReadError::SoftTimeout)) => continue,
-            Some(Ok(other)) => {
-                return Err(LinkError::Handshake(format!(
-                    "unexpected element {other:?}"
-                )))
-            }
             Some(Err(ReadError::StreamFooterReceived)) | None => {
                 return Err(LinkError::Refused {
                     domain: cfg.domain.clone(),
@@ -157,20 +137,16 @@ async fn connect(cfg: &LinkConfig) -> Result<Stream, LinkError> {
     }
 }
 
-/// "NotAuthorized" -> "not-authorized"
-fn kebab(s: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('-');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
+/// The condition of a `<stream:error/>` ("not-authorized"), or None for any other element.
+fn stream_error(el: &Element) -> Option<String> {
+    if el.name() != "error" || el.ns() != STREAMS_NS {
+        return None;
     }
-    out
+    let condition = el
+        .children()
+        .find(|c| c.name() != "text")
+        .map(|c| c.name().to_string());
+    Some(condition.unwrap_or_else(|| "undefined-condition".into()))
 }
 
 /// Backoff for attempt `n` (0-based): 0.5 s doubling to 30 s, with +-25 % jitter.
@@ -186,14 +162,14 @@ pub struct Link {
     store: Store,
     metrics: Arc<Metrics>,
     rx: mpsc::Receiver<Queued>,
-    inbound: mpsc::Sender<(Arc<str>, Inbound)>,
+    inbound: mpsc::Sender<(Arc<str>, Element)>,
 }
 
 pub fn link(
     cfg: LinkConfig,
     store: Store,
     metrics: Arc<Metrics>,
-    inbound: mpsc::Sender<(Arc<str>, Inbound)>,
+    inbound: mpsc::Sender<(Arc<str>, Element)>,
 ) -> (Link, LinkSender, Recorder) {
     let (tx, rx) = mpsc::channel(1024);
     let (sender, recorder) = super::recorder::recorder(
@@ -356,7 +332,7 @@ impl Link {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let _ = SinkExt::<&XmppStreamElement>::close(&mut stream).await;
+                    let _ = SinkExt::<&Element>::close(&mut stream).await;
                     return Ended::Shutdown;
                 }
                 // Read only when the dispatcher can take the stanza: the writer below never
@@ -409,7 +385,7 @@ impl Link {
                         ack_due = Some(Instant::now() + ACK_DELAY);
                     }
                     unpinged.extend(written);
-                    if let Err(e) = SinkExt::<&XmppStreamElement>::flush(&mut stream).await {
+                    if let Err(e) = SinkExt::<&Element>::flush(&mut stream).await {
                         return Ended::Lost(e.to_string());
                     }
                 }
@@ -537,59 +513,25 @@ impl AckBook {
 }
 
 enum Read {
-    Deliver(Inbound),
+    Deliver(Element),
     Ack(String),
     Nothing,
     Lost(String),
 }
 
-fn on_read(
-    item: Option<Result<FallibleStreamElement, ReadError>>,
-    domain: &str,
-    server_domain: &str,
-) -> Read {
+fn on_read(item: Option<Result<Element, ReadError>>, domain: &str, server_domain: &str) -> Read {
     let Some(item) = item else {
         return Read::Lost("stream ended".into());
     };
     match item {
-        Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st))) => {
-            if let Stanza::Iq(iq) = &st {
-                if let Some(id) = ack_answer(iq, server_domain) {
-                    return Read::Ack(id);
-                }
+        Ok(el) => {
+            if let Some(condition) = stream_error(&el) {
+                return Read::Lost(format!("stream error from the server: {condition}"));
             }
-            Read::Deliver(Inbound::Stanza(Element::from(st)))
-        }
-        Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e))) => Read::Lost(format!(
-            "stream error from the server: {}",
-            kebab(&format!("{:?}", e.0.condition))
-        )),
-        Ok(FallibleStreamElement::Ok(other)) => {
-            tracing::debug!(domain = %domain, "ignoring stream element {other:?}");
-            Read::Nothing
-        }
-        Ok(FallibleStreamElement::Err(StreamElementError::InvalidStanza {
-            name,
-            header,
-            error,
-            ..
-        })) => {
-            let kind = match name.to_string().as_str() {
-                "iq" => "iq",
-                "presence" => "presence",
-                _ => "message",
-            };
-            Read::Deliver(Inbound::Invalid {
-                kind,
-                from: header.from,
-                to: header.to,
-                id: header.id,
-                why: error.to_string(),
-            })
-        }
-        Ok(FallibleStreamElement::Err(e)) => {
-            tracing::warn!(domain = %domain, "ignoring an invalid element: {e}");
-            Read::Nothing
+            match ack_answer(&el, server_domain) {
+                Some(id) => Read::Ack(id),
+                None => Read::Deliver(el),
+            }
         }
         Err(ReadError::SoftTimeout) => Read::Nothing,
         Err(ReadError::ParseError(e)) => {
@@ -601,14 +543,12 @@ fn on_read(
     }
 }
 
-fn ack_answer(iq: &tokio_xmpp::parsers::iq::Iq, server_domain: &str) -> Option<String> {
-    use tokio_xmpp::parsers::iq::Iq;
-    let (id, from) = match iq {
-        Iq::Result { id, from, .. } | Iq::Error { id, from, .. } => (id, from),
-        _ => return None,
-    };
-    let from_server = from.as_ref().is_none_or(|f| f.as_str() == server_domain);
-    (id.starts_with(ACK_PREFIX) && from_server).then(|| id.clone())
+/// The answer (result or error) to one of our acknowledging pings: its id.
+fn ack_answer(el: &Element, server_domain: &str) -> Option<String> {
+    let answer = el.name() == "iq" && matches!(el.attr("type"), Some("result" | "error"));
+    let id = el.attr("id")?;
+    let from_server = el.attr("from").is_none_or(|f| f == server_domain);
+    (answer && id.starts_with(ACK_PREFIX) && from_server).then(|| id.to_string())
 }
 
 #[cfg(test)]
@@ -650,9 +590,38 @@ mod tests {
     }
 
     #[test]
-    fn stream_error_names_are_kebab_case() {
-        assert_eq!(kebab("NotAuthorized"), "not-authorized");
-        assert_eq!(kebab("Conflict"), "conflict");
+    fn stream_errors_and_ack_answers_are_recognised() {
+        let el = |x: &str| x.parse::<Element>().expect("test xml");
+        let err = el("<error xmlns='http://etherx.jabber.org/streams'><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>x</text></error>");
+        assert_eq!(stream_error(&err).as_deref(), Some("not-authorized"));
         assert_eq!(hint("not-authorized"), " (wrong component secret)");
+        let msg = el("<message xmlns='jabber:component:accept' from='a@b' to='c'/>");
+        assert_eq!(stream_error(&msg), None);
+        let cases = [
+            (
+                "<iq xmlns='jabber:component:accept' type='result' id='cw-ack-3' from='srv'/>",
+                Some("cw-ack-3"),
+            ),
+            (
+                "<iq xmlns='jabber:component:accept' type='error' id='cw-ack-4'/>",
+                Some("cw-ack-4"),
+            ),
+            // a client cannot acknowledge the outbox for the server
+            (
+                "<iq xmlns='jabber:component:accept' type='result' id='cw-ack-5' from='u@srv/r'/>",
+                None,
+            ),
+            (
+                "<iq xmlns='jabber:component:accept' type='get' id='cw-ack-6' from='srv'/>",
+                None,
+            ),
+            (
+                "<iq xmlns='jabber:component:accept' type='result' id='other' from='srv'/>",
+                None,
+            ),
+        ];
+        for (xml, want) in cases {
+            assert_eq!(ack_answer(&el(xml), "srv").as_deref(), want, "{xml}");
+        }
     }
 }

@@ -11,7 +11,7 @@ mod recorder;
 mod xml;
 
 pub use addressing::{decode_local, direct_portal_local, encode_local};
-pub use component::{link, Inbound, Link, LinkConfig};
+pub use component::{link, Link, LinkConfig};
 pub use events::{bare, split_jid, Addressed, XmppEvent};
 pub use outbound::Outgoing;
 pub use recorder::{LinkSender, Recorder};
@@ -27,41 +27,21 @@ use tokio_util::sync::CancellationToken;
 /// Reads what every component link received and hands it on: service queries are answered
 /// here, room and puppet traffic goes to the bridge, bad input gets a stanza error.
 pub async fn dispatch(
-    mut rx: mpsc::Receiver<(Arc<str>, Inbound)>,
+    mut rx: mpsc::Receiver<(Arc<str>, tokio_xmpp::minidom::Element)>,
     bridge: Bridge,
     store: Store,
     max_body: usize,
     shutdown: CancellationToken,
 ) {
     loop {
-        let (domain, inbound) = tokio::select! {
+        let (domain, el) = tokio::select! {
             _ = shutdown.cancelled() => return,
             m = rx.recv() => match m { Some(m) => m, None => return },
         };
         let Some(net) = bridge.net_for_domain(&domain) else {
             continue;
         };
-        let classified = match inbound {
-            Inbound::Stanza(el) => inbound::classify(&domain, el, max_body),
-            Inbound::Invalid {
-                kind,
-                from: Some(from),
-                to: Some(to),
-                id,
-                why,
-            } => {
-                tracing::debug!(domain = %domain, "invalid {kind} from {from}: {why}");
-                Classified::Reply(outbound::error_reply(&outbound::ErrorReply {
-                    kind,
-                    from: to,
-                    to: from,
-                    id,
-                    condition: outbound::Condition::BadRequest,
-                    text: Some("the stanza could not be parsed".into()),
-                }))
-            }
-            Inbound::Invalid { .. } => Classified::Ignore,
-        };
+        let classified = inbound::classify(&domain, el, max_body);
         let reply = match classified {
             Classified::Event(event) => {
                 bridge.xmpp_event(Addressed { domain, event }).await;
