@@ -95,6 +95,10 @@ pub struct BridgeConfig {
     pub admins: Vec<String>,
     /// Messages replayed to a client joining a room (unless it asks for fewer).
     pub history_on_join: usize,
+    /// Messages fetched from the network into a room's archive when its portal is first used.
+    pub backfill: usize,
+    /// Days message texts are kept in the archive (0 = for ever); ids stay for edits.
+    pub retention_days: u64,
     /// Depth of each portal's queue: back-pressure beyond it.
     pub portal_queue: usize,
 }
@@ -104,6 +108,8 @@ impl Default for BridgeConfig {
         Self {
             admins: Vec::new(),
             history_on_join: 20,
+            backfill: 100,
+            retention_days: 0,
             portal_queue: 256,
         }
     }
@@ -185,7 +191,16 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("store", &["url", "max_connections"]),
     ("http", &["listen"]),
-    ("bridge", &["admins", "history_on_join", "portal_queue"]),
+    (
+        "bridge",
+        &[
+            "admins",
+            "history_on_join",
+            "backfill",
+            "retention_days",
+            "portal_queue",
+        ],
+    ),
     ("log", &["level"]),
     ("runtime", &["worker_threads"]),
 ];

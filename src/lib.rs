@@ -41,15 +41,28 @@ pub enum RunError {
     },
 }
 
-/// Keep SQLite's write-ahead log short, off the writer's path.
-async fn checkpoints(store: Store, shutdown: CancellationToken) {
+/// Keep SQLite's write-ahead log short, off the writer's path; once an hour, forget message
+/// texts older than the configured retention.
+async fn upkeep(store: Store, retention_days: u64, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {
                 if let Err(e) = store.checkpoint().await {
                     tracing::warn!("checkpoint failed: {e}");
+                }
+            }
+            _ = hourly.tick() => {
+                if retention_days > 0 {
+                    let days = i64::try_from(retention_days).unwrap_or(i64::MAX / 86_400_000);
+                    let cutoff = store::now_ms().saturating_sub(days.saturating_mul(86_400_000));
+                    match store.forget_texts_before(cutoff).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(messages = n, "texts past retention forgotten"),
+                        Err(e) => tracing::warn!("retention not applied: {e}"),
+                    }
                 }
             }
         }
@@ -194,7 +207,11 @@ pub async fn run_with(
         tracker.spawn(recorder.run(shutdown.clone()));
         tracker.spawn(link.run(shutdown.clone()));
     }
-    tracker.spawn(checkpoints(store.clone(), shutdown.clone()));
+    tracker.spawn(upkeep(
+        store.clone(),
+        config.bridge.retention_days,
+        shutdown.clone(),
+    ));
     tracing::info!(
         components = config.xmpp.components.len(),
         "causeway running"

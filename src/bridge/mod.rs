@@ -4,6 +4,7 @@
 
 mod occupants;
 mod portal;
+mod reactions;
 mod router;
 
 pub use router::{Bridge, NetCtx};

@@ -24,9 +24,9 @@ pub struct MessageRow {
     pub sent_at: i64,
 }
 
-const COLS: &str = "portal_id, remote_id, part, stanza_id, origin_id, xmpp_id, sender, sender_nick, from_xmpp, body, reply_to, sent_at";
+pub(super) const COLS: &str = "portal_id, remote_id, part, stanza_id, origin_id, xmpp_id, sender, sender_nick, from_xmpp, body, reply_to, sent_at";
 
-fn from_row(r: &AnyRow) -> Result<MessageRow> {
+pub(super) fn from_row(r: &AnyRow) -> Result<MessageRow> {
     Ok(MessageRow {
         portal_id: r.try_get("portal_id")?,
         remote_id: RemoteMessageId::new(r.try_get::<String, _>("remote_id")?),

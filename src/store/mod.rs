@@ -8,12 +8,16 @@ macro_rules! sql {
     };
 }
 
+mod archive;
+mod changes;
 mod cursor;
 mod message;
 mod outbox;
 mod portal;
 mod puppet;
 
+pub use archive::{Archived, Page};
+pub use changes::OccupantRow;
 pub use message::MessageRow;
 pub use outbox::{OutboxEntry, Record};
 pub use portal::PortalRow;
@@ -196,7 +200,7 @@ pub(crate) mod testing {
             let s = Store::open(&url, 2).await.expect("postgres");
             // Each test gets a clean slate; tests using PostgreSQL run one at a time.
             for t in [
-                "message", "reaction", "cursor", "outbox", "portal", "puppet", "kv",
+                "occupant", "message", "reaction", "cursor", "outbox", "portal", "puppet", "kv",
             ] {
                 sqlx::query(sql!("DELETE FROM {t}"))
                     .execute(&s.write)

@@ -20,6 +20,7 @@ const DOMAIN_FEATURES: &[&str] = &[
     ns::PING,
     ns::OCCUPANT_ID,
     ns::SID,
+    ns::MAM,
     "jid\\20escaping",
 ];
 
@@ -134,6 +135,7 @@ pub fn room_info(
     id: &str,
     portal: &PortalRow,
     occupants: usize,
+    caps: &Capabilities,
 ) -> Outgoing {
     let mut q = Element::builder("query", ns::DISCO_INFO).build();
     q.append_child(identity("conference", "text", &portal.name));
@@ -149,8 +151,23 @@ pub fn room_info(
         "muc_public",
         "muc_unmoderated",
         "muc_unsecured",
+        ns::MAM,
+        "urn:xmpp:mam:2#extended",
+        ns::CHATSTATES,
+        ns::MARKERS,
     ] {
         q.append_child(feature(f));
+    }
+    for (on, f) in [
+        (caps.edits, ns::CORRECT),
+        (caps.retractions, ns::RETRACT),
+        (caps.retractions, ns::MODERATE),
+        (caps.reactions, ns::REACTIONS),
+        (caps.replies, ns::REPLY),
+    ] {
+        if on {
+            q.append_child(feature(f));
+        }
     }
     let mut form = Element::builder("x", ns::DATA).at("type", "result").build();
     let mut form_type = field("FORM_TYPE", "http://jabber.org/protocol/muc#roominfo");
@@ -169,5 +186,13 @@ pub fn room_info(
     form.append_child(field("muc#roomconfig_allowpm", "none"));
     form.append_child(field("muc#roomconfig_changesubject", "0"));
     q.append_child(form);
+    if let (true, Some(max)) = (caps.reactions, caps.max_reactions_per_user) {
+        let mut limits = Element::builder("x", ns::DATA).at("type", "result").build();
+        let mut form_type = field("FORM_TYPE", "urn:xmpp:reactions:0:restrictions");
+        set_attr(&mut form_type, "type", "hidden");
+        limits.append_child(form_type);
+        limits.append_child(field("max_reactions_per_user", &max.to_string()));
+        q.append_child(limits);
+    }
     iq_result(room_jid, to, id, Some(q))
 }

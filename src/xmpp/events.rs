@@ -1,5 +1,7 @@
 //! What XMPP users do, as plain data: produced by inbound.rs, consumed by the bridge.
 
+use super::mam::MamQuery;
+use super::payload::Payload;
 use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,14 +24,29 @@ pub enum XmppEvent {
         from: String,
         id: Option<String>,
         origin_id: Option<String>,
-        body: String,
+        payload: Payload,
     },
     /// A 1:1 message to a puppet JID.
     Direct {
         user: String,
         from: String,
         id: Option<String>,
-        body: String,
+        payload: Payload,
+    },
+    /// XEP-0425: a moderator asks the room to retract someone's message.
+    Moderate {
+        room: String,
+        from: String,
+        id: String,
+        target: String,
+        reason: Option<String>,
+    },
+    /// XEP-0313: a query of the room's archive.
+    Archive {
+        room: String,
+        from: String,
+        id: String,
+        query: MamQuery,
     },
     /// XEP-0410: an occupant pings its own occupant JID.
     SelfPing {
@@ -57,7 +74,9 @@ impl XmppEvent {
             | Self::Groupchat { room, .. }
             | Self::SelfPing { room, .. }
             | Self::OccupantError { room, .. }
-            | Self::RoomInfo { room, .. } => room,
+            | Self::RoomInfo { room, .. }
+            | Self::Moderate { room, .. }
+            | Self::Archive { room, .. } => room,
             Self::Direct { user, .. } => user,
         }
     }
@@ -71,7 +90,9 @@ impl XmppEvent {
             | Self::Direct { from, .. }
             | Self::SelfPing { from, .. }
             | Self::OccupantError { from, .. }
-            | Self::RoomInfo { from, .. } => from,
+            | Self::RoomInfo { from, .. }
+            | Self::Moderate { from, .. }
+            | Self::Archive { from, .. } => from,
         }
     }
 
@@ -80,7 +101,10 @@ impl XmppEvent {
         match self {
             Self::Join { id, .. } | Self::Leave { id, .. } => ("presence", id.as_deref()),
             Self::Groupchat { id, .. } | Self::Direct { id, .. } => ("message", id.as_deref()),
-            Self::SelfPing { id, .. } | Self::RoomInfo { id, .. } => ("iq", Some(id)),
+            Self::SelfPing { id, .. }
+            | Self::RoomInfo { id, .. }
+            | Self::Moderate { id, .. }
+            | Self::Archive { id, .. } => ("iq", Some(id)),
             Self::OccupantError { .. } => ("error", None),
         }
     }

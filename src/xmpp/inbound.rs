@@ -51,12 +51,6 @@ pub fn error_for(el: &Element, condition: Condition, text: &str) -> Classified {
     }))
 }
 
-fn first_body(el: &Element) -> Option<String> {
-    el.children()
-        .find(|c| c.is("body", ns::STREAM))
-        .map(|b| b.text())
-}
-
 pub fn classify(domain: &str, el: Element, max_body: usize) -> Classified {
     let (Some(from), Some(to)) = (el.attr("from"), el.attr("to")) else {
         return Classified::Ignore; // the server always stamps both on component streams
@@ -143,6 +137,40 @@ fn iq(
                 id,
             })
         }
+        (Some(room), None, ("query", ns::MAM, "set")) => match super::mam::parse_query(payload) {
+            Ok(query) => Classified::Event(XmppEvent::Archive {
+                room,
+                from: from.to_string(),
+                id,
+                query,
+            }),
+            Err(e) => error_for(&el, Condition::BadRequest, &e),
+        },
+        (Some(_), None, ("query", ns::MAM, "get")) => Classified::Reply(
+            super::outbound::iq_result(to, from, &id, Some(super::mam::form())),
+        ),
+        (Some(room), None, ("moderate", ns::MODERATE, "set")) => {
+            match (
+                payload.attr("id"),
+                payload.get_child("retract", ns::RETRACT),
+            ) {
+                (Some(target), Some(_)) => Classified::Event(XmppEvent::Moderate {
+                    room,
+                    from: from.to_string(),
+                    id,
+                    target: target.to_string(),
+                    reason: payload
+                        .get_child("reason", ns::MODERATE)
+                        .map(|r| r.text())
+                        .filter(|r| !r.trim().is_empty()),
+                }),
+                _ => error_for(
+                    &el,
+                    Condition::BadRequest,
+                    "moderate needs the id of a message and a retract element",
+                ),
+            }
+        }
         (Some(_), None, ("query", ns::DISCO_ITEMS, "get")) => {
             Classified::Reply(super::outbound::iq_result(
                 to,
@@ -215,19 +243,11 @@ fn message(
 ) -> Classified {
     let typ = el.attr("type").unwrap_or("normal");
     let id = el.attr("id").map(String::from);
-    let Some(body) = first_body(&el) else {
-        return Classified::Ignore; // chat states and markers: not bridged yet
+    let payload = match super::payload::parse(&el, max_body) {
+        Ok(p) if p.is_empty() => return Classified::Ignore,
+        Ok(p) => p,
+        Err(why) => return error_for(&el, Condition::NotAcceptable, &why),
     };
-    if body.len() > max_body {
-        return error_for(
-            &el,
-            Condition::NotAcceptable,
-            &format!("message body longer than {max_body} bytes"),
-        );
-    }
-    if body.trim().is_empty() {
-        return Classified::Ignore;
-    }
     match (node, resource, typ) {
         (Some(room), None, "groupchat") => {
             let origin_id = el
@@ -239,9 +259,11 @@ fn message(
                 from,
                 id,
                 origin_id,
-                body,
+                payload,
             })
         }
+        // Chat states and markers to an occupant are noise, not private messages.
+        (Some(_), Some(_), _) if payload.body.is_none() => Classified::Ignore,
         (Some(_), Some(_), _) => error_for(
             &el,
             Condition::NotAcceptable,
@@ -251,8 +273,9 @@ fn message(
             user,
             from,
             id,
-            body,
+            payload,
         }),
+        (None, _, _) if payload.body.is_none() => Classified::Ignore,
         (None, _, _) => error_for(
             &el,
             Condition::ServiceUnavailable,
@@ -306,7 +329,13 @@ mod tests {
             (format!("<message type='chat' {u}='gw.example'><body>hey</body></message>"), "service-unavailable"),
             (format!("<message type='error' {u}='lobby@gw.example/x'/>"), "occupant-error"),
             (format!("<message type='chat' {u}='alice@other.example'><body>x</body></message>"), "item-not-found"),
-            (format!("<message type='groupchat' {u}='lobby@gw.example'><active xmlns='{}'/></message>", ns::CHATSTATES), "ignore"),
+            (format!("<message type='groupchat' {u}='lobby@gw.example'><active xmlns='{}'/></message>", ns::CHATSTATES), "groupchat"),
+            (format!("<message type='groupchat' {u}='lobby@gw.example'><markable xmlns='{}'/></message>", ns::MARKERS), "ignore"),
+            (format!("<iq type='set' id='1' {u}='lobby@gw.example'><query xmlns='{}'/></iq>", ns::MAM), "archive"),
+            (format!("<iq type='set' id='1' {u}='lobby@gw.example'><query xmlns='{}'><set xmlns='{}'><max>x</max></set></query></iq>", ns::MAM, ns::RSM), "bad-request"),
+            (format!("<iq type='set' id='1' {u}='lobby@gw.example'><moderate id='s1' xmlns='{}'><retract xmlns='{}'/></moderate></iq>", ns::MODERATE, ns::RETRACT), "moderate"),
+            (format!("<iq type='set' id='1' {u}='lobby@gw.example'><moderate xmlns='{}'/></iq>", ns::MODERATE), "bad-request"),
+            (format!("<message type='groupchat' {u}='lobby@gw.example'><reactions xmlns='{}'/></message>", ns::REACTIONS), "not-acceptable"),
         ];
         for (xml, want) in cases {
             let got = parse(&xml);
@@ -325,6 +354,8 @@ mod tests {
                 Classified::Event(XmppEvent::Groupchat { .. }) => "groupchat".to_string(),
                 Classified::Event(XmppEvent::Direct { .. }) => "direct".to_string(),
                 Classified::Event(XmppEvent::OccupantError { .. }) => "occupant-error".to_string(),
+                Classified::Event(XmppEvent::Archive { .. }) => "archive".to_string(),
+                Classified::Event(XmppEvent::Moderate { .. }) => "moderate".to_string(),
                 other => error_condition(other).unwrap_or_else(|| format!("{other:?}")),
             };
             assert_eq!(name, want, "{xml}");

@@ -5,8 +5,10 @@ pub mod component;
 pub mod disco;
 mod events;
 pub mod inbound;
+pub mod mam;
 pub mod ns;
 pub mod outbound;
+pub mod payload;
 mod recorder;
 mod xml;
 

@@ -2,6 +2,7 @@
 //! these structs and never touches XML; only this module (and disco.rs) builds elements.
 
 use super::ns;
+use super::payload::{self, ChatState};
 use super::{set_attr, Attrs};
 use causeway_api::NetworkError;
 use tokio_xmpp::minidom::Element;
@@ -96,19 +97,138 @@ pub struct RoomMessage {
     pub occupant_id: String,
     /// Unix ms, for history.
     pub delay: Option<i64>,
+    pub extras: Extras,
+}
+
+/// A reference to the message answered (XEP-0461).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplyRef {
+    /// The author's occupant JID (groupchat) or bare JID (chat).
+    pub to: String,
+    pub id: String,
+    /// Nick and text of the message answered, for the quoted fallback.
+    pub nick: String,
+    pub quoted: String,
+}
+
+/// What a message carries besides its body.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// XEP-0308: this corrects the message with this id.
+    pub replace: Option<String>,
+    pub reply: Option<ReplyRef>,
+    /// XEP-0424: retract the message with this id.
+    pub retract: Option<String>,
+    /// XEP-0444: the sender's full reaction set on a message.
+    pub reactions: Option<(String, Vec<String>)>,
+    pub chat_state: Option<ChatState>,
+    /// XEP-0066: the body is this URL.
+    pub oob: Option<String>,
+    /// Archive tombstone: the message was retracted at this time (Unix ms).
+    pub retracted_at: Option<i64>,
+}
+
+impl Extras {
+    /// Only a chat state: not archived, not replayed.
+    fn transient(&self) -> bool {
+        self.chat_state.is_some() && self.retract.is_none() && self.reactions.is_none()
+    }
+}
+
+/// The body and payload elements for `m`; returns whether a body went in.
+fn decorate(el: &mut Element, body: &str, x: &Extras) {
+    let mut body = body.to_string();
+    if let Some(r) = &x.reply {
+        el.append_child(
+            Element::builder("reply", ns::REPLY)
+                .at("to", r.to.as_str())
+                .at("id", r.id.as_str())
+                .build(),
+        );
+        if !body.is_empty() {
+            let (quote, end) = payload::quote_fallback(&r.nick, &r.quoted);
+            body = format!("{quote}{body}");
+            el.append_child(
+                Element::builder("fallback", ns::FALLBACK)
+                    .at("for", ns::REPLY)
+                    .append(
+                        Element::builder("body", ns::FALLBACK)
+                            .at("start", "0")
+                            .at("end", end.to_string())
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+    }
+    if let Some(id) = &x.retract {
+        el.append_child(
+            Element::builder("retract", ns::RETRACT)
+                .at("id", id.as_str())
+                .build(),
+        );
+        el.append_child(
+            Element::builder("fallback", ns::FALLBACK)
+                .at("for", ns::RETRACT)
+                .build(),
+        );
+        body = "/me retracted a message, which your client does not show.".into();
+    }
+    if let Some(stamp) = x.retracted_at {
+        el.append_child(
+            Element::builder("retracted", ns::RETRACT)
+                .at("stamp", rfc3339(stamp))
+                .build(),
+        );
+        body.clear();
+    }
+    if let Some((id, emojis)) = &x.reactions {
+        let mut r = Element::builder("reactions", ns::REACTIONS)
+            .at("id", id.as_str())
+            .build();
+        for e in emojis {
+            r.append_child(text("reaction", ns::REACTIONS, e));
+        }
+        el.append_child(r);
+    }
+    if let Some(id) = &x.replace {
+        el.append_child(
+            Element::builder("replace", ns::CORRECT)
+                .at("id", id.as_str())
+                .build(),
+        );
+    }
+    if let Some(url) = &x.oob {
+        el.append_child(
+            Element::builder("x", ns::OOB)
+                .append(text("url", ns::OOB, url))
+                .build(),
+        );
+    }
+    if let Some(cs) = x.chat_state {
+        el.append_child(Element::builder(cs.name(), ns::CHATSTATES).build());
+        el.append_child(Element::builder("no-store", ns::HINTS).build());
+    } else if body.is_empty() {
+        el.append_child(Element::builder("store", ns::HINTS).build());
+    }
+    if !body.is_empty() {
+        el.append_child(text("body", ns::STREAM, &body));
+    }
 }
 
 pub fn room_message(m: &RoomMessage) -> Outgoing {
     let mut el = stanza("message", &format!("{}/{}", m.room, m.nick), &m.to);
     set_attr(&mut el, "type", "groupchat");
     set_attr(&mut el, "id", m.id.as_str());
-    el.append_child(text("body", ns::STREAM, &m.body));
-    el.append_child(
-        Element::builder("stanza-id", ns::SID)
-            .at("id", m.stanza_id.as_str())
-            .at("by", m.room.as_str())
-            .build(),
-    );
+    decorate(&mut el, &m.body, &m.extras);
+    if !m.stanza_id.is_empty() {
+        el.append_child(
+            Element::builder("stanza-id", ns::SID)
+                .at("id", m.stanza_id.as_str())
+                .at("by", m.room.as_str())
+                .build(),
+        );
+    }
     if let Some(o) = &m.origin_id {
         el.append_child(
             Element::builder("origin-id", ns::SID)
@@ -131,7 +251,42 @@ pub fn room_message(m: &RoomMessage) -> Outgoing {
     }
     Outgoing {
         element: el,
-        durable: m.delay.is_none(),
+        durable: m.delay.is_none() && !m.extras.transient(),
+    }
+}
+
+/// XEP-0425: the room retracts a message (the remote side did not say who deleted it, or a
+/// moderator did).
+pub fn moderation(room: &str, to: &str, target: &str, reason: Option<&str>) -> Outgoing {
+    let mut el = stanza("message", room, to);
+    set_attr(&mut el, "type", "groupchat");
+    set_attr(&mut el, "id", format!("mod-{:016x}", rand::random::<u64>()));
+    let mut retract = Element::builder("retract", ns::RETRACT)
+        .at("id", target)
+        .append(
+            Element::builder("moderated", ns::MODERATE)
+                .at("by", room)
+                .build(),
+        )
+        .build();
+    if let Some(r) = reason {
+        retract.append_child(text("reason", ns::RETRACT, r));
+    }
+    el.append_child(retract);
+    el.append_child(
+        Element::builder("fallback", ns::FALLBACK)
+            .at("for", ns::RETRACT)
+            .build(),
+    );
+    el.append_child(text(
+        "body",
+        ns::STREAM,
+        "/me retracted a message, which your client does not show.",
+    ));
+    el.append_child(Element::builder("store", ns::HINTS).build());
+    Outgoing {
+        element: el,
+        durable: true,
     }
 }
 
@@ -148,21 +303,20 @@ pub fn room_subject(room: &str, to: &str, subject: &str) -> Outgoing {
 }
 
 /// A 1:1 message from a puppet.
-pub fn chat_message(from: &str, to: &str, id: &str, body: &str) -> Outgoing {
+pub fn chat_message(from: &str, to: &str, id: &str, body: &str, extras: &Extras) -> Outgoing {
     let mut el = stanza("message", from, to);
     set_attr(&mut el, "type", "chat");
     set_attr(&mut el, "id", id);
-    el.append_child(text("body", ns::STREAM, body));
-    el.append_child(
-        Element::builder("stanza-id", ns::SID)
-            .at("id", id)
-            .at("by", from)
-            .build(),
-    );
-    el.append_child(Element::builder("store", ns::HINTS).build());
+    decorate(&mut el, body, extras);
+    if !extras.transient() {
+        if !body.is_empty() {
+            el.append_child(Element::builder("store", ns::HINTS).build());
+        }
+        el.append_child(Element::builder("markable", ns::MARKERS).build());
+    }
     Outgoing {
         element: el,
-        durable: true,
+        durable: !extras.transient(),
     }
 }
 

@@ -34,10 +34,17 @@ pub enum RemoteEventKind {
         target: RemoteMessageId,
         by_author: bool,
     },
-    /// The sender's full current set of reactions on `target`.
+    /// The sender's full current set of reactions on `target` (networks that keep sets).
     Reactions {
         target: RemoteMessageId,
         emojis: Vec<String>,
+    },
+    /// One reaction added or removed by the sender (networks that report changes); the core
+    /// turns these into full sets against what it stored.
+    ReactionChanged {
+        target: RemoteMessageId,
+        emoji: String,
+        added: bool,
     },
     Typing {
         active: bool,

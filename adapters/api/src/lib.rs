@@ -142,7 +142,8 @@ pub trait Session: Send + Sync {
         user: &RemoteUserId,
         persona: Option<&Persona>,
     ) -> Result<RoomKey, NetworkError>;
-    /// Messages after `after` (oldest first), at most `limit`: catch-up and backfill.
+    /// Catch-up and backfill, oldest first, at most `limit`: with `after`, the messages that
+    /// followed it; without, the room's latest messages.
     async fn history(
         &self,
         room: &RoomKey,

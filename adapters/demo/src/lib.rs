@@ -173,7 +173,7 @@ impl Session for DemoSession {
         Ok(sent)
     }
     async fn apply(&self, action: Action) -> Result<(), NetworkError> {
-        lock(&self.shared).apply(&action)
+        lock(&self.shared).apply(action)
     }
     async fn rooms(&self) -> Result<Vec<RoomInfo>, NetworkError> {
         Ok(lock(&self.shared)
@@ -214,7 +214,7 @@ impl Session for DemoSession {
                 .iter()
                 .position(|e| state::event_id(e) == Some(id))
                 .map_or(0, |p| p + 1),
-            None => 0,
+            None => r.history.len().saturating_sub(limit),
         };
         Ok(r.history.iter().skip(start).take(limit).cloned().collect())
     }
@@ -254,6 +254,10 @@ impl DemoHandle {
     pub async fn inject(&self, event: RemoteEvent) {
         lock(&self.shared).record(event.clone());
         deliver(&self.shared, vec![event]).await;
+    }
+    /// Actions the bridge applied (edits, deletions, reactions, typing, read markers), oldest first.
+    pub fn actions(&self) -> Vec<Action> {
+        lock(&self.shared).actions.clone()
     }
     /// Messages the bridge sent, oldest first.
     pub fn sent(&self) -> Vec<OutgoingMessage> {

@@ -29,6 +29,7 @@ pub struct State {
     pub users: BTreeMap<RemoteUserId, UserInfo>,
     pub sinks: Vec<EventSink>,
     pub sent: Vec<OutgoingMessage>,
+    pub actions: Vec<Action>,
     pub fail_next: Option<NetworkError>,
     pub pump: Option<tokio::sync::mpsc::UnboundedSender<RemoteEvent>>,
     bot_answers: bool,
@@ -45,6 +46,7 @@ impl State {
             users: BTreeMap::new(),
             sinks: Vec::new(),
             sent: Vec::new(),
+            actions: Vec::new(),
             fail_next: None,
             pump: None,
             bot_answers: config.bot_answers,
@@ -132,10 +134,29 @@ impl State {
         event
     }
 
-    /// Keep an event in its room's history (rooms unknown to the demo are ignored).
+    /// Keep what an event does to its room's history, as a network's message list shows it:
+    /// messages are added, edits change them, deletions remove them; other events leave no
+    /// trace (rooms unknown to the demo are ignored).
     pub fn record(&mut self, event: RemoteEvent) {
-        if let Some(room) = self.rooms.get_mut(&event.room) {
-            room.history.push(event);
+        let Some(room) = self.rooms.get_mut(&event.room) else {
+            return;
+        };
+        match &event.kind {
+            RemoteEventKind::Message { .. } => room.history.push(event),
+            RemoteEventKind::Edit { target, content } => {
+                if let Some(RemoteEventKind::Message { content: c, .. }) = room
+                    .history
+                    .iter_mut()
+                    .find(|e| event_id(e) == Some(target))
+                    .map(|e| &mut e.kind)
+                {
+                    *c = content.clone();
+                }
+            }
+            RemoteEventKind::Retract { target, .. } => {
+                room.history.retain(|e| event_id(e) != Some(target));
+            }
+            _ => {}
         }
     }
 
@@ -208,6 +229,9 @@ impl State {
                 })
                 .collect();
         }
+        if let Some(pushes) = self.bot_command(room, text.trim(), to) {
+            return pushes;
+        }
         let answer = Content {
             text: format!("echo: {text}"),
             kind: TextKind::Notice,
@@ -223,19 +247,98 @@ impl State {
         vec![self.post(room, &who, answer, Some(to.clone()), None)]
     }
 
-    /// Check an action against the world; the demo keeps no edit or reaction state yet, and
-    /// sessions do not report back the actions the core applied (only message echoes, which
-    /// carry the TxnId).
-    pub fn apply(&self, action: &Action) -> Result<(), NetworkError> {
+    /// The bot's commands, which show each rich feature from the remote side.
+    fn bot_command(
+        &mut self,
+        room: &RoomKey,
+        text: &str,
+        to: &RemoteMessageId,
+    ) -> Option<Vec<RemoteEvent>> {
+        let event = |kind| RemoteEvent {
+            room: room.clone(),
+            sender: RemoteUserId::new(BOT),
+            at: now_ms(),
+            kind,
+        };
+        let mut out = Vec::new();
+        match text {
+            "!react" => out.push(event(RemoteEventKind::Reactions {
+                target: to.clone(),
+                emojis: vec!["👍".into()],
+            })),
+            "!edit" | "!delete" => {
+                let draft = self.post(room, BOT, Content::text("a first draft"), None, None);
+                let target = event_id(&draft).cloned().unwrap_or_default();
+                let change = if text == "!edit" {
+                    RemoteEventKind::Edit {
+                        target,
+                        content: Content::text("the final text"),
+                    }
+                } else {
+                    RemoteEventKind::Retract {
+                        target,
+                        by_author: true,
+                    }
+                };
+                out.push(draft);
+                out.push(event(change.clone()));
+                self.record(event(change));
+            }
+            "!moderate" => {
+                let change = RemoteEventKind::Retract {
+                    target: to.clone(),
+                    by_author: false,
+                };
+                self.record(event(change.clone()));
+                out.push(event(change));
+            }
+            "!typing" => {
+                out.push(event(RemoteEventKind::Typing { active: true }));
+                out.push(event(RemoteEventKind::Typing { active: false }));
+            }
+            _ => return None,
+        }
+        Some(out)
+    }
+
+    /// Carry out an action of the bridge: checked against the world, recorded for tests, and
+    /// reflected in the room's history as a network would (edits change the message, deletions
+    /// remove it). Networks do not echo these back here.
+    pub fn apply(&mut self, action: Action) -> Result<(), NetworkError> {
         match &action.kind {
             ActionKind::Edit { target, .. }
             | ActionKind::Retract { target }
             | ActionKind::ReactionAdd { target, .. }
-            | ActionKind::ReactionRemove { target, .. } => self.has_message(&action.room, target),
-            ActionKind::Typing { .. } | ActionKind::ReadMarker { .. } => {
-                self.room(&action.room).map(|_| ())
+            | ActionKind::ReactionRemove { target, .. }
+            | ActionKind::ReadMarker { up_to: target } => self.has_message(&action.room, target)?,
+            ActionKind::Typing { .. } => {
+                self.room(&action.room)?;
             }
         }
+        let sender = RemoteUserId::new("relay");
+        let change = match &action.kind {
+            ActionKind::Edit {
+                target, content, ..
+            } => Some(RemoteEventKind::Edit {
+                target: target.clone(),
+                content: content.clone(),
+            }),
+            ActionKind::Retract { target } => Some(RemoteEventKind::Retract {
+                target: target.clone(),
+                by_author: true,
+            }),
+            _ => None,
+        };
+        if let Some(kind) = change {
+            self.record(RemoteEvent {
+                room: action.room.clone(),
+                sender,
+                at: now_ms(),
+                kind,
+            });
+        }
+        self.actions.push(action);
+        Ok(())
     }
 
     pub fn open_direct(

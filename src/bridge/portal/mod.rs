@@ -2,6 +2,8 @@
 //! their order. It maps ids through the store, stores each message before anything about it
 //! goes out, and keeps the room's occupants.
 
+mod archive;
+mod changes;
 mod occupancy;
 mod outgoing;
 mod remote;
@@ -53,6 +55,7 @@ impl Portal {
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<PortalInput>, shutdown: CancellationToken) {
+        self.load_occupants().await;
         self.load_members().await;
         self.catch_up().await;
         loop {
@@ -102,8 +105,12 @@ impl Portal {
 
     /// After downtime: what the network produced since the cursor, in order, before live traffic.
     async fn catch_up(&mut self) {
-        let Ok(Some(mut cursor)) = self.shared.store.cursor(self.row.id).await else {
-            return;
+        let mut cursor = match self.shared.store.cursor(self.row.id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return self.backfill().await,
+            Err(e) => {
+                return tracing::error!(network = %self.net.id, room = %self.row.key.room, "no cursor, no catch-up: {e}")
+            }
         };
         loop {
             let page = match self
@@ -197,7 +204,14 @@ impl Portal {
                 let reply = if self.row.kind == RoomKind::Direct {
                     self.error("iq", &from, None, Some(&id), Condition::ItemNotFound, None)
                 } else {
-                    xmpp::disco::room_info(&self.room_jid, &from, &id, &self.row, self.occ.count())
+                    xmpp::disco::room_info(
+                        &self.room_jid,
+                        &from,
+                        &id,
+                        &self.row,
+                        self.occ.count(),
+                        self.net.network.capabilities(),
+                    )
                 };
                 self.send(vec![reply]).await;
             }
@@ -205,15 +219,25 @@ impl Portal {
                 from,
                 id,
                 origin_id,
-                body,
+                payload,
                 ..
-            } => self.groupchat(from, id, origin_id, body).await,
+            } => self.groupchat(from, id, origin_id, payload).await,
             XmppEvent::Direct {
                 from,
                 id,
-                body,
+                payload,
                 user,
-            } => self.direct(from, id, body, user).await,
+            } => self.direct(from, id, payload, user).await,
+            XmppEvent::Moderate {
+                from,
+                id,
+                target,
+                reason,
+                ..
+            } => self.moderate(from, id, target, reason).await,
+            XmppEvent::Archive {
+                from, id, query, ..
+            } => self.archive(from, id, query).await,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::Portal;
 use crate::bridge::occupants::{RemoteOccupant, XmppOccupant};
+use crate::store::OccupantRow;
 use crate::xmpp::outbound::{self as out, Condition, OccupantPresence, Outgoing, RoomMessage};
 use crate::xmpp::{self, set_attr};
 use causeway_api::*;
@@ -157,6 +158,7 @@ impl Portal {
                 if let Some(occ) = self.occ.xmpp.get_mut(&bare) {
                     occ.nick = nick;
                 }
+                self.persist_sessions(&bare).await;
                 return self.send(items).await;
             }
             if o.sessions.contains(&from) {
@@ -180,6 +182,7 @@ impl Portal {
             });
         occ.sessions.insert(from.clone());
         let me = occ.clone();
+        self.persist_sessions(&bare).await;
 
         let mut items = Vec::new();
         // 1. every other occupant's presence, to the joining session
@@ -239,6 +242,7 @@ impl Portal {
                             body: m.body.unwrap_or_default(),
                             occupant_id: self.oid(&who),
                             delay: Some(m.sent_at),
+                            extras: Default::default(),
                         }));
                     }
                 }
@@ -254,6 +258,46 @@ impl Portal {
         self.send(items).await;
     }
 
+    /// Keep a user's joined sessions in the store, so a restart of Causeway does not drop
+    /// them from the room (their clients still think they are in it).
+    async fn persist_sessions(&self, bare: &str) {
+        let Some(o) = self.occ.xmpp.get(bare) else {
+            return;
+        };
+        for session in &o.sessions {
+            let row = OccupantRow {
+                session: session.clone(),
+                bare: o.bare.clone(),
+                nick: o.nick.clone(),
+            };
+            if let Err(e) = self.shared.store.save_occupant(self.row.id, &row).await {
+                tracing::warn!(network = %self.net.id, "occupant not stored: {e}");
+            }
+        }
+    }
+
+    /// The sessions that were joined when Causeway last stopped.
+    pub(super) async fn load_occupants(&mut self) {
+        let rows = match self.shared.store.occupants(self.row.id).await {
+            Ok(r) => r,
+            Err(e) => {
+                return tracing::warn!(network = %self.net.id, "joined sessions not read: {e}")
+            }
+        };
+        for r in rows {
+            let o = self
+                .occ
+                .xmpp
+                .entry(r.bare.clone())
+                .or_insert_with(|| XmppOccupant {
+                    bare: r.bare.clone(),
+                    nick: r.nick.clone(),
+                    sessions: Default::default(),
+                });
+            o.sessions.insert(r.session);
+        }
+    }
+
     pub(super) async fn leave(&mut self, from: &str, codes: Vec<u16>) {
         let bare = xmpp::bare(from).to_string();
         let Some(o) = self.occ.xmpp.get_mut(&bare) else {
@@ -263,6 +307,9 @@ impl Portal {
             return;
         }
         let me = o.clone();
+        if let Err(e) = self.shared.store.remove_occupant(self.row.id, from).await {
+            tracing::warn!(network = %self.net.id, "occupant not forgotten: {e}");
+        }
         let mut items = Vec::new();
         if codes.contains(&110) {
             let mut gone = me.clone();

@@ -3,8 +3,31 @@
 use super::Portal;
 use crate::store::MessageRow;
 use crate::xmpp;
-use crate::xmpp::outbound::{self as out, Condition, RoomMessage};
+use crate::xmpp::outbound::{self as out, Condition, Extras, ReplyRef, RoomMessage};
+use crate::xmpp::payload::Payload;
 use causeway_api::*;
+
+/// Who sent an XMPP stanza to the portal, and how to answer them.
+#[derive(Clone, Debug)]
+pub(super) struct Author {
+    pub session: String,
+    pub bare: String,
+    pub nick: String,
+    pub id: Option<String>,
+    pub origin_id: Option<String>,
+    /// Set for 1:1 messages to a puppet: errors come from it and nothing is reflected.
+    pub puppet: Option<String>,
+}
+
+impl Author {
+    pub fn persona(&self) -> Persona {
+        Persona {
+            nick: self.nick.clone(),
+            avatar_url: None,
+            xmpp_user: self.bare.clone(),
+        }
+    }
+}
 
 impl Portal {
     pub(super) async fn groupchat(
@@ -12,9 +35,12 @@ impl Portal {
         from: String,
         id: Option<String>,
         origin_id: Option<String>,
-        body: String,
+        payload: Payload,
     ) {
         let Some(me) = self.occ.by_session(&from).cloned() else {
+            if payload.body.is_none() {
+                return; // a chat state or marker from outside: nothing to answer
+            }
             let e = self.error(
                 "message",
                 &from,
@@ -25,130 +51,22 @@ impl Portal {
             );
             return self.send(vec![e]).await;
         };
-        let (sent, rows) = match self
-            .send_remote(&me.nick, &me.bare, &body, id.clone(), origin_id.clone())
-            .await
-        {
-            Ok(s) if !s.0.ids.is_empty() => s,
-            Ok(_) => return,
-            Err(e) => return self.refused(&from, None, id.as_deref(), &e).await,
-        };
-        let stanza_id = sent.ids[0].to_string();
-        let oid = self.oid(&format!("xmpp:{}", me.bare));
-        let items = self
-            .occ
-            .sessions()
-            .into_iter()
-            .map(|to| {
-                out::room_message(&RoomMessage {
-                    room: self.room_jid.clone(),
-                    nick: me.nick.clone(),
-                    to,
-                    id: id.clone().unwrap_or_else(|| stanza_id.clone()),
-                    stanza_id: stanza_id.clone(),
-                    origin_id: origin_id.clone(),
-                    body: body.clone(),
-                    occupant_id: oid.clone(),
-                    delay: None,
-                })
-            })
-            .collect();
-        self.record(rows, items).await;
-        self.shared.metrics.inc(
-            "causeway_messages_bridged_total",
-            &[
-                ("network", self.net.id.as_str()),
-                ("direction", "to_remote"),
-            ],
-        );
-    }
-
-    /// Send an XMPP user's text to the network (as a Persona of the relay login); returns
-    /// what it made of it and one row per remote part (every part maps to the first part's
-    /// stanza-id), to be stored with `record`.
-    pub(super) async fn send_remote(
-        &mut self,
-        nick: &str,
-        bare: &str,
-        body: &str,
-        xmpp_id: Option<String>,
-        origin_id: Option<String>,
-    ) -> Result<(Sent, Vec<MessageRow>), NetworkError> {
-        let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
-        self.remember_txn(txn.clone());
-        let msg = OutgoingMessage {
-            room: self.row.key.clone(),
-            txn,
-            content: Content::text(body),
-            reply_to: None,
-            persona: Some(Persona {
-                nick: nick.to_string(),
-                avatar_url: None,
-                xmpp_user: bare.to_string(),
-            }),
-        };
-        let sent = self.net.relay.send_message(msg).await?;
-        let Some(first) = sent.ids.first() else {
-            return Ok((sent, Vec::new()));
-        };
-        let rows: Vec<MessageRow> = sent
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(part, rid)| MessageRow {
-                portal_id: self.row.id,
-                remote_id: rid.clone(),
-                part: part as i64,
-                stanza_id: first.to_string(),
-                origin_id: origin_id.clone(),
-                xmpp_id: xmpp_id.clone(),
-                sender: bare.to_string(),
-                sender_nick: nick.to_string(),
-                from_xmpp: true,
-                body: (part == 0).then(|| body.to_string()),
-                reply_to: None,
-                sent_at: sent.at,
-            })
-            .collect();
-        Ok((sent, rows))
-    }
-
-    /// Store the rows of a sent message with the stanzas about it (one transaction).
-    async fn record(&self, rows: Vec<MessageRow>, items: Vec<out::Outgoing>) {
-        if let Err(e) = self.net.link.send_recorded(rows, true, items, None).await {
-            // The network has it; without the row, later edits of it will not resolve.
-            tracing::error!(network = %self.net.id, room = %self.row.key.room, "sent message not stored: {e}");
-        }
-    }
-
-    /// The network refused: the sender gets an error message (from `as_jid`, else the room).
-    pub(super) async fn refused(
-        &self,
-        from: &str,
-        as_jid: Option<&str>,
-        id: Option<&str>,
-        e: &NetworkError,
-    ) {
-        tracing::warn!(network = %self.net.id, room = %self.row.key.room, kind = e.kind(), "the network refused a message: {e}");
-        self.shared
-            .metrics
-            .inc("causeway_errors_total", &[("kind", e.kind())]);
-        let err = self.error(
-            "message",
-            from,
-            as_jid,
+        let author = Author {
+            session: from,
+            bare: me.bare,
+            nick: me.nick,
             id,
-            Condition::from_network(e),
-            Some(e.to_string()),
-        );
-        self.send(vec![err]).await;
+            origin_id,
+            puppet: None,
+        };
+        self.handle_payload(author, payload).await;
     }
 
     pub(super) async fn direct(
         &mut self,
         from: String,
         id: Option<String>,
-        body: String,
+        payload: Payload,
         user: String,
     ) {
         let puppet = format!("{user}@{}", self.net.domain);
@@ -164,24 +82,187 @@ impl Portal {
             );
             return self.send(vec![e]).await;
         }
-        match self
-            .send_remote(&bare, &bare, &body, id.clone(), None)
+        let author = Author {
+            session: from,
+            nick: bare.clone(),
+            bare,
+            id,
+            origin_id: None,
+            puppet: Some(puppet),
+        };
+        self.handle_payload(author, payload).await;
+    }
+
+    /// One stanza's worth of XMPP intent, in the order a client means it.
+    async fn handle_payload(&mut self, a: Author, p: Payload) {
+        if let Some(target) = p.retract {
+            return self.xmpp_retract(&a, &target).await;
+        }
+        if let Some(set) = p.reactions {
+            return self.xmpp_reactions(&a, set).await;
+        }
+        match (p.replace, p.body) {
+            (Some(target), Some(body)) => return self.xmpp_edit(&a, &target, body).await,
+            (None, Some(body)) => self.xmpp_message(&a, body, p.reply_to, p.oob_url).await,
+            _ => {}
+        }
+        if let Some(state) = p.chat_state {
+            self.xmpp_chat_state(&a, state).await;
+        }
+        if let Some(id) = p.displayed {
+            self.xmpp_displayed(&a, &id).await;
+        }
+    }
+
+    /// A stanza from `a` to every session in the room (nothing for 1:1 chats).
+    pub(super) fn reflect(
+        &self,
+        a: &Author,
+        body: &str,
+        stanza_id: &str,
+        extras: Extras,
+        to_self: bool,
+    ) -> Vec<out::Outgoing> {
+        if a.puppet.is_some() {
+            return Vec::new();
+        }
+        let oid = self.oid(&format!("xmpp:{}", a.bare));
+        let id = a.id.clone().unwrap_or_else(|| stanza_id.to_string());
+        self.occ
+            .sessions()
+            .into_iter()
+            .filter(|s| to_self || xmpp::bare(s) != a.bare)
+            .map(|to| {
+                out::room_message(&RoomMessage {
+                    room: self.room_jid.clone(),
+                    nick: a.nick.clone(),
+                    to,
+                    id: id.clone(),
+                    stanza_id: stanza_id.to_string(),
+                    origin_id: a.origin_id.clone(),
+                    body: body.to_string(),
+                    occupant_id: oid.clone(),
+                    delay: None,
+                    extras: extras.clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn xmpp_message(
+        &mut self,
+        a: &Author,
+        body: String,
+        reply_to: Option<String>,
+        oob: Option<String>,
+    ) {
+        let target = match &reply_to {
+            Some(id) => self.find_message(id).await,
+            None => None,
+        };
+        let (sent, rows) = match self
+            .send_remote(a, &body, target.as_ref().map(|t| t.remote_id.clone()))
             .await
         {
-            Ok((_, rows)) => {
-                self.record(rows, Vec::new()).await;
-                self.shared.metrics.inc(
-                    "causeway_messages_bridged_total",
-                    &[
-                        ("network", self.net.id.as_str()),
-                        ("direction", "to_remote"),
-                    ],
-                );
-            }
-            Err(e) => {
-                // The error comes from the puppet the user wrote to.
-                self.refused(&from, Some(&puppet), id.as_deref(), &e).await;
-            }
+            Ok(s) if !s.0.ids.is_empty() => s,
+            Ok(_) => return,
+            Err(e) => return self.refused(a, &e).await,
+        };
+        let stanza_id = sent.ids[0].to_string();
+        let extras = Extras {
+            reply: target.zip(reply_to).map(|(t, id)| ReplyRef {
+                to: format!("{}/{}", self.room_jid, t.sender_nick),
+                id,
+                nick: t.sender_nick,
+                quoted: t.body.unwrap_or_default(),
+            }),
+            oob: oob.filter(|u| *u == body),
+            ..Extras::default()
+        };
+        let items = self.reflect(a, &body, &stanza_id, extras, true);
+        self.record(rows, items).await;
+        self.shared.metrics.inc(
+            "causeway_messages_bridged_total",
+            &[
+                ("network", self.net.id.as_str()),
+                ("direction", "to_remote"),
+            ],
+        );
+    }
+
+    /// Send an XMPP user's text to the network (as a Persona of the relay login); returns
+    /// what it made of it and one row per remote part (every part maps to the first part's
+    /// stanza-id), to be stored with `record`.
+    pub(super) async fn send_remote(
+        &mut self,
+        a: &Author,
+        body: &str,
+        reply_to: Option<RemoteMessageId>,
+    ) -> Result<(Sent, Vec<MessageRow>), NetworkError> {
+        let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
+        self.remember_txn(txn.clone());
+        let msg = OutgoingMessage {
+            room: self.row.key.clone(),
+            txn,
+            content: Content::text(body),
+            reply_to: reply_to.clone(),
+            persona: Some(a.persona()),
+        };
+        let sent = self.net.relay.send_message(msg).await?;
+        let Some(first) = sent.ids.first() else {
+            return Ok((sent, Vec::new()));
+        };
+        let rows: Vec<MessageRow> = sent
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(part, rid)| MessageRow {
+                portal_id: self.row.id,
+                remote_id: rid.clone(),
+                part: part as i64,
+                stanza_id: first.to_string(),
+                origin_id: a.origin_id.clone(),
+                xmpp_id: a.id.clone(),
+                sender: a.bare.clone(),
+                sender_nick: a.nick.clone(),
+                from_xmpp: true,
+                body: (part == 0).then(|| body.to_string()),
+                reply_to: reply_to.as_ref().map(|r| r.to_string()),
+                sent_at: sent.at,
+            })
+            .collect();
+        Ok((sent, rows))
+    }
+
+    /// Store the rows of a sent message with the stanzas about it (one transaction).
+    async fn record(&self, rows: Vec<MessageRow>, items: Vec<out::Outgoing>) {
+        if let Err(e) = self.net.link.send_recorded(rows, true, items, None).await {
+            // The network has it; without the row, later edits of it will not resolve.
+            tracing::error!(network = %self.net.id, room = %self.row.key.room, "sent message not stored: {e}");
         }
+    }
+
+    /// The network refused: the sender gets an error message (from the puppet in a 1:1
+    /// chat, else the room).
+    pub(super) async fn refused(&self, a: &Author, e: &NetworkError) {
+        tracing::warn!(network = %self.net.id, room = %self.row.key.room, kind = e.kind(), "the network refused: {e}");
+        self.shared
+            .metrics
+            .inc("causeway_errors_total", &[("kind", e.kind())]);
+        self.reject(a, Condition::from_network(e), e.to_string())
+            .await;
+    }
+
+    /// An error message to the author of a stanza.
+    pub(super) async fn reject(&self, a: &Author, condition: Condition, text: String) {
+        let err = self.error(
+            "message",
+            &a.session,
+            a.puppet.as_deref(),
+            a.id.as_deref(),
+            condition,
+            Some(text),
+        );
+        self.send(vec![err]).await;
     }
 }

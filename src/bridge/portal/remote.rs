@@ -1,8 +1,11 @@
 //! What the network says in this room, on its way to XMPP.
 
+use super::changes::fresh_id;
 use super::Portal;
+use crate::bridge::reactions;
 use crate::store::MessageRow;
-use crate::xmpp::outbound::{self as out, RoomMessage};
+use crate::xmpp::outbound::{self as out, Extras, Outgoing, ReplyRef, RoomMessage};
+use crate::xmpp::payload::ChatState;
 use causeway_api::*;
 
 impl Portal {
@@ -22,8 +25,105 @@ impl Portal {
         self.add_member(&info).await
     }
 
+    /// The message row a remote message is stored as.
+    pub(super) fn remote_row(
+        &self,
+        ev: &RemoteEvent,
+        id: &RemoteMessageId,
+        content: &Content,
+        reply_to: Option<&RemoteMessageId>,
+        nick: &str,
+    ) -> MessageRow {
+        MessageRow {
+            portal_id: self.row.id,
+            remote_id: id.clone(),
+            part: 0,
+            stanza_id: id.to_string(),
+            origin_id: None,
+            xmpp_id: None,
+            sender: ev.sender.to_string(),
+            sender_nick: nick.to_string(),
+            from_xmpp: false,
+            body: Some(content.text.clone()),
+            reply_to: reply_to.map(|r| r.to_string()),
+            sent_at: ev.at,
+        }
+    }
+
+    pub(super) async fn nick_of(&mut self, user: &RemoteUserId) -> String {
+        if self.row.kind == RoomKind::Direct {
+            user.to_string()
+        } else {
+            self.sender_nick(user).await
+        }
+    }
+
+    /// A stanza from a remote user (or on their behalf: `nick` and occupant of `who`) to
+    /// every session in the room, or from the puppet to the owner of a 1:1 portal.
+    pub(super) fn as_remote_user(
+        &self,
+        sender: &RemoteUserId,
+        nick: &str,
+        who: &str,
+        id: &str,
+        body: &str,
+        extras: Extras,
+    ) -> Vec<Outgoing> {
+        if self.row.kind == RoomKind::Direct {
+            return match &self.row.xmpp_user {
+                Some(owner) => vec![out::chat_message(
+                    &self.puppet_jid(sender),
+                    owner,
+                    id,
+                    body,
+                    &extras,
+                )],
+                None => Vec::new(),
+            };
+        }
+        let oid = self.oid(who);
+        let stanza_id = if extras.chat_state.is_some() { "" } else { id };
+        self.occ
+            .sessions()
+            .into_iter()
+            .map(|to| {
+                out::room_message(&RoomMessage {
+                    room: self.room_jid.clone(),
+                    nick: nick.to_string(),
+                    to,
+                    id: id.to_string(),
+                    stanza_id: stanza_id.to_string(),
+                    origin_id: None,
+                    body: body.to_string(),
+                    occupant_id: oid.clone(),
+                    delay: None,
+                    extras: extras.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// How a stored message is referred to: in a room by its stanza-id (XEP-0424/0444/0461),
+    /// in a 1:1 chat by the id its recipient saw (the sender's own id for XMPP messages).
+    pub(super) fn reference(&self, m: &MessageRow) -> String {
+        match (&self.row.kind, &m.xmpp_id) {
+            (RoomKind::Direct, Some(x)) => x.clone(),
+            _ => m.stanza_id.clone(),
+        }
+    }
+
+    /// The occupant (nick, occupant-id key) a stored message came from.
+    fn author_of(m: &MessageRow) -> (String, String) {
+        let who = if m.from_xmpp {
+            format!("xmpp:{}", m.sender)
+        } else {
+            format!("remote:{}", m.sender)
+        };
+        (m.sender_nick.clone(), who)
+    }
+
     pub(super) async fn on_remote(&mut self, ev: RemoteEvent) {
-        match ev.kind {
+        match ev.kind.clone() {
             RemoteEventKind::Message {
                 id,
                 content,
@@ -33,55 +133,36 @@ impl Portal {
                 if txn.as_ref().is_some_and(|t| self.txns.contains(t)) {
                     return; // our own echo
                 }
-                let nick = if self.row.kind == RoomKind::Direct {
-                    ev.sender.to_string()
-                } else {
-                    self.sender_nick(&ev.sender).await
+                let nick = self.nick_of(&ev.sender).await;
+                let row = self.remote_row(&ev, &id, &content, reply_to.as_ref(), &nick);
+                let target = match &reply_to {
+                    Some(r) => self.find_remote(r).await,
+                    None => None,
                 };
-                let row = MessageRow {
-                    portal_id: self.row.id,
-                    remote_id: id.clone(),
-                    part: 0,
-                    stanza_id: id.to_string(),
-                    origin_id: None,
-                    xmpp_id: None,
-                    sender: ev.sender.to_string(),
-                    sender_nick: nick.clone(),
-                    from_xmpp: false,
-                    body: Some(content.text.clone()),
-                    reply_to: reply_to.map(|r| r.to_string()),
-                    sent_at: ev.at,
+                let extras = Extras {
+                    reply: target.map(|t| ReplyRef {
+                        to: if self.row.kind != RoomKind::Direct {
+                            format!("{}/{}", self.room_jid, t.sender_nick)
+                        } else if t.from_xmpp {
+                            t.sender.clone()
+                        } else {
+                            self.puppet_jid(&RemoteUserId::new(t.sender.as_str()))
+                        },
+                        id: self.reference(&t),
+                        nick: t.sender_nick,
+                        quoted: t.body.unwrap_or_default(),
+                    }),
+                    ..Extras::default()
                 };
-                let stanzas = if self.row.kind == RoomKind::Direct {
-                    let Some(owner) = self.row.xmpp_user.clone() else {
-                        return;
-                    };
-                    vec![out::chat_message(
-                        &self.puppet_jid(&ev.sender),
-                        &owner,
-                        id.as_str(),
-                        &content.text,
-                    )]
-                } else {
-                    let oid = self.oid(&format!("remote:{}", ev.sender));
-                    self.occ
-                        .sessions()
-                        .into_iter()
-                        .map(|to| {
-                            out::room_message(&RoomMessage {
-                                room: self.room_jid.clone(),
-                                nick: nick.clone(),
-                                to,
-                                id: id.to_string(),
-                                stanza_id: id.to_string(),
-                                origin_id: None,
-                                body: content.text.clone(),
-                                occupant_id: oid.clone(),
-                                delay: None,
-                            })
-                        })
-                        .collect()
-                };
+                let who = format!("remote:{}", ev.sender);
+                let stanzas = self.as_remote_user(
+                    &ev.sender,
+                    &nick,
+                    &who,
+                    id.as_str(),
+                    &content.text,
+                    extras,
+                );
                 // Stored, then sent, by the link's recorder; a duplicate delivery stops
                 // there, and the message is counted once stored.
                 let counted = Some((self.net.id.to_string(), "to_xmpp"));
@@ -93,6 +174,88 @@ impl Portal {
                 {
                     tracing::error!(network = %self.net.id, room = %self.row.key.room, remote_id = %id, "message not delivered: {e}");
                 }
+            }
+            RemoteEventKind::Edit { target, content } => {
+                let Some(m) = self.find_remote(&target).await else {
+                    return tracing::debug!(network = %self.net.id, "edit of an unknown message dropped");
+                };
+                if let Err(e) = self
+                    .shared
+                    .store
+                    .set_body(self.row.id, &m.stanza_id, &content.text)
+                    .await
+                {
+                    tracing::warn!(network = %self.net.id, "correction not stored: {e}");
+                }
+                let (nick, who) = Self::author_of(&m);
+                let extras = Extras {
+                    replace: Some(m.xmpp_id.clone().unwrap_or(m.stanza_id.clone())),
+                    ..Extras::default()
+                };
+                let items = self.as_remote_user(
+                    &ev.sender,
+                    &nick,
+                    &who,
+                    &fresh_id("edit"),
+                    &content.text,
+                    extras,
+                );
+                self.send(items).await;
+            }
+            RemoteEventKind::Retract { target, by_author } => {
+                let Some(m) = self.find_remote(&target).await else {
+                    return tracing::debug!(network = %self.net.id, "deletion of an unknown message dropped");
+                };
+                if let Err(e) = self
+                    .shared
+                    .store
+                    .set_retracted(self.row.id, &m.stanza_id, ev.at)
+                    .await
+                {
+                    tracing::warn!(network = %self.net.id, "retraction not stored: {e}");
+                }
+                let reference = self.reference(&m);
+                let items = if by_author || self.row.kind == RoomKind::Direct {
+                    let (nick, who) = Self::author_of(&m);
+                    let extras = Extras {
+                        retract: Some(reference),
+                        ..Extras::default()
+                    };
+                    self.as_remote_user(&ev.sender, &nick, &who, &fresh_id("retract"), "", extras)
+                } else {
+                    self.occ
+                        .sessions()
+                        .iter()
+                        .map(|to| out::moderation(&self.room_jid, to, &reference, None))
+                        .collect()
+                };
+                self.send(items).await;
+            }
+            RemoteEventKind::Reactions { target, emojis } => {
+                self.remote_reactions(&ev, &target, |_| emojis).await
+            }
+            RemoteEventKind::ReactionChanged {
+                target,
+                emoji,
+                added,
+            } => {
+                self.remote_reactions(&ev, &target, |old| reactions::apply(old, &emoji, added))
+                    .await
+            }
+            RemoteEventKind::Typing { active } => {
+                let nick = self.nick_of(&ev.sender).await;
+                let extras = Extras {
+                    chat_state: Some(if active {
+                        ChatState::Composing
+                    } else {
+                        ChatState::Paused
+                    }),
+                    ..Extras::default()
+                };
+                let who = format!("remote:{}", ev.sender);
+                let items =
+                    self.as_remote_user(&ev.sender, &nick, &who, &fresh_id("state"), "", extras);
+                self.send(items).await;
             }
             RemoteEventKind::Membership { user, joined } => {
                 if joined {
@@ -125,9 +288,65 @@ impl Portal {
                     self.send(items).await;
                 }
             }
-            other => {
-                tracing::debug!(network = %self.net.id, room = %self.row.key.room, "remote event not bridged yet: {:?}", std::mem::discriminant(&other));
+            RemoteEventKind::LoginState { state } => {
+                tracing::info!(network = %self.net.id, room = %self.row.key.room, "login state: {state:?}");
             }
         }
+    }
+
+    /// A stored message by its remote id (waiting for messages still on their way in).
+    pub(super) async fn find_remote(&self, id: &RemoteMessageId) -> Option<MessageRow> {
+        for attempt in 0..2 {
+            if attempt == 1 {
+                let _ = self.net.link.flush().await;
+            }
+            match self.shared.store.message_by_remote(self.row.id, id).await {
+                Ok(Some(m)) => return Some(m),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(network = %self.net.id, "message look-up failed: {e}");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// A remote user's reactions on a message changed: store the new set, send it whole.
+    async fn remote_reactions(
+        &mut self,
+        ev: &RemoteEvent,
+        target: &RemoteMessageId,
+        new_set: impl FnOnce(&[String]) -> Vec<String>,
+    ) {
+        let Some(m) = self.find_remote(target).await else {
+            return tracing::debug!(network = %self.net.id, "reaction to an unknown message dropped");
+        };
+        let who = format!("remote:{}", ev.sender);
+        let store = &self.shared.store;
+        let old = match store
+            .reactions(self.row.id, m.remote_id.as_str(), &who)
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => return tracing::error!(network = %self.net.id, "reactions not read: {e}"),
+        };
+        let now = new_set(&old);
+        if now == old {
+            return;
+        }
+        if let Err(e) = store
+            .set_reactions(self.row.id, m.remote_id.as_str(), &who, &now)
+            .await
+        {
+            tracing::warn!(network = %self.net.id, "reactions not stored: {e}");
+        }
+        let nick = self.nick_of(&ev.sender).await;
+        let extras = Extras {
+            reactions: Some((self.reference(&m), now)),
+            ..Extras::default()
+        };
+        let items = self.as_remote_user(&ev.sender, &nick, &who, &fresh_id("react"), "", extras);
+        self.send(items).await;
     }
 }

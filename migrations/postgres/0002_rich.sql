@@ -1,0 +1,12 @@
+-- Rich messaging: retraction tombstones, the archive's order, occupants kept across restarts.
+-- Keep in step with the other backend's 0002_rich.sql.
+ALTER TABLE message ADD COLUMN retracted_at BIGINT;
+CREATE INDEX message_archive ON message (portal_id, id);
+CREATE TABLE occupant (
+    portal_id BIGINT NOT NULL REFERENCES portal (id) ON DELETE CASCADE,
+    session TEXT NOT NULL,
+    bare TEXT NOT NULL,
+    nick TEXT NOT NULL,
+    PRIMARY KEY (portal_id, session)
+);
+ALTER TABLE reaction ADD COLUMN added_at BIGINT NOT NULL DEFAULT 0;

@@ -1,0 +1,166 @@
+//! XEP-0313: the room's archive, served from the store, and its first filling from the
+//! network's history.
+
+use super::Portal;
+use crate::store::Page;
+use crate::xmpp::mam::{self, MamQuery};
+use crate::xmpp::outbound::{self as out, Condition, Extras, RoomMessage};
+use causeway_api::*;
+
+impl Portal {
+    pub(super) async fn archive(&mut self, from: String, id: String, q: MamQuery) {
+        let answer = self.archive_page(&from, &id, q).await;
+        self.send(answer).await;
+    }
+
+    async fn archive_page(&self, from: &str, id: &str, q: MamQuery) -> Vec<out::Outgoing> {
+        let err = |c: Condition, text: &str| {
+            let text = (!text.is_empty()).then(|| text.to_string());
+            vec![self.error("iq", from, None, Some(id), c, text)]
+        };
+        if self.row.kind == RoomKind::Direct {
+            return err(
+                Condition::ServiceUnavailable,
+                "1:1 chats are archived by your own server",
+            );
+        }
+        // What is on its way into the store belongs in the answer.
+        if let Err(e) = self.net.link.flush().await {
+            tracing::warn!(network = %self.net.id, "archive may miss the newest messages: {e}");
+        }
+        let store = &self.shared.store;
+        let mut page = Page {
+            start: q.start,
+            end: q.end,
+            ids: q.ids.clone(),
+            max: q.max,
+            ..Page::default()
+        };
+        let mut positions = Vec::new();
+        for (rsm_id, before) in [
+            (q.after.as_ref(), false),
+            (q.before.as_ref().and_then(|b| b.as_ref()), true),
+        ] {
+            let Some(rsm_id) = rsm_id else { continue };
+            match store.archive_seq(self.row.id, rsm_id).await {
+                Ok(Some(seq)) => positions.push((seq, before)),
+                Ok(None) => {
+                    return err(
+                        Condition::ItemNotFound,
+                        &format!("no message {rsm_id} in this archive"),
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(network = %self.net.id, "archive not read: {e}");
+                    return err(Condition::InternalServerError, "");
+                }
+            }
+        }
+        for (seq, before) in positions {
+            if before {
+                page.before = Some(seq);
+            } else {
+                page.after = Some(seq);
+            }
+        }
+        page.from_end = q.before.is_some();
+        let (found, count) = match (
+            store.archive_page(self.row.id, &page).await,
+            store.archive_count(self.row.id, q.start, q.end).await,
+        ) {
+            (Ok(f), Ok(c)) => (f, c),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(network = %self.net.id, "archive not read: {e}");
+                return err(Condition::InternalServerError, "");
+            }
+        };
+        let (rows, complete) = found;
+        let mut items = Vec::with_capacity(rows.len() + 1);
+        for a in &rows {
+            let m = &a.row;
+            let who = if m.from_xmpp {
+                format!("xmpp:{}", m.sender)
+            } else {
+                format!("remote:{}", m.sender)
+            };
+            let message = out::room_message(&RoomMessage {
+                room: self.room_jid.clone(),
+                nick: m.sender_nick.clone(),
+                to: from.to_string(),
+                id: m.xmpp_id.clone().unwrap_or_else(|| m.stanza_id.clone()),
+                stanza_id: m.stanza_id.clone(),
+                origin_id: m.origin_id.clone(),
+                body: m.body.clone().unwrap_or_default(),
+                occupant_id: self.oid(&who),
+                delay: None,
+                extras: Extras {
+                    retracted_at: a.retracted_at,
+                    ..Extras::default()
+                },
+            });
+            items.push(mam::result(
+                &self.room_jid,
+                from,
+                q.queryid.as_deref(),
+                &m.stanza_id,
+                m.sent_at,
+                message,
+            ));
+        }
+        let first = rows.first().map(|a| a.row.stanza_id.as_str());
+        let last = rows.last().map(|a| a.row.stanza_id.as_str());
+        items.push(mam::fin(
+            &self.room_jid,
+            from,
+            id,
+            complete,
+            first,
+            last,
+            count,
+        ));
+        items
+    }
+
+    /// A portal used for the first time: its archive is filled with the room's latest
+    /// messages, told to no one (nobody is joined yet; joiners get them as history).
+    pub(super) async fn backfill(&mut self) {
+        let limit = self.shared.config.backfill;
+        if limit == 0 || self.row.kind == RoomKind::Direct {
+            return;
+        }
+        let events = match self.net.relay.history(&self.row.key, None, limit).await {
+            Ok(e) => e,
+            Err(e) => {
+                return tracing::warn!(network = %self.net.id, room = %self.row.key.room, "no backfill: {e}")
+            }
+        };
+        let mut rows = Vec::with_capacity(events.len());
+        for ev in &events {
+            if let RemoteEventKind::Message {
+                id,
+                content,
+                reply_to,
+                ..
+            } = &ev.kind
+            {
+                let nick = self.nick_of(&ev.sender).await;
+                rows.push(self.remote_row(ev, id, content, reply_to.as_ref(), &nick));
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+        let n = rows.len();
+        match self
+            .net
+            .link
+            .send_recorded(rows, true, Vec::new(), None)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(network = %self.net.id, room = %self.row.key.room, messages = n, "archive backfilled")
+            }
+            Err(e) => tracing::warn!(network = %self.net.id, "backfill not stored: {e}"),
+        }
+    }
+}
