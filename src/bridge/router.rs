@@ -100,7 +100,8 @@ impl Bridge {
         self.by_domain.get(domain).cloned()
     }
 
-    /// Make sure every room the relay login sees has a portal (so it is listed and joinable).
+    /// Make sure every room the relay login sees has a portal (so it is listed and joinable),
+    /// and start the portals that catch up at once (see `Store::portals_to_resume`).
     pub async fn sync_rooms(&self) {
         for net in self.by_network.values() {
             match net.relay.rooms().await {
@@ -112,6 +113,14 @@ impl Bridge {
                     }
                 }
                 Err(e) => tracing::warn!(network = %net.id, "cannot list rooms: {e}"),
+            }
+            match self.shared.store.portals_to_resume(&net.id).await {
+                Ok(rows) => {
+                    for row in rows {
+                        self.portal_queue(net, row);
+                    }
+                }
+                Err(e) => tracing::error!(network = %net.id, "portals not resumed: {e}"),
             }
         }
     }

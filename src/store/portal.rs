@@ -123,6 +123,19 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Portals that must run from start-up so nothing produced during downtime waits for
+    /// the next event: rooms with joined XMPP sessions, and 1:1 conversations.
+    pub async fn portals_to_resume(&self, network: &NetworkId) -> Result<Vec<PortalRow>> {
+        let rows = sqlx::query(sql!(
+            "SELECT {COLS} FROM portal WHERE network = $1 AND
+             (kind = 'direct' OR id IN (SELECT portal_id FROM occupant)) ORDER BY id"
+        ))
+        .bind(network.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn count_portals(&self, network: &NetworkId) -> Result<i64> {
         let row =
             sqlx::query("SELECT COUNT(*) AS n FROM portal WHERE network = $1 AND kind <> 'direct'")

@@ -1,5 +1,5 @@
 //! The test kit: real servers started by the project's scripts on free loopback ports, a
-//! real XMPP client (tokio-xmpp, c2s over TCP) and Causeway run in-process with the demo
+//! real XMPP client (slixmpp, c2s over TCP, driven through tests/client.py) and Causeway run in-process with the demo
 //! network, whose handle injects remote events and reads what the bridge sent.
 #![allow(dead_code)]
 
@@ -142,6 +142,7 @@ impl Server {
             listen = "{http}"
             [bridge]
             history_on_join = 500
+            admins = ["admin@localhost"]
             [networks.demo]
             rooms = ["lobby", "random", "tea room"]
             "#,
@@ -165,6 +166,8 @@ impl Drop for Server {
 /// Causeway running in-process with a demo network.
 pub struct Gateway {
     pub demo: DemoHandle,
+    /// The remote network itself: it outlives a restart of Causeway.
+    pub net: DemoNetwork,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<Result<(), causeway::RunError>>,
     pub http: String,
@@ -183,13 +186,32 @@ impl Gateway {
         let config = server.config(store_url, &http);
         let demo_cfg: DemoConfig = config.network_section("demo").expect("demo section");
         let (net, demo) = DemoNetwork::new(demo_cfg);
+        Self::launch(server, store_url, net, demo).await
+    }
+
+    /// Stop Causeway and start it again on the same store and the same remote network.
+    pub async fn restart(self, server: &Server, store_url: &str) -> Gateway {
+        let (net, demo) = (self.net.clone(), self.demo.clone());
+        self.stop().await;
+        Self::launch(server, store_url, net, demo).await
+    }
+
+    pub async fn launch(
+        server: &Server,
+        store_url: &str,
+        net: DemoNetwork,
+        demo: DemoHandle,
+    ) -> Gateway {
+        let http = format!("127.0.0.1:{}", free_port());
+        let config = server.config(store_url, &http);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(causeway::run_with(
             config,
-            vec![Arc::new(net)],
+            vec![Arc::new(net.clone())],
             shutdown.clone(),
         ));
         let gw = Gateway {
+            net,
             demo,
             shutdown,
             task,
@@ -409,3 +431,46 @@ pub fn statuses(el: &Element) -> Vec<String> {
 }
 
 pub const SEC: Duration = Duration::from_secs(10);
+
+impl XmppClient {
+    /// Join a room without history and wait for the end of the join (the subject).
+    pub async fn join(&mut self, room: &str, nick: &str) {
+        self.send_xml(&format!("<presence xmlns='jabber:client' to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")).await;
+        self.expect("subject", SEC, |e| {
+            e.get_child("subject", "jabber:client").is_some()
+        })
+        .await;
+    }
+
+    /// A groupchat message from `nick` with a body, and its stanza-id.
+    pub async fn expect_body(&mut self, from: &str, text: &str) -> (Element, String) {
+        let el = self
+            .expect(&format!("'{text}' from {from}"), SEC, |e| {
+                e.attr("from") == Some(from) && body(e).as_deref() == Some(text)
+            })
+            .await;
+        let sid = stanza_id(&el).unwrap_or_default();
+        (el, sid)
+    }
+}
+
+pub fn stanza_id(el: &Element) -> Option<String> {
+    el.get_child("stanza-id", "urn:xmpp:sid:0")
+        .and_then(|s| s.attr("id"))
+        .map(String::from)
+}
+
+/// Wait until `f` finds what it looks for (state of the demo network, typically).
+pub async fn until<T>(what: &str, f: impl Fn() -> Option<T>) -> T {
+    let end = tokio::time::Instant::now() + SEC;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

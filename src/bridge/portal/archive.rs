@@ -121,11 +121,24 @@ impl Portal {
         items
     }
 
-    /// A portal used for the first time: its archive is filled with the room's latest
-    /// messages, told to no one (nobody is joined yet; joiners get them as history).
+    /// A portal without a cursor (used for the first time, or no message ever seen): its
+    /// archive is filled with the room's latest messages, told to no one when nobody is
+    /// joined (joiners get them as history), else delivered like live ones.
     pub(super) async fn backfill(&mut self) {
         let limit = self.shared.config.backfill;
-        if limit == 0 || self.row.kind == RoomKind::Direct {
+        if limit == 0 {
+            return;
+        }
+        if self.row.kind == RoomKind::Direct || !self.occ.xmpp.is_empty() {
+            let events = match self.net.relay.history(&self.row.key, None, limit).await {
+                Ok(e) => e,
+                Err(e) => {
+                    return tracing::warn!(network = %self.net.id, room = %self.row.key.room, "no catch-up: {e}")
+                }
+            };
+            for ev in events {
+                self.on_remote(ev).await;
+            }
             return;
         }
         let events = match self.net.relay.history(&self.row.key, None, limit).await {
