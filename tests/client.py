@@ -61,6 +61,11 @@ class Driven(slixmpp.ClientXMPP):
     async def start(self, _event):
         self.send_presence()
         emit({"online": str(self.boundjid)})
+        # asyncio keeps only weak references to tasks, and slixmpp none to its handler tasks:
+        # hold this one, or the garbage collector may end the stdin loop mid-test.
+        self.stdin_task = asyncio.ensure_future(self.pump())
+
+    async def pump(self):
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -1,0 +1,160 @@
+//! History end to end on Prosody: the room archive (XEP-0313, paged with XEP-0059) and
+//! gap-free delivery of what the network produced while Causeway was down.
+
+mod common;
+use common::*;
+use std::collections::HashSet;
+use tokio_xmpp::minidom::Element;
+
+const MAM: &str = "urn:xmpp:mam:2";
+const RSM: &str = "http://jabber.org/protocol/rsm";
+
+/// One archive page: the bodies (in the order received) and the `<fin/>`.
+async fn page(client: &mut XmppClient, room: &str, qid: &str, set: &str) -> (Vec<String>, Element) {
+    client
+        .send_xml(&format!("<iq xmlns='jabber:client' type='set' to='{room}' id='{qid}'><query xmlns='{MAM}' queryid='{qid}'><set xmlns='{RSM}'>{set}</set></query></iq>"))
+        .await;
+    let iq = client
+        .expect(&format!("end of query {qid}"), SEC, |e| {
+            e.attr("id") == Some(qid)
+        })
+        .await;
+    assert_eq!(iq.attr("type"), Some("result"), "{}", String::from(&iq));
+    let fin = iq.get_child("fin", MAM).expect("fin").clone();
+    let mut bodies = Vec::new();
+    let inbox = std::mem::take(&mut client.inbox);
+    for el in inbox {
+        let result = el
+            .get_child("result", MAM)
+            .filter(|r| r.attr("queryid") == Some(qid));
+        match result {
+            Some(r) => {
+                let fwd = r
+                    .get_child("forwarded", "urn:xmpp:forward:0")
+                    .expect("forwarded");
+                assert!(fwd.get_child("delay", "urn:xmpp:delay").is_some());
+                let msg = fwd
+                    .children()
+                    .find(|c| c.name() == "message")
+                    .expect("message");
+                assert!(msg
+                    .get_child("occupant-id", "urn:xmpp:occupant-id:0")
+                    .is_some());
+                assert_eq!(r.attr("id").map(String::from), stanza_id(msg));
+                bodies.push(body(msg).unwrap_or_default());
+            }
+            None => client.inbox.push(el),
+        }
+    }
+    (bodies, fin)
+}
+
+fn rsm(fin: &Element, what: &str) -> Option<String> {
+    fin.get_child("set", RSM)
+        .and_then(|s| s.get_child(what, RSM))
+        .map(|e| e.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_pages_and_gap_free_catch_up() {
+    let server = Server::start(Kind::Prosody);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+    let gw = Gateway::start(&server, &url).await;
+    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    let room = format!("random@{DOMAIN}");
+    let alice = format!("{room}/Alice");
+    juliet.join(&room, "Juliet").await;
+
+    // 250 messages in the archive
+    let all: Vec<String> = (0..250).map(|i| format!("archived {i}")).collect();
+    for text in &all {
+        gw.demo.inject_message("random", "alice", text).await;
+    }
+    juliet.expect_body(&alice, "archived 249").await;
+    juliet.inbox.clear();
+
+    // backwards from the end, 100 at a time, then forwards, 100 at a time
+    let mut back: Vec<String> = Vec::new();
+    let mut set = "<max>100</max><before/>".to_string();
+    for n in 0.. {
+        let (bodies, fin) = page(&mut juliet, &room, &format!("b{n}"), &set).await;
+        assert_eq!(rsm(&fin, "count").as_deref(), Some("250"));
+        let mut chunk = bodies;
+        chunk.extend(back);
+        back = chunk;
+        if fin.attr("complete") == Some("true") {
+            break;
+        }
+        set = format!(
+            "<max>100</max><before>{}</before>",
+            rsm(&fin, "first").expect("first")
+        );
+        assert!(n < 5, "paging backwards does not end");
+    }
+    assert_eq!(back, all, "backwards: each message once, in order");
+    let mut fwd: Vec<String> = Vec::new();
+    let mut set = "<max>100</max>".to_string();
+    for n in 0.. {
+        let (bodies, fin) = page(&mut juliet, &room, &format!("f{n}"), &set).await;
+        fwd.extend(bodies);
+        if fin.attr("complete") == Some("true") {
+            break;
+        }
+        set = format!(
+            "<max>100</max><after>{}</after>",
+            rsm(&fin, "last").expect("last")
+        );
+        assert!(n < 5, "paging forwards does not end");
+    }
+    assert_eq!(fwd, all, "forwards: each message once, in order");
+    // an unknown position is an error, not an empty page
+    juliet
+        .send_xml(&format!("<iq xmlns='jabber:client' type='set' to='{room}' id='bad'><query xmlns='{MAM}'><set xmlns='{RSM}'><after>nope</after></set></query></iq>"))
+        .await;
+    let e = juliet
+        .expect("bad page", SEC, |e| e.attr("id") == Some("bad"))
+        .await;
+    assert_eq!(error_condition(&e).as_deref(), Some("item-not-found"));
+
+    // Causeway stops; the network goes on; Causeway starts: the still-joined client gets the
+    // 100 missed messages in order, each once, before live traffic
+    let (net, demo) = (gw.net.clone(), gw.demo.clone());
+    gw.stop().await;
+    let missed: Vec<String> = (0..100).map(|i| format!("missed {i}")).collect();
+    for text in &missed {
+        demo.inject_message("random", "alice", text).await;
+    }
+    juliet.inbox.clear();
+    let gw = Gateway::launch(&server, &url, net, demo).await;
+    gw.demo.inject_message("random", "bob", "live again").await;
+    juliet
+        .expect("the live message", SEC, |e| {
+            body(e).as_deref() == Some("live again")
+        })
+        .await;
+    let got: Vec<String> = juliet
+        .inbox
+        .iter()
+        .filter(|e| e.attr("from") == Some(alice.as_str()))
+        .filter_map(body)
+        .collect();
+    assert_eq!(
+        got, missed,
+        "catch-up: every missed message once, in order, before live traffic"
+    );
+    let unique: HashSet<_> = juliet.inbox.iter().filter_map(stanza_id).collect();
+    assert_eq!(
+        unique.len(),
+        juliet.inbox.iter().filter_map(stanza_id).count()
+    );
+
+    // the archive holds them too
+    let (bodies, _) = page(&mut juliet, &room, "last", "<max>101</max><before/>").await;
+    assert_eq!(bodies.len(), 101);
+    assert_eq!(bodies[..100], missed[..]);
+    assert_eq!(bodies[100], "live again");
+
+    juliet.close().await;
+    gw.stop().await;
+}
