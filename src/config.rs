@@ -19,6 +19,8 @@ pub struct Config {
     #[serde(default)]
     pub bridge: BridgeConfig,
     #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
     pub runtime: RuntimeConfig,
@@ -117,6 +119,28 @@ impl Default for BridgeConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Where re-hosted files are kept.
+    pub dir: PathBuf,
+    /// The base URL XMPP clients fetch files from (Causeway's HTTP listener as the world
+    /// reaches it, e.g. behind a reverse proxy). Empty: http://<http.listen>.
+    pub public_url: String,
+    /// Largest file re-hosted, in bytes; bigger ones are announced, not copied.
+    pub max_bytes: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("media"),
+            public_url: String::new(),
+            max_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A tracing filter, e.g. "info" or "causeway=debug,info".
     pub level: String,
@@ -172,7 +196,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     (
         "",
         &[
-            "xmpp", "store", "http", "bridge", "log", "runtime", "networks",
+            "xmpp", "store", "http", "bridge", "media", "log", "runtime", "networks",
         ],
     ),
     (
@@ -201,6 +225,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "portal_queue",
         ],
     ),
+    ("media", &["dir", "public_url", "max_bytes"]),
     ("log", &["level"]),
     ("runtime", &["worker_threads"]),
 ];

@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod config;
 pub mod http;
+pub mod media;
 pub mod metrics;
 pub mod networks;
 pub mod store;
@@ -39,6 +40,8 @@ pub enum RunError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("media.dir {dir}: {source}")]
+    Media { dir: String, source: std::io::Error },
 }
 
 /// Keep SQLite's write-ahead log short, off the writer's path; once an hour, forget message
@@ -103,6 +106,12 @@ pub async fn run_with(
             source,
         })?;
     let metrics = Arc::new(Metrics::default());
+    let media = media::Media::new(&config.media, &config.http.listen, store.clone())
+        .map(Arc::new)
+        .map_err(|source| RunError::Media {
+            dir: config.media.dir.display().to_string(),
+            source,
+        })?;
     let occupant_key = store
         .secret("occupant-id")
         .await
@@ -166,10 +175,13 @@ pub async fn run_with(
     }
 
     let bridge = Bridge::new(
-        store.clone(),
-        metrics.clone(),
-        config.bridge.clone(),
-        occupant_key,
+        bridge::Shared {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            config: config.bridge.clone(),
+            occupant_key,
+            media: media.clone(),
+        },
         nets.clone(),
         tracker.clone(),
         shutdown.clone(),
@@ -185,7 +197,7 @@ pub async fn run_with(
             })?;
         tracker.spawn(http::serve(
             listener,
-            http::router(metrics.clone(), store.clone()),
+            http::router(metrics.clone(), store.clone(), media.clone()),
             shutdown.clone(),
         ));
     }

@@ -452,3 +452,200 @@ async fn rich_messaging_on_prosody() {
 async fn rich_messaging_on_ejabberd() {
     rich_suite(Kind::Ejabberd).await;
 }
+
+/// Files both ways (copied and served by Causeway, too-large ones announced), markup both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_and_markup_on_prosody() {
+    let server = Server::start(Kind::Prosody);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+    let gw = Gateway::start(&server, &url).await;
+    let png: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let cdn = file_server(vec![
+        ("/cat.png", "image/png", png.clone(), false),
+        (
+            "/big.bin",
+            "application/octet-stream",
+            vec![7; 200_000],
+            false,
+        ),
+        (
+            "/stream.bin",
+            "application/octet-stream",
+            vec![8; 200_000],
+            true,
+        ),
+    ])
+    .await;
+    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    let room = format!("lobby@{DOMAIN}");
+    let alice = format!("{room}/Alice");
+    juliet.join(&room, "Juliet").await;
+    let file = |path: &str, size: Option<u64>| Attachment {
+        url: format!("http://{cdn}{path}"),
+        name: path.trim_start_matches('/').to_string(),
+        content_type: None,
+        size,
+    };
+
+    // a remote message with text and a file: two stanzas, the file served by Causeway
+    let id = gw
+        .demo
+        .inject_content(
+            "lobby",
+            "alice",
+            Content {
+                text: "look at this".into(),
+                attachments: vec![file("/cat.png", None)],
+                ..Content::default()
+            },
+        )
+        .await;
+    juliet.expect_body(&alice, "look at this").await;
+    let shared = juliet
+        .expect("the file", SEC, |e| {
+            e.get_child("x", "jabber:x:oob").is_some()
+        })
+        .await;
+    let link = body(&shared).expect("body");
+    assert_eq!(
+        shared
+            .get_child("x", "jabber:x:oob")
+            .and_then(|x| x.get_child("url", "jabber:x:oob"))
+            .map(|u| u.text()),
+        Some(link.clone()),
+        "body == OOB URL"
+    );
+    let path = link
+        .strip_prefix(&format!("http://{}", gw.http))
+        .expect("served by Causeway's listener")
+        .to_string();
+    assert!(
+        path.starts_with("/media/") && path.ends_with("/cat.png"),
+        "{path}"
+    );
+    let (code, head, bytes) = http_fetch(&gw.http, &path).await;
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.to_lowercase().contains("content-type: image/png"),
+        "{head}"
+    );
+    assert_eq!(bytes, png);
+    let (code, _, _) = http_fetch(&gw.http, "/media/00000000000000000000000000000000/x").await;
+    assert_eq!(code, 404);
+
+    // too large: announced by size (declared, from the server's length, or while streaming)
+    for (path, size) in [
+        ("/big.bin", Some(200_000)),
+        ("/big.bin", None),
+        ("/stream.bin", None),
+    ] {
+        gw.demo
+            .inject_content(
+                "lobby",
+                "bob",
+                Content {
+                    attachments: vec![file(path, size)],
+                    ..Content::default()
+                },
+            )
+            .await;
+        let notice = juliet
+            .expect("the too-large notice", SEC, |e| {
+                body(e).is_some_and(|b| b.contains("larger than the 100000-byte limit"))
+            })
+            .await;
+        assert!(body(&notice).is_some_and(|b| b.contains(path.trim_start_matches('/'))));
+        assert!(notice.get_child("x", "jabber:x:oob").is_none());
+    }
+
+    // a deletion of the text+file message retracts both stanzas
+    gw.demo
+        .inject(RemoteEvent {
+            room: RoomKey::shared("lobby"),
+            sender: RemoteUserId::new("alice"),
+            at: 1,
+            kind: RemoteEventKind::Retract {
+                target: id.clone(),
+                by_author: true,
+            },
+        })
+        .await;
+    for piece in [id.to_string(), format!("{id}#1")] {
+        juliet
+            .expect("a retraction per piece", SEC, |e| {
+                e.get_child("retract", RETRACT).and_then(|r| r.attr("id")) == Some(piece.as_str())
+            })
+            .await;
+    }
+
+    // markup: network spans become XEP-0393, XEP-0393 becomes spans
+    let mut styled = Content::text("bold and code");
+    styled.spans = vec![
+        Span {
+            start: 0,
+            end: 4,
+            style: Style::Bold,
+        },
+        Span {
+            start: 9,
+            end: 13,
+            style: Style::Code,
+        },
+    ];
+    gw.demo.inject_content("lobby", "alice", styled).await;
+    juliet.expect_body(&alice, "*bold* and `code`").await;
+    let gc = |id: &str, inner: &str| {
+        format!("<message xmlns='jabber:client' type='groupchat' to='{room}' id='{id}'>{inner}</message>")
+    };
+    juliet
+        .send_xml(&gc("s1", "<body>_it_ and ~gone~</body>"))
+        .await;
+    let sent = until("styled text on the network", || {
+        gw.demo
+            .sent()
+            .into_iter()
+            .find(|m| m.content.text == "it and gone")
+    })
+    .await;
+    let styles: Vec<Style> = sent.content.spans.iter().map(|s| s.style.clone()).collect();
+    assert_eq!(styles, [Style::Italic, Style::Strike]);
+    juliet
+        .send_xml(&gc(
+            "s2",
+            "<body>*not styled*</body><unstyled xmlns='urn:xmpp:styling:0'/>",
+        ))
+        .await;
+    until("unstyled text on the network", || {
+        gw.demo
+            .sent()
+            .into_iter()
+            .find(|m| m.content.text == "*not styled*" && m.content.spans.is_empty())
+    })
+    .await;
+
+    // a file shared from XMPP (XEP-0363 upload + XEP-0066): an attachment on the network
+    let up = format!("http://{cdn}/cat.png");
+    juliet
+        .send_xml(&gc(
+            "f1",
+            &format!("<body>{up}</body><x xmlns='jabber:x:oob'><url>{up}</url></x>"),
+        ))
+        .await;
+    let sent = until("the file on the network", || {
+        gw.demo
+            .sent()
+            .into_iter()
+            .find(|m| !m.content.attachments.is_empty())
+    })
+    .await;
+    assert_eq!(sent.content.attachments[0].url, up);
+    assert_eq!(sent.content.attachments[0].name, "cat.png");
+    let reflected = juliet
+        .expect("the file reflected", SEC, |e| e.attr("id") == Some("f1"))
+        .await;
+    assert!(reflected.get_child("x", "jabber:x:oob").is_some());
+
+    juliet.close().await;
+    gw.stop().await;
+}

@@ -10,3 +10,13 @@ CREATE TABLE occupant (
     PRIMARY KEY (portal_id, session)
 );
 ALTER TABLE reaction ADD COLUMN added_at BIGINT NOT NULL DEFAULT 0;
+-- Files re-hosted by Causeway's HTTP listener.
+CREATE TABLE media (
+    token TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX media_source ON media (source);

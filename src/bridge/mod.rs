@@ -7,7 +7,7 @@ mod portal;
 mod reactions;
 mod router;
 
-pub use router::{Bridge, NetCtx};
+pub use router::{Bridge, NetCtx, Shared};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

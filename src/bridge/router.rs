@@ -21,8 +21,10 @@ pub struct NetCtx {
     pub link: LinkSender,
 }
 
-pub(super) struct Shared {
+/// What every portal shares: the store, metrics, the bridge's settings, keys and media.
+pub struct Shared {
     pub store: Store,
+    pub media: Arc<crate::media::Media>,
     pub metrics: Arc<Metrics>,
     pub config: BridgeConfig,
     pub occupant_key: String,
@@ -71,10 +73,7 @@ type Route = Result<PortalRow, Option<xmpp::Outgoing>>;
 
 impl Bridge {
     pub fn new(
-        store: Store,
-        metrics: Arc<Metrics>,
-        config: BridgeConfig,
-        occupant_key: String,
+        shared: Shared,
         nets: Vec<Arc<NetCtx>>,
         tracker: TaskTracker,
         shutdown: CancellationToken,
@@ -82,12 +81,7 @@ impl Bridge {
         let by_domain = nets.iter().map(|n| (n.domain.clone(), n.clone())).collect();
         let by_network = nets.iter().map(|n| (n.id.clone(), n.clone())).collect();
         Bridge {
-            shared: Arc::new(Shared {
-                store,
-                metrics,
-                config,
-                occupant_key,
-            }),
+            shared: Arc::new(shared),
             by_domain: Arc::new(by_domain),
             by_network: Arc::new(by_network),
             live: Arc::new(Mutex::new(Live::default())),

@@ -1,9 +1,11 @@
 //! Causeway's own HTTP listener: the one place for everything HTTP (health and metrics now;
 //! media, avatars and the Matrix appservice endpoint later).
 
+use crate::media::{safe_name, Media};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -15,13 +17,53 @@ use tokio_util::sync::CancellationToken;
 struct Ctx {
     metrics: Arc<Metrics>,
     store: Store,
+    media: Arc<Media>,
 }
 
-pub fn router(metrics: Arc<Metrics>, store: Store) -> Router {
+pub fn router(metrics: Arc<Metrics>, store: Store, media: Arc<Media>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
-        .with_state(Ctx { metrics, store })
+        .route("/media/{token}/{name}", get(media_file))
+        .with_state(Ctx {
+            metrics,
+            store,
+            media,
+        })
+}
+
+/// A re-hosted file, streamed with its content type. Served sandboxed: a file is never
+/// a page of this origin.
+async fn media_file(
+    State(ctx): State<Ctx>,
+    Path((token, _name)): Path<(String, String)>,
+) -> axum::response::Response {
+    let Some((row, path)) = ctx.media.open(&token).await else {
+        return (StatusCode::NOT_FOUND, "no such file\n").into_response();
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(token = %token, "re-hosted file missing: {e}");
+            return (StatusCode::NOT_FOUND, "no such file\n").into_response();
+        }
+    };
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let headers = [
+        (header::CONTENT_TYPE, row.content_type.clone()),
+        (header::CONTENT_LENGTH, row.size.to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"{}\"", safe_name(&row.name)),
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        (header::CONTENT_SECURITY_POLICY, "sandbox".to_string()),
+        (
+            header::CACHE_CONTROL,
+            "public, max-age=31536000, immutable".to_string(),
+        ),
+    ];
+    (headers, body).into_response()
 }
 
 async fn health(State(ctx): State<Ctx>) -> impl IntoResponse {

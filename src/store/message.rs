@@ -131,6 +131,22 @@ impl Store {
         self.message_where(portal, "remote_id", id.as_str()).await
     }
 
+    /// Every stored part of a remote message (text and attachments), first part first.
+    pub async fn message_pieces(
+        &self,
+        portal: i64,
+        id: &RemoteMessageId,
+    ) -> Result<Vec<MessageRow>> {
+        let rows = sqlx::query(sql!(
+            "SELECT {COLS} FROM message WHERE portal_id = $1 AND remote_id = $2 ORDER BY part"
+        ))
+        .bind(portal)
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// By the id XEP-0424/0444/0461 use in a MUC: the stanza-id.
     pub async fn message_by_stanza_id(&self, portal: i64, id: &str) -> Result<Option<MessageRow>> {
         self.message_where(portal, "stanza_id", id).await

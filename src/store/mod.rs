@@ -11,6 +11,7 @@ macro_rules! sql {
 mod archive;
 mod changes;
 mod cursor;
+mod media;
 mod message;
 mod outbox;
 mod portal;
@@ -18,6 +19,7 @@ mod puppet;
 
 pub use archive::{Archived, Page};
 pub use changes::OccupantRow;
+pub use media::MediaRow;
 pub use message::MessageRow;
 pub use outbox::{OutboxEntry, Record};
 pub use portal::PortalRow;
@@ -200,7 +202,8 @@ pub(crate) mod testing {
             let s = Store::open(&url, 2).await.expect("postgres");
             // Each test gets a clean slate; tests using PostgreSQL run one at a time.
             for t in [
-                "occupant", "message", "reaction", "cursor", "outbox", "portal", "puppet", "kv",
+                "media", "occupant", "message", "reaction", "cursor", "outbox", "portal", "puppet",
+                "kv",
             ] {
                 sqlx::query(sql!("DELETE FROM {t}"))
                     .execute(&s.write)

@@ -10,6 +10,7 @@ pub mod ns;
 pub mod outbound;
 pub mod payload;
 mod recorder;
+pub mod styling;
 mod xml;
 
 pub use addressing::{decode_local, direct_portal_local, encode_local};

@@ -24,3 +24,4 @@ pub const MARKERS: &str = "urn:xmpp:chat-markers:0";
 pub const OOB: &str = "jabber:x:oob";
 pub const MAM: &str = "urn:xmpp:mam:2";
 pub const FORWARD: &str = "urn:xmpp:forward:0";
+pub const STYLING: &str = "urn:xmpp:styling:0";

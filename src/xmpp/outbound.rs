@@ -126,6 +126,8 @@ pub struct Extras {
     pub oob: Option<String>,
     /// Archive tombstone: the message was retracted at this time (Unix ms).
     pub retracted_at: Option<i64>,
+    /// XEP-0393: the body is not to be shown styled.
+    pub unstyled: bool,
 }
 
 impl Extras {
@@ -213,6 +215,9 @@ fn decorate(el: &mut Element, body: &str, x: &Extras) {
     }
     if !body.is_empty() {
         el.append_child(text("body", ns::STREAM, &body));
+        if x.unstyled {
+            el.append_child(Element::builder("unstyled", ns::STYLING).build());
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! state, a displayed marker, an attached URL. Parsed once, as plain data.
 
 use super::ns;
+use causeway_api::{Attachment, Content, TextKind};
 use tokio_xmpp::minidom::Element;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,12 +61,59 @@ pub struct Payload {
     pub displayed: Option<String>,
     /// XEP-0066 out-of-band URL (an attachment shared by upload).
     pub oob_url: Option<String>,
+    /// XEP-0393: the body must not be read as styled.
+    pub unstyled: bool,
 }
 
 impl Payload {
     /// Nothing Causeway bridges.
     pub fn is_empty(&self) -> bool {
-        *self == Payload::default()
+        Payload {
+            unstyled: false,
+            ..self.clone()
+        } == Payload::default()
+    }
+}
+
+/// A body as network-neutral Content: XEP-0393 styling read (unless the sender said
+/// `<unstyled/>`), "/me " as an emote, a shared file (body == OOB URL) as an attachment.
+pub fn content_of(body: &str, unstyled: bool, oob_url: Option<&str>) -> Content {
+    if let Some(url) = oob_url.filter(|u| *u == body.trim()) {
+        let name = url
+            .split(['?', '#'])
+            .next()
+            .and_then(|p| p.rsplit('/').next())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("file");
+        return Content {
+            attachments: vec![Attachment {
+                url: url.to_string(),
+                name: name.to_string(),
+                content_type: None,
+                size: None,
+            }],
+            ..Content::default()
+        };
+    }
+    let (kind, body) = match body.strip_prefix("/me ") {
+        Some(rest) => (TextKind::Emote, rest),
+        None => (TextKind::Normal, body),
+    };
+    let mut c = if unstyled {
+        Content::text(body)
+    } else {
+        super::styling::parse(body)
+    };
+    c.kind = kind;
+    c
+}
+
+/// Content as an XMPP body, and whether it must be marked `<unstyled/>`.
+pub fn body_of(content: &Content) -> (String, bool) {
+    let (text, unstyled) = super::styling::write(content);
+    match content.kind {
+        TextKind::Emote => (format!("/me {text}"), unstyled),
+        _ => (text, unstyled),
     }
 }
 
@@ -126,6 +174,7 @@ pub fn parse(el: &Element, max_body: usize) -> Result<Payload, Refusal> {
                     .get_child("url", ns::OOB)
                     .map(|u| u.text().trim().to_string())
             }
+            ("unstyled", ns::STYLING) => p.unstyled = true,
             (name, ns::CHATSTATES) => p.chat_state = ChatState::parse(name),
             _ => {}
         }
@@ -244,6 +293,35 @@ mod tests {
             assert_eq!(strip_fallback(&body, &[(Some(0), Some(end))]), "my answer");
             assert!(fb.starts_with(&format!("> {nick}:\n")));
         }
+    }
+
+    #[test]
+    fn bodies_become_content_and_back() {
+        let c = content_of("/me waves *hard*", false, None);
+        assert_eq!(
+            (c.kind, c.text.as_str(), c.spans.len()),
+            (TextKind::Emote, "waves hard", 1)
+        );
+        assert_eq!(body_of(&c), ("/me waves *hard*".to_string(), false));
+        let c = content_of("*literal*", true, None);
+        assert_eq!((c.text.as_str(), c.spans.len()), ("*literal*", 0));
+        assert_eq!(body_of(&c), ("*literal*".to_string(), true));
+        let c = content_of(
+            "https://up.example/a/cat%20pic.png?x=1",
+            false,
+            Some("https://up.example/a/cat%20pic.png?x=1"),
+        );
+        assert_eq!(c.attachments[0].name, "cat%20pic.png");
+        assert!(c.text.is_empty());
+        let c = content_of(
+            "see https://up.example/f",
+            false,
+            Some("https://up.example/f"),
+        );
+        assert!(
+            c.attachments.is_empty(),
+            "a body that is more than the URL is text"
+        );
     }
 
     #[test]

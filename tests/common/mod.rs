@@ -143,10 +143,14 @@ impl Server {
             [bridge]
             history_on_join = 500
             admins = ["admin@localhost"]
+            [media]
+            dir = "{media}"
+            max_bytes = 100000
             [networks.demo]
             rooms = ["lobby", "random", "tea room"]
             "#,
-            port = self.component
+            port = self.component,
+            media = self.dir.path().join("media").display()
         );
         let path = self.dir.path().join("causeway.toml");
         std::fs::write(&path, toml).expect("write config");
@@ -473,4 +477,60 @@ pub async fn until<T>(what: &str, f: impl Fn() -> Option<T>) -> T {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A plain HTTP GET: status, raw header block, body bytes.
+pub async fn http_fetch(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("response");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head, buf[split + 4..].to_vec())
+}
+
+/// A remote network's file server: serves `files` (path, content type, bytes); `chunked`
+/// paths are streamed without a length.
+pub async fn file_server(files: Vec<(&'static str, &'static str, Vec<u8>, bool)>) -> String {
+    use axum::body::Body;
+    use axum::http::header;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let mut app = axum::Router::new();
+    for (path, ctype, bytes, chunked) in files {
+        app = app.route(
+            path,
+            axum::routing::get(move || {
+                let bytes = bytes.clone();
+                async move {
+                    let body = if chunked {
+                        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                            bytes.chunks(8192).map(|c| Ok(c.to_vec())).collect();
+                        Body::from_stream(futures::stream::iter(chunks))
+                    } else {
+                        Body::from(bytes)
+                    };
+                    ([(header::CONTENT_TYPE, ctype)], body)
+                }
+            }),
+        );
+    }
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
 }

@@ -15,7 +15,7 @@ mod event;
 mod ids;
 mod secret;
 
-pub use content::{Content, Persona, TextKind};
+pub use content::{Attachment, Content, Persona, Span, Style, TextKind};
 pub use error::NetworkError;
 pub use event::*;
 pub use ids::*;

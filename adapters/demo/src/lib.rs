@@ -250,6 +250,18 @@ impl DemoHandle {
         deliver(&self.shared, vec![event]).await;
         id
     }
+    /// A remote user posts any content (styled text, files). Returns its remote id.
+    pub async fn inject_content(
+        &self,
+        room: &str,
+        user: &str,
+        content: Content,
+    ) -> RemoteMessageId {
+        let event = lock(&self.shared).post(&RoomKey::shared(room), user, content, None, None);
+        let id = state::event_id(&event).cloned().unwrap_or_default();
+        deliver(&self.shared, vec![event]).await;
+        id
+    }
     /// Any remote event (edit, retract, typing, membership ...), delivered live.
     pub async fn inject(&self, event: RemoteEvent) {
         lock(&self.shared).record(event.clone());

@@ -235,6 +235,7 @@ impl State {
         let answer = Content {
             text: format!("echo: {text}"),
             kind: TextKind::Notice,
+            ..Content::default()
         };
         // In a direct conversation the other party answers; in a room, the bot.
         let who = match self.rooms.get(room) {

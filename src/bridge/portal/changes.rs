@@ -6,7 +6,7 @@ use super::Portal;
 use crate::bridge::reactions;
 use crate::store::MessageRow;
 use crate::xmpp::outbound::{self as out, Condition, Extras};
-use crate::xmpp::payload::{ChatState, ReactionSet};
+use crate::xmpp::payload::{self, ChatState, ReactionSet};
 use causeway_api::*;
 
 impl Portal {
@@ -91,7 +91,7 @@ impl Portal {
         self.remember_txn(txn.clone());
         let kind = ActionKind::Edit {
             target: m.remote_id.clone(),
-            content: Content::text(body.as_str()),
+            content: payload::content_of(&body, false, None),
             txn,
         };
         if let Err(e) = self.net.relay.apply(self.action(a, kind)).await {

@@ -4,6 +4,7 @@
 
 mod archive;
 mod changes;
+mod incoming;
 mod occupancy;
 mod outgoing;
 mod remote;

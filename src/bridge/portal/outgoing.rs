@@ -4,7 +4,7 @@ use super::Portal;
 use crate::store::MessageRow;
 use crate::xmpp;
 use crate::xmpp::outbound::{self as out, Condition, Extras, ReplyRef, RoomMessage};
-use crate::xmpp::payload::Payload;
+use crate::xmpp::payload::{self, Payload};
 use causeway_api::*;
 
 /// Who sent an XMPP stanza to the portal, and how to answer them.
@@ -103,7 +103,11 @@ impl Portal {
         }
         match (p.replace, p.body) {
             (Some(target), Some(body)) => return self.xmpp_edit(&a, &target, body).await,
-            (None, Some(body)) => self.xmpp_message(&a, body, p.reply_to, p.oob_url).await,
+            (None, Some(body)) => {
+                let content = payload::content_of(&body, p.unstyled, p.oob_url.as_deref());
+                self.xmpp_message(&a, body, content, p.reply_to, p.oob_url)
+                    .await
+            }
             _ => {}
         }
         if let Some(state) = p.chat_state {
@@ -153,6 +157,7 @@ impl Portal {
         &mut self,
         a: &Author,
         body: String,
+        content: Content,
         reply_to: Option<String>,
         oob: Option<String>,
     ) {
@@ -161,7 +166,12 @@ impl Portal {
             None => None,
         };
         let (sent, rows) = match self
-            .send_remote(a, &body, target.as_ref().map(|t| t.remote_id.clone()))
+            .send_remote(
+                a,
+                content,
+                &body,
+                target.as_ref().map(|t| t.remote_id.clone()),
+            )
             .await
         {
             Ok(s) if !s.0.ids.is_empty() => s,
@@ -196,6 +206,7 @@ impl Portal {
     pub(super) async fn send_remote(
         &mut self,
         a: &Author,
+        content: Content,
         body: &str,
         reply_to: Option<RemoteMessageId>,
     ) -> Result<(Sent, Vec<MessageRow>), NetworkError> {
@@ -204,7 +215,7 @@ impl Portal {
         let msg = OutgoingMessage {
             room: self.row.key.clone(),
             txn,
-            content: Content::text(body),
+            content,
             reply_to: reply_to.clone(),
             persona: Some(a.persona()),
         };

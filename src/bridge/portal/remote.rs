@@ -4,8 +4,8 @@ use super::changes::fresh_id;
 use super::Portal;
 use crate::bridge::reactions;
 use crate::store::MessageRow;
-use crate::xmpp::outbound::{self as out, Extras, Outgoing, ReplyRef, RoomMessage};
-use crate::xmpp::payload::ChatState;
+use crate::xmpp::outbound::{self as out, Extras, Outgoing, RoomMessage};
+use crate::xmpp::payload::{self, ChatState};
 use causeway_api::*;
 
 impl Portal {
@@ -44,7 +44,7 @@ impl Portal {
             sender: ev.sender.to_string(),
             sender_nick: nick.to_string(),
             from_xmpp: false,
-            body: Some(content.text.clone()),
+            body: Some(payload::body_of(content).0),
             reply_to: reply_to.map(|r| r.to_string()),
             sent_at: ev.at,
         }
@@ -113,7 +113,7 @@ impl Portal {
     }
 
     /// The occupant (nick, occupant-id key) a stored message came from.
-    fn author_of(m: &MessageRow) -> (String, String) {
+    pub(super) fn author_of(m: &MessageRow) -> (String, String) {
         let who = if m.from_xmpp {
             format!("xmpp:{}", m.sender)
         } else {
@@ -133,56 +133,17 @@ impl Portal {
                 if txn.as_ref().is_some_and(|t| self.txns.contains(t)) {
                     return; // our own echo
                 }
-                let nick = self.nick_of(&ev.sender).await;
-                let row = self.remote_row(&ev, &id, &content, reply_to.as_ref(), &nick);
-                let target = match &reply_to {
-                    Some(r) => self.find_remote(r).await,
-                    None => None,
-                };
-                let extras = Extras {
-                    reply: target.map(|t| ReplyRef {
-                        to: if self.row.kind != RoomKind::Direct {
-                            format!("{}/{}", self.room_jid, t.sender_nick)
-                        } else if t.from_xmpp {
-                            t.sender.clone()
-                        } else {
-                            self.puppet_jid(&RemoteUserId::new(t.sender.as_str()))
-                        },
-                        id: self.reference(&t),
-                        nick: t.sender_nick,
-                        quoted: t.body.unwrap_or_default(),
-                    }),
-                    ..Extras::default()
-                };
-                let who = format!("remote:{}", ev.sender);
-                let stanzas = self.as_remote_user(
-                    &ev.sender,
-                    &nick,
-                    &who,
-                    id.as_str(),
-                    &content.text,
-                    extras,
-                );
-                // Stored, then sent, by the link's recorder; a duplicate delivery stops
-                // there, and the message is counted once stored.
-                let counted = Some((self.net.id.to_string(), "to_xmpp"));
-                if let Err(e) = self
-                    .net
-                    .link
-                    .send_recorded(vec![row], true, stanzas, counted)
-                    .await
-                {
-                    tracing::error!(network = %self.net.id, room = %self.row.key.room, remote_id = %id, "message not delivered: {e}");
-                }
+                self.remote_message(&ev, id, content, reply_to).await;
             }
             RemoteEventKind::Edit { target, content } => {
                 let Some(m) = self.find_remote(&target).await else {
                     return tracing::debug!(network = %self.net.id, "edit of an unknown message dropped");
                 };
+                let (body, unstyled) = payload::body_of(&content);
                 if let Err(e) = self
                     .shared
                     .store
-                    .set_body(self.row.id, &m.stanza_id, &content.text)
+                    .set_body(self.row.id, &m.stanza_id, &body)
                     .await
                 {
                     tracing::warn!(network = %self.net.id, "correction not stored: {e}");
@@ -190,46 +151,15 @@ impl Portal {
                 let (nick, who) = Self::author_of(&m);
                 let extras = Extras {
                     replace: Some(m.xmpp_id.clone().unwrap_or(m.stanza_id.clone())),
+                    unstyled,
                     ..Extras::default()
                 };
-                let items = self.as_remote_user(
-                    &ev.sender,
-                    &nick,
-                    &who,
-                    &fresh_id("edit"),
-                    &content.text,
-                    extras,
-                );
+                let items =
+                    self.as_remote_user(&ev.sender, &nick, &who, &fresh_id("edit"), &body, extras);
                 self.send(items).await;
             }
             RemoteEventKind::Retract { target, by_author } => {
-                let Some(m) = self.find_remote(&target).await else {
-                    return tracing::debug!(network = %self.net.id, "deletion of an unknown message dropped");
-                };
-                if let Err(e) = self
-                    .shared
-                    .store
-                    .set_retracted(self.row.id, &m.stanza_id, ev.at)
-                    .await
-                {
-                    tracing::warn!(network = %self.net.id, "retraction not stored: {e}");
-                }
-                let reference = self.reference(&m);
-                let items = if by_author || self.row.kind == RoomKind::Direct {
-                    let (nick, who) = Self::author_of(&m);
-                    let extras = Extras {
-                        retract: Some(reference),
-                        ..Extras::default()
-                    };
-                    self.as_remote_user(&ev.sender, &nick, &who, &fresh_id("retract"), "", extras)
-                } else {
-                    self.occ
-                        .sessions()
-                        .iter()
-                        .map(|to| out::moderation(&self.room_jid, to, &reference, None))
-                        .collect()
-                };
-                self.send(items).await;
+                self.remote_retract(&ev, &target, by_author).await
             }
             RemoteEventKind::Reactions { target, emojis } => {
                 self.remote_reactions(&ev, &target, |_| emojis).await

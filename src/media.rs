@@ -1,0 +1,212 @@
+//! Files from the networks, copied and served again by Causeway's HTTP listener: remote
+//! links expire (Discord signs them) or need tokens (Matrix authenticated media), so XMPP
+//! clients get a link of ours. Copies are bounded in size; what is too big is announced.
+
+use crate::config::MediaConfig;
+use crate::store::{MediaRow, Store};
+use causeway_api::Attachment;
+use std::path::PathBuf;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("{name} ({size} bytes) is larger than the {max}-byte limit of this gateway")]
+    TooLarge { name: String, size: u64, max: u64 },
+    /// The text never holds the source URL (it may carry a token).
+    #[error("{name} could not be fetched: {reason}")]
+    Fetch { name: String, reason: String },
+    #[error("{name} could not be kept: {reason}")]
+    Keep { name: String, reason: String },
+}
+
+pub struct Media {
+    dir: PathBuf,
+    public_url: String,
+    max_bytes: u64,
+    client: reqwest::Client,
+    store: Store,
+}
+
+/// A file name safe in a URL path and a header: letters, digits, '.', '-', '_'.
+pub fn safe_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let trimmed = cleaned.trim_start_matches('.');
+    if trimmed.is_empty() {
+        "file".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+impl Media {
+    pub fn new(config: &MediaConfig, http_listen: &str, store: Store) -> std::io::Result<Media> {
+        std::fs::create_dir_all(&config.dir)?;
+        let public_url = if config.public_url.is_empty() {
+            format!("http://{http_listen}")
+        } else {
+            config.public_url.trim_end_matches('/').to_string()
+        };
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(300))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Media {
+            dir: config.dir.clone(),
+            public_url,
+            max_bytes: config.max_bytes,
+            client,
+            store,
+        })
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    fn url_of(&self, m: &MediaRow) -> String {
+        format!(
+            "{}/media/{}/{}",
+            self.public_url,
+            m.token,
+            safe_name(&m.name)
+        )
+    }
+
+    /// Copy a remote file and return it as Causeway serves it.
+    pub async fn rehost(&self, a: &Attachment) -> Result<Attachment, MediaError> {
+        let name = if a.name.is_empty() { "file" } else { &a.name };
+        let fail = |reason: String| MediaError::Fetch {
+            name: name.to_string(),
+            reason,
+        };
+        let keep = |reason: String| MediaError::Keep {
+            name: name.to_string(),
+            reason,
+        };
+        let too_large = |size| MediaError::TooLarge {
+            name: name.to_string(),
+            size,
+            max: self.max_bytes,
+        };
+        if let Some(size) = a.size.filter(|s| *s > self.max_bytes) {
+            return Err(too_large(size));
+        }
+        if let Ok(Some(m)) = self.store.media_by_source(&a.url).await {
+            return Ok(self.served(&m));
+        }
+        let mut resp = self
+            .client
+            .get(&a.url)
+            .send()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("the server answered {}", resp.status())));
+        }
+        if let Some(len) = resp.content_length().filter(|l| *l > self.max_bytes) {
+            return Err(too_large(len));
+        }
+        let content_type = a
+            .content_type
+            .clone()
+            .or_else(|| {
+                resp.headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let token = format!("{:032x}", rand::random::<u128>());
+        let part = self.dir.join(format!("{token}.part"));
+        let mut file = tokio::fs::File::create(&part)
+            .await
+            .map_err(|e| keep(e.to_string()))?;
+        let mut size: u64 = 0;
+        let copied: Result<(), MediaError> = async {
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| fail(e.without_url().to_string()))?
+            {
+                size += chunk.len() as u64;
+                if size > self.max_bytes {
+                    return Err(too_large(size));
+                }
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| keep(e.to_string()))?;
+            }
+            file.flush().await.map_err(|e| keep(e.to_string()))
+        }
+        .await;
+        drop(file);
+        if let Err(e) = copied {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+        tokio::fs::rename(&part, self.dir.join(&token))
+            .await
+            .map_err(|e| keep(e.to_string()))?;
+        let row = MediaRow {
+            token,
+            source: a.url.clone(),
+            name: name.to_string(),
+            content_type,
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+        };
+        self.store
+            .add_media(&row)
+            .await
+            .map_err(|e| keep(e.to_string()))?;
+        Ok(self.served(&row))
+    }
+
+    fn served(&self, m: &MediaRow) -> Attachment {
+        Attachment {
+            url: self.url_of(m),
+            name: m.name.clone(),
+            content_type: Some(m.content_type.clone()),
+            size: u64::try_from(m.size).ok(),
+        }
+    }
+
+    /// A served file: its row and where it lies.
+    pub async fn open(&self, token: &str) -> Option<(MediaRow, PathBuf)> {
+        if !token.chars().all(|c| c.is_ascii_hexdigit()) || token.len() != 32 {
+            return None;
+        }
+        let row = self.store.media(token).await.ok()??;
+        Some((row, self.dir.join(token)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn names_are_made_safe() {
+        for (raw, safe) in [
+            ("photo.png", "photo.png"),
+            ("../../etc/passwd", "_.._etc_passwd"),
+            ("..", "file"),
+            ("", "file"),
+            ("naïve café.txt", "na_ve_caf_.txt"),
+            ("a\r\nSet-Cookie: x", "a__Set-Cookie__x"),
+        ] {
+            assert_eq!(safe_name(raw), safe, "{raw:?}");
+        }
+        assert_eq!(safe_name(&"x".repeat(500)).len(), 100);
+    }
+}

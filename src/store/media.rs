@@ -1,0 +1,61 @@
+use super::{Result, Store};
+use sqlx::Row;
+
+/// A file Causeway serves again: where it came from, what it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaRow {
+    pub token: String,
+    pub source: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<MediaRow> {
+    Ok(MediaRow {
+        token: r.try_get("token")?,
+        source: r.try_get("source")?,
+        name: r.try_get("name")?,
+        content_type: r.try_get("content_type")?,
+        size: r.try_get("size")?,
+    })
+}
+
+impl Store {
+    pub async fn media(&self, token: &str) -> Result<Option<MediaRow>> {
+        let row = sqlx::query(
+            "SELECT token, source, name, content_type, size FROM media WHERE token = $1",
+        )
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// A file already copied from this source.
+    pub async fn media_by_source(&self, source: &str) -> Result<Option<MediaRow>> {
+        let row = sqlx::query(
+            "SELECT token, source, name, content_type, size FROM media WHERE source = $1 LIMIT 1",
+        )
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn add_media(&self, m: &MediaRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO media (token, source, name, content_type, size, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&m.token)
+        .bind(&m.source)
+        .bind(&m.name)
+        .bind(&m.content_type)
+        .bind(m.size)
+        .bind(super::now_ms())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+}
