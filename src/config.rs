@@ -57,6 +57,10 @@ pub struct ComponentConfig {
     pub secret: Option<Secret>,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// A second component domain (same secret) for the XEP-0503 spaces pubsub service, e.g.
+    /// "spaces.discord.example.org". Unset: spaces are served on `domain` itself.
+    #[serde(default)]
+    pub spaces_domain: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -95,6 +99,8 @@ impl Default for HttpConfig {
 pub struct BridgeConfig {
     /// Bare JIDs allowed to run admin commands.
     pub admins: Vec<String>,
+    /// XMPP domains whose users may register; empty = the server's own domain.
+    pub registration_domains: Vec<String>,
     /// Messages replayed to a client joining a room (unless it asks for fewer).
     pub history_on_join: usize,
     /// Messages fetched from the network into a room's archive when its portal is first used.
@@ -109,6 +115,7 @@ impl Default for BridgeConfig {
     fn default() -> Self {
         Self {
             admins: Vec::new(),
+            registration_domains: Vec::new(),
             history_on_join: 20,
             backfill: 100,
             retention_days: 0,
@@ -211,7 +218,13 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     (
         "xmpp.components[]",
-        &["domain", "network", "secret", "secret_file"],
+        &[
+            "domain",
+            "network",
+            "secret",
+            "secret_file",
+            "spaces_domain",
+        ],
     ),
     ("store", &["url", "max_connections"]),
     ("http", &["listen"]),
@@ -219,6 +232,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
         "bridge",
         &[
             "admins",
+            "registration_domains",
             "history_on_join",
             "backfill",
             "retention_days",

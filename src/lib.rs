@@ -156,8 +156,28 @@ pub async fn run_with(
             source: causeway_api::NetworkError::LoggedOut("no relay login configured".into()),
         })?;
         let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let spaces = match &c.spaces_domain {
+            Some(d) => {
+                metrics.set_connected(d, false);
+                let (link, sender, recorder) = xmpp::link(
+                    xmpp::LinkConfig {
+                        domain: d.clone(),
+                        secret: c.secret.clone().unwrap_or_default(),
+                        server: config.xmpp.server.clone(),
+                        server_domain: config.server_domain(),
+                        ping_interval: config.ping_interval(),
+                    },
+                    store.clone(),
+                    metrics.clone(),
+                    inbound_tx.clone(),
+                );
+                links.push((link, recorder));
+                Some((Arc::<str>::from(d.as_str()), sender))
+            }
+            None => None,
+        };
         let relay = network
-            .connect(&login, EventSink::new(login.login.clone(), ev_tx))
+            .connect(&login, EventSink::new(login.login.clone(), ev_tx.clone()))
             .await
             .map_err(|source| RunError::Network {
                 network: c.network.clone(),
@@ -169,16 +189,22 @@ pub async fn run_with(
             relay,
             domain: c.domain.as_str().into(),
             link: sender,
+            spaces,
+            events: ev_tx,
         }));
         links.push((link, recorder));
         event_queues.push((c.network.clone(), ev_rx));
     }
 
+    let mut bridge_config = config.bridge.clone();
+    if bridge_config.registration_domains.is_empty() {
+        bridge_config.registration_domains = vec![config.server_domain()];
+    }
     let bridge = Bridge::new(
         bridge::Shared {
             store: store.clone(),
             metrics: metrics.clone(),
-            config: config.bridge.clone(),
+            config: bridge_config,
             occupant_key,
             media: media.clone(),
         },
@@ -187,6 +213,7 @@ pub async fn run_with(
         shutdown.clone(),
     );
     bridge.sync_rooms().await;
+    bridge.start_user_sessions().await;
 
     if !config.http.listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&config.http.listen)

@@ -20,3 +20,11 @@ CREATE TABLE media (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX media_source ON media (source);
+-- Spaces: nesting and subscribers (XEP-0503 over XEP-0060).
+ALTER TABLE space ADD COLUMN parent TEXT;
+CREATE TABLE space_subscriber (
+    network TEXT NOT NULL,
+    space_id TEXT NOT NULL,
+    jid TEXT NOT NULL,
+    PRIMARY KEY (network, space_id, jid)
+);

@@ -19,6 +19,21 @@ pub struct NetCtx {
     pub relay: Arc<dyn Session>,
     pub domain: Arc<str>,
     pub link: LinkSender,
+    /// The spaces pubsub service's own domain and link, when configured (else spaces are
+    /// served on `domain`).
+    pub spaces: Option<(Arc<str>, LinkSender)>,
+    /// Where sessions of this network push their events (users' own logins too).
+    pub events: mpsc::Sender<Envelope>,
+}
+
+impl NetCtx {
+    /// The domain and link the spaces service answers from.
+    pub fn spaces_service(&self) -> (&str, &LinkSender) {
+        match &self.spaces {
+            Some((d, l)) => (d, l),
+            None => (&self.domain, &self.link),
+        }
+    }
 }
 
 /// What every portal shares: the store, metrics, the bridge's settings, keys and media.
@@ -32,15 +47,19 @@ pub struct Shared {
 
 #[derive(Clone)]
 pub struct Bridge {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     by_domain: Arc<HashMap<Arc<str>, Arc<NetCtx>>>,
-    by_network: Arc<HashMap<NetworkId, Arc<NetCtx>>>,
+    pub(super) by_network: Arc<HashMap<NetworkId, Arc<NetCtx>>>,
     live: Arc<Mutex<Live>>,
+    /// Live sessions of registered users' own logins, by (network, bare JID).
+    pub(super) sessions: Arc<Mutex<UserSessions>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
 
 type Queue = mpsc::Sender<PortalInput>;
+/// Users' own sessions by (network, bare JID).
+pub(super) type UserSessions = HashMap<(NetworkId, String), Arc<dyn Session>>;
 
 /// The running portal tasks, and the two names events use for them, so that traffic for a
 /// live portal reaches it without a store look-up.
@@ -85,13 +104,21 @@ impl Bridge {
             by_domain: Arc::new(by_domain),
             by_network: Arc::new(by_network),
             live: Arc::new(Mutex::new(Live::default())),
+            sessions: Arc::new(Mutex::new(HashMap::new())),
             tracker,
             shutdown,
         }
     }
 
-    pub fn net_for_domain(&self, domain: &str) -> Option<Arc<NetCtx>> {
-        self.by_domain.get(domain).cloned()
+    /// The network behind a component domain, and whether the domain is its spaces service.
+    pub fn net_for_domain(&self, domain: &str) -> Option<(Arc<NetCtx>, bool)> {
+        if let Some(n) = self.by_domain.get(domain) {
+            return Some((n.clone(), false));
+        }
+        self.by_network
+            .values()
+            .find(|n| n.spaces.as_ref().is_some_and(|(d, _)| &**d == domain))
+            .map(|n| (n.clone(), true))
     }
 
     /// Make sure every room the relay login sees has a portal (so it is listed and joinable),
@@ -101,6 +128,9 @@ impl Bridge {
             match net.relay.rooms().await {
                 Ok(rooms) => {
                     for info in rooms.into_iter().filter(|r| r.kind != RoomKind::Direct) {
+                        if !self.room_allowed(net, &info).await {
+                            continue; // in a space nobody linked
+                        }
                         if let Err(e) = self.ensure_portal(net, &info, None).await {
                             tracing::warn!(network = %net.id, room = %info.key.room, "cannot create portal: {e}");
                         }
@@ -119,7 +149,7 @@ impl Bridge {
         }
     }
 
-    async fn ensure_portal(
+    pub(super) async fn ensure_portal(
         &self,
         net: &NetCtx,
         info: &RoomInfo,
@@ -143,6 +173,7 @@ impl Bridge {
                 xmpp_user: xmpp_user.map(String::from),
                 name: info.name.clone(),
                 topic: info.topic.clone(),
+                space: info.space.as_ref().map(|s| s.to_string()),
             })
             .await
     }
@@ -175,7 +206,7 @@ impl Bridge {
 
     /// An event from an XMPP user.
     pub async fn xmpp_event(&self, ev: Addressed) {
-        let Some(net) = self.net_for_domain(&ev.domain) else {
+        let Some((net, false)) = self.net_for_domain(&ev.domain) else {
             return;
         };
         let target = ev.event.target();
@@ -247,6 +278,10 @@ impl Bridge {
             _ => net.relay.room_info(&RoomKey::shared(remote)).await,
         };
         match found {
+            Ok(info) if !self.room_allowed(net, &info).await => Err(refuse(
+                Condition::ItemNotFound,
+                Some("this room's space is not linked to the gateway".into()),
+            )),
             Ok(info) => {
                 let direct = matches!(ev.event, XmppEvent::Direct { .. })
                     .then(|| (target, xmpp::bare(ev.event.from())));
@@ -271,6 +306,13 @@ impl Bridge {
                 e = rx.recv() => match e { Some(e) => e, None => return },
             };
             let room = env.event.room.clone();
+            if matches!(
+                env.event.kind,
+                RemoteEventKind::RoomChanged(_) | RemoteEventKind::RoomRemoved
+            ) && !self.space_event(&net, &env.event).await
+            {
+                continue;
+            }
             let live = self.live().for_room(&net.id, &room);
             if let Some(tx) = live {
                 self.enqueue(&net, tx, PortalInput::Remote(env.event)).await;
@@ -279,6 +321,7 @@ impl Bridge {
             let row = match self.shared.store.portal_by_room(&net.id, &room).await {
                 Ok(Some(row)) => row,
                 Ok(None) if room.receiver.is_none() => match net.relay.room_info(&room).await {
+                    Ok(info) if !self.room_allowed(&net, &info).await => continue,
                     Ok(info) => match self.ensure_portal(&net, &info, None).await {
                         Ok(row) => row,
                         Err(e) => {

@@ -160,6 +160,7 @@ mod tests {
                     xmpp_user: None,
                     name: "arch".into(),
                     topic: None,
+                    space: None,
                 })
                 .await
                 .expect("portal");

@@ -194,6 +194,7 @@ mod tests {
                     xmpp_user: None,
                     name: "changes".into(),
                     topic: None,
+                    space: None,
                 })
                 .await
                 .expect("portal");

@@ -212,6 +212,7 @@ mod tests {
             xmpp_user: None,
             name: room.into(),
             topic: None,
+            space: None,
         };
         s.upsert_portal(&row).await.expect("portal")
     }

@@ -11,11 +11,13 @@ macro_rules! sql {
 mod archive;
 mod changes;
 mod cursor;
+mod login;
 mod media;
 mod message;
 mod outbox;
 mod portal;
 mod puppet;
+mod space;
 
 pub use archive::{Archived, Page};
 pub use changes::OccupantRow;
@@ -24,6 +26,7 @@ pub use message::MessageRow;
 pub use outbox::{OutboxEntry, Record};
 pub use portal::PortalRow;
 pub use puppet::PuppetRow;
+pub use space::SpaceRow;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -202,7 +205,18 @@ pub(crate) mod testing {
             let s = Store::open(&url, 2).await.expect("postgres");
             // Each test gets a clean slate; tests using PostgreSQL run one at a time.
             for t in [
-                "media", "occupant", "message", "reaction", "cursor", "outbox", "portal", "puppet",
+                "space_subscriber",
+                "space",
+                "user_login",
+                "xmpp_user",
+                "media",
+                "occupant",
+                "message",
+                "reaction",
+                "cursor",
+                "outbox",
+                "portal",
+                "puppet",
                 "kv",
             ] {
                 sqlx::query(sql!("DELETE FROM {t}"))

@@ -14,6 +14,8 @@ pub struct PortalRow {
     pub xmpp_user: Option<String>,
     pub name: String,
     pub topic: Option<String>,
+    /// The linked space this room belongs to.
+    pub space: Option<String>,
 }
 
 fn kind_str(k: RoomKind) -> &'static str {
@@ -44,19 +46,21 @@ fn from_row(r: &AnyRow) -> Result<PortalRow> {
         xmpp_user: opt_str(r, "xmpp_user")?,
         name: r.try_get("name")?,
         topic: opt_str(r, "topic")?,
+        space: opt_str(r, "space_id")?,
     })
 }
 
-const COLS: &str = "id, network, room_id, receiver, jid_local, kind, xmpp_user, name, topic";
+const COLS: &str =
+    "id, network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id";
 
 impl Store {
     /// Insert or refresh a portal (name, topic); returns it with its id.
     pub async fn upsert_portal(&self, p: &PortalRow) -> Result<PortalRow> {
         let receiver = p.key.receiver.as_ref().map(|r| r.as_str()).unwrap_or("");
         let row = sqlx::query(sql!(
-            "INSERT INTO portal (network, room_id, receiver, jid_local, kind, xmpp_user, name, topic)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (network, room_id, receiver) DO UPDATE SET name = $7, topic = $8
+            "INSERT INTO portal (network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (network, room_id, receiver) DO UPDATE SET name = $7, topic = $8, space_id = $9
              RETURNING {COLS}"
         ))
         .bind(p.network.as_str())
@@ -67,6 +71,7 @@ impl Store {
         .bind(p.xmpp_user.as_deref())
         .bind(&p.name)
         .bind(p.topic.as_deref())
+        .bind(p.space.as_deref())
         .fetch_one(&self.write)
         .await?;
         from_row(&row)
@@ -136,6 +141,22 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// The rooms of a linked space, by name.
+    pub async fn portals_in_space(
+        &self,
+        network: &NetworkId,
+        space: &str,
+    ) -> Result<Vec<PortalRow>> {
+        let rows = sqlx::query(sql!(
+            "SELECT {COLS} FROM portal WHERE network = $1 AND space_id = $2 ORDER BY name, id"
+        ))
+        .bind(network.as_str())
+        .bind(space)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn count_portals(&self, network: &NetworkId) -> Result<i64> {
         let row =
             sqlx::query("SELECT COUNT(*) AS n FROM portal WHERE network = $1 AND kind <> 'direct'")
@@ -161,6 +182,7 @@ mod tests {
             xmpp_user: None,
             name: room.into(),
             topic: None,
+            space: None,
         }
     }
 

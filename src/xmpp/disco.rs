@@ -21,6 +21,9 @@ const DOMAIN_FEATURES: &[&str] = &[
     ns::OCCUPANT_ID,
     ns::SID,
     ns::MAM,
+    ns::REGISTER,
+    ns::GATEWAY,
+    ns::COMMANDS,
     "jid\\20escaping",
 ];
 
@@ -57,9 +60,9 @@ pub async fn answer(
     from: &str,
     to: &str,
     id: &str,
-) -> Result<Outgoing, StoreError> {
+) -> Result<Option<Outgoing>, StoreError> {
     let payload = match query {
-        ServiceQuery::DiscoInfo => {
+        ServiceQuery::DiscoInfo { node: None } => {
             let mut q = Element::builder("query", ns::DISCO_INFO).build();
             q.append_child(identity(
                 "gateway",
@@ -72,7 +75,11 @@ pub async fn answer(
             }
             Some(q)
         }
-        ServiceQuery::DiscoItems { max, after } => {
+        ServiceQuery::DiscoItems {
+            node: None,
+            max,
+            after,
+        } => {
             let max = max.unwrap_or(PAGE).min(PAGE);
             let rows = ctx
                 .store
@@ -124,8 +131,9 @@ pub async fn answer(
                 .build(),
         ),
         ServiceQuery::Ping => None,
+        _ => return Ok(None),
     };
-    Ok(iq_result(to, from, id, payload))
+    Ok(Some(iq_result(to, from, id, payload)))
 }
 
 /// disco#info of a room (XEP-0045 6.4), with the muc#roominfo form.
@@ -136,6 +144,7 @@ pub fn room_info(
     portal: &PortalRow,
     occupants: usize,
     caps: &Capabilities,
+    space: Option<&str>,
 ) -> Outgoing {
     let mut q = Element::builder("query", ns::DISCO_INFO).build();
     q.append_child(identity("conference", "text", &portal.name));
@@ -185,7 +194,22 @@ pub fn room_info(
     form.append_child(field("muc#roomconfig_roomname", &portal.name));
     form.append_child(field("muc#roomconfig_allowpm", "none"));
     form.append_child(field("muc#roomconfig_changesubject", "0"));
+    if let Some(link) = space {
+        form.append_child(field("muc#roomconfig_pubsub", link));
+    }
     q.append_child(form);
+    if let Some(link) = space {
+        // XEP-0503 back-link to the space the room is in
+        q.append_child(feature(ns::SPACES));
+        let mut back = Element::builder("x", ns::DATA).at("type", "result").build();
+        let mut form_type = field("FORM_TYPE", ns::SPACES);
+        set_attr(&mut form_type, "type", "hidden");
+        back.append_child(form_type);
+        let mut parent = field("parent", link);
+        set_attr(&mut parent, "label", "Space parent");
+        back.append_child(parent);
+        q.append_child(back);
+    }
     if let (true, Some(max)) = (caps.reactions, caps.max_reactions_per_user) {
         let mut limits = Element::builder("x", ns::DATA).at("type", "result").build();
         let mut form_type = field("FORM_TYPE", "urn:xmpp:reactions:0:restrictions");

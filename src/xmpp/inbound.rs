@@ -4,19 +4,68 @@
 use super::events::{split_jid, XmppEvent};
 use super::ns;
 use super::outbound::{error_reply, Condition, ErrorReply, Outgoing};
+use std::collections::BTreeMap;
 use tokio_xmpp::minidom::Element;
 
-/// An IQ addressed to the component domain itself.
+/// A stanza addressed to a service domain itself (the gateway or its spaces service).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServiceQuery {
-    DiscoInfo,
-    /// Room listing, RSM-paged.
+    DiscoInfo {
+        node: Option<String>,
+    },
+    /// Room listing (RSM-paged), the command list, or the spaces.
     DiscoItems {
+        node: Option<String>,
         max: Option<usize>,
         after: Option<String>,
     },
     Version,
     Ping,
+    RegisterGet,
+    RegisterSet {
+        fields: BTreeMap<String, String>,
+        remove: bool,
+    },
+    GatewayGet,
+    GatewaySet {
+        prompt: String,
+    },
+    Command {
+        node: String,
+        action: String,
+        sessionid: Option<String>,
+        form: Option<BTreeMap<String, String>>,
+    },
+    Pubsub(PubsubOp),
+    /// Presence to the gateway: subscribe, unsubscribe, probe, "" (available), unavailable.
+    Presence {
+        typ: String,
+    },
+    /// Presence to a puppet's JID: subscribe, unsubscribe or probe.
+    PuppetPresence {
+        puppet: String,
+        typ: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PubsubOp {
+    Items {
+        node: String,
+    },
+    Subscribe {
+        node: String,
+        jid: String,
+    },
+    Unsubscribe {
+        node: String,
+        jid: String,
+    },
+    Subscriptions,
+    /// Anything that changes the service (publish, retract, create, delete, configure).
+    Write {
+        what: String,
+    },
 }
 
 #[derive(Debug)]
@@ -107,10 +156,10 @@ fn iq(
         id: id.clone(),
     };
     match (node, resource, q) {
-        (None, None, ("query", ns::DISCO_INFO, "get")) if payload.attr("node").is_none() => {
-            service(ServiceQuery::DiscoInfo)
-        }
-        (None, None, ("query", ns::DISCO_ITEMS, "get")) if payload.attr("node").is_none() => {
+        (None, None, ("query", ns::DISCO_INFO, "get")) => service(ServiceQuery::DiscoInfo {
+            node: payload.attr("node").map(String::from),
+        }),
+        (None, None, ("query", ns::DISCO_ITEMS, "get")) => {
             let set = payload.get_child("set", ns::RSM);
             let max = set
                 .and_then(|s| s.get_child("max", ns::RSM))
@@ -118,7 +167,53 @@ fn iq(
             let after = set
                 .and_then(|s| s.get_child("after", ns::RSM))
                 .map(|a| a.text());
-            service(ServiceQuery::DiscoItems { max, after })
+            service(ServiceQuery::DiscoItems {
+                node: payload.attr("node").map(String::from),
+                max,
+                after,
+            })
+        }
+        (None, None, ("query", ns::REGISTER, "get")) => service(ServiceQuery::RegisterGet),
+        (None, None, ("query", ns::REGISTER, "set")) => {
+            let mut fields: BTreeMap<String, String> = payload
+                .children()
+                .filter(|c| c.ns() == ns::REGISTER && !c.children().any(|_| true))
+                .map(|c| (c.name().to_string(), c.text()))
+                .collect();
+            let remove = fields.remove("remove").is_some();
+            if let Some(form) = payload
+                .get_child("x", ns::DATA)
+                .and_then(super::forms::submitted)
+            {
+                fields.extend(form);
+            }
+            service(ServiceQuery::RegisterSet { fields, remove })
+        }
+        (None, None, ("query", ns::GATEWAY, "get")) => service(ServiceQuery::GatewayGet),
+        (None, None, ("query", ns::GATEWAY, "set")) => {
+            match payload.get_child("prompt", ns::GATEWAY).map(|p| p.text()) {
+                Some(prompt) if !prompt.trim().is_empty() => {
+                    service(ServiceQuery::GatewaySet { prompt })
+                }
+                _ => error_for(&el, Condition::BadRequest, "a prompt is required"),
+            }
+        }
+        (None, None, ("command", ns::COMMANDS, "set")) => match payload.attr("node") {
+            Some(node) => service(ServiceQuery::Command {
+                node: node.to_string(),
+                action: payload.attr("action").unwrap_or("execute").to_string(),
+                sessionid: payload.attr("sessionid").map(String::from),
+                form: payload
+                    .get_child("x", ns::DATA)
+                    .and_then(super::forms::submitted),
+            }),
+            None => error_for(&el, Condition::BadRequest, "a command needs a node"),
+        },
+        (None, None, ("pubsub", ns::PUBSUB | ns::PUBSUB_OWNER, _)) => {
+            match pubsub_op(payload, typ) {
+                Some(op) => service(ServiceQuery::Pubsub(op)),
+                None => error_for(&el, Condition::BadRequest, "an unknown pubsub request"),
+            }
         }
         (None, None, ("query", ns::VERSION, "get")) => service(ServiceQuery::Version),
         (_, _, ("ping", ns::PING, "get")) => match (to_node(to), to_resource(to)) {
@@ -183,6 +278,31 @@ fn iq(
     }
 }
 
+fn pubsub_op(p: &Element, typ: &str) -> Option<PubsubOp> {
+    if p.ns() == ns::PUBSUB_OWNER {
+        let what = p.children().next().map(|c| c.name().to_string())?;
+        return Some(PubsubOp::Write { what });
+    }
+    let first = p.children().next()?;
+    let node = || first.attr("node").map(String::from);
+    Some(match (first.name(), typ) {
+        ("items", "get") => PubsubOp::Items { node: node()? },
+        ("subscribe", "set") => PubsubOp::Subscribe {
+            node: node()?,
+            jid: first.attr("jid")?.to_string(),
+        },
+        ("unsubscribe", "set") => PubsubOp::Unsubscribe {
+            node: node()?,
+            jid: first.attr("jid")?.to_string(),
+        },
+        ("subscriptions", "get") => PubsubOp::Subscriptions,
+        (other, "set") => PubsubOp::Write {
+            what: other.to_string(),
+        },
+        _ => return None,
+    })
+}
+
 fn to_node(jid: &str) -> Option<String> {
     split_jid(jid).0.map(str::to_lowercase)
 }
@@ -228,8 +348,23 @@ fn presence(
             Condition::JidMalformed,
             "join a room as room@domain/nick",
         ),
-        // Subscriptions and probes to puppets and the gateway are not handled yet: say so.
-        (_, _, "subscribe" | "probe") => error_for(&el, Condition::FeatureNotImplemented, ""),
+        // Presence to the gateway itself: subscriptions, probes, availability.
+        (None, None, t) => Classified::Service {
+            query: ServiceQuery::Presence { typ: t.to_string() },
+            to: el.attr("to").unwrap_or_default().to_string(),
+            from,
+            id: el.attr("id").unwrap_or_default().to_string(),
+        },
+        // Puppets accept every subscription and are always available.
+        (Some(puppet), None, t @ ("subscribe" | "probe" | "unsubscribe")) => Classified::Service {
+            query: ServiceQuery::PuppetPresence {
+                puppet,
+                typ: t.to_string(),
+            },
+            to: el.attr("to").unwrap_or_default().to_string(),
+            from,
+            id: el.attr("id").unwrap_or_default().to_string(),
+        },
         _ => Classified::Ignore,
     }
 }

@@ -4,12 +4,14 @@ mod addressing;
 pub mod component;
 pub mod disco;
 mod events;
+pub mod forms;
 pub mod inbound;
 pub mod mam;
 pub mod ns;
 pub mod outbound;
 pub mod payload;
 mod recorder;
+pub mod service_xml;
 pub mod styling;
 mod xml;
 
@@ -41,17 +43,25 @@ pub async fn dispatch(
             _ = shutdown.cancelled() => return,
             m = rx.recv() => match m { Some(m) => m, None => return },
         };
-        let Some(net) = bridge.net_for_domain(&domain) else {
+        let Some((net, is_spaces)) = bridge.net_for_domain(&domain) else {
             continue;
         };
         let classified = inbound::classify(&domain, el, max_body);
-        let reply = match classified {
-            Classified::Event(event) => {
+        let replies = match classified {
+            Classified::Event(event) if !is_spaces => {
                 bridge.xmpp_event(Addressed { domain, event }).await;
                 continue;
             }
+            Classified::Event(event) => outbound::error_for_event(
+                &domain,
+                &event,
+                outbound::Condition::ItemNotFound,
+                Some("this is the spaces service; rooms live on the gateway's domain".into()),
+            )
+            .into_iter()
+            .collect(),
             Classified::Ignore => continue,
-            Classified::Reply(out) => out,
+            Classified::Reply(out) => vec![out],
             Classified::Service {
                 query,
                 from,
@@ -63,23 +73,34 @@ pub async fn dispatch(
                     caps: net.network.capabilities(),
                     store: &store,
                 };
-                match disco::answer(&ctx, &query, &from, &to, &id).await {
-                    Ok(out) => out,
+                let basic = if is_spaces {
+                    Ok(None)
+                } else {
+                    disco::answer(&ctx, &query, &from, &to, &id).await
+                };
+                match basic {
+                    Ok(Some(out)) => vec![out],
+                    Ok(None) => bridge.service(&net, is_spaces, query, from, to, id).await,
                     Err(e) => {
                         tracing::error!("store error answering {query:?}: {e}");
-                        outbound::error_reply(&outbound::ErrorReply {
+                        vec![outbound::error_reply(&outbound::ErrorReply {
                             kind: "iq",
                             from: to,
                             to: from,
                             id: Some(id),
                             condition: outbound::Condition::InternalServerError,
                             text: None,
-                        })
+                        })]
                     }
                 }
             }
         };
-        if let Err(e) = net.link.send(vec![reply]).await {
+        let link = if is_spaces {
+            net.spaces_service().1
+        } else {
+            &net.link
+        };
+        if let Err(e) = link.send(replies).await {
             tracing::warn!(domain = %domain, "cannot answer: {e}");
         }
     }

@@ -83,6 +83,39 @@ pub fn occupant_presence(p: &OccupantPresence) -> Outgoing {
     }
 }
 
+/// The room is gone (XEP-0045 10.9): the occupant's unavailable presence with `<destroy/>`.
+pub fn room_destroyed(room: &str, nick: &str, to: &str) -> Outgoing {
+    let mut el = stanza("presence", &format!("{room}/{nick}"), to);
+    set_attr(&mut el, "type", "unavailable");
+    let x = Element::builder("x", ns::MUC_USER)
+        .append(
+            Element::builder("item", ns::MUC_USER)
+                .at("affiliation", "none")
+                .at("role", "none")
+                .build(),
+        )
+        .append(
+            Element::builder("destroy", ns::MUC_USER)
+                .append(text(
+                    "reason",
+                    ns::MUC_USER,
+                    "The room was removed on the network.",
+                ))
+                .build(),
+        )
+        .append(
+            Element::builder("status", ns::MUC_USER)
+                .at("code", "110")
+                .build(),
+        )
+        .build();
+    el.append_child(x);
+    Outgoing {
+        element: el,
+        durable: false,
+    }
+}
+
 /// A groupchat message from an occupant (live, reflected, or history with a delay).
 #[derive(Clone, Debug, Default)]
 pub struct RoomMessage {

@@ -57,7 +57,10 @@ impl Server {
         let mut env = vec![
             ("C2S_PORT".to_string(), c2s.to_string()),
             ("COMPONENT_PORT".to_string(), component.to_string()),
-            ("COMPONENTS".to_string(), format!("{DOMAIN}:{SECRET}")),
+            (
+                "COMPONENTS".to_string(),
+                format!("{DOMAIN}:{SECRET} spaces.{DOMAIN}:{SECRET}"),
+            ),
             ("USERS".to_string(), users.join(" ")),
         ];
         if kind == Kind::Ejabberd {
@@ -136,6 +139,7 @@ impl Server {
             domain = "{DOMAIN}"
             network = "demo"
             secret = "{SECRET}"
+            spaces_domain = "spaces.{DOMAIN}"
             [store]
             url = "{store_url}"
             [http]

@@ -49,7 +49,10 @@ pub enum RemoteEventKind {
     Typing {
         active: bool,
     },
+    /// A room was created or changed (name, topic, space).
     RoomChanged(RoomInfo),
+    /// The room is gone (deleted, or the login lost access).
+    RoomRemoved,
     Membership {
         user: UserInfo,
         joined: bool,
@@ -144,6 +147,25 @@ pub struct RoomInfo {
     pub avatar_url: Option<String>,
     /// Known members at the time of the call (may be partial on large rooms).
     pub members: Vec<UserInfo>,
+}
+
+/// A group of rooms (a Discord guild, a Matrix space), shown on XMPP as a XEP-0503 space.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SpaceInfo {
+    pub id: RemoteSpaceId,
+    pub name: String,
+    pub avatar_url: Option<String>,
+    /// The rooms directly in this space.
+    pub rooms: Vec<RoomKey>,
+    /// Spaces nested in this one (Discord categories, Matrix sub-spaces).
+    pub children: Vec<RemoteSpaceId>,
+}
+
+/// What a pasted address (URL, alias, id) names on the network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resolved {
+    Room(RoomKey),
+    User(RemoteUserId),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]

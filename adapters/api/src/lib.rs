@@ -151,4 +151,18 @@ pub trait Session: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RemoteEvent>, NetworkError>;
     async fn disconnect(&self);
+    /// The spaces this login sees.
+    async fn spaces(&self) -> Result<Vec<SpaceInfo>, NetworkError> {
+        Ok(Vec::new())
+    }
+    async fn space_info(&self, space: &RemoteSpaceId) -> Result<SpaceInfo, NetworkError> {
+        Err(NetworkError::NotFound(format!("space {space}")))
+    }
+    /// Turn a pasted address (a URL, an alias, an id) into the room or user it names
+    /// (XEP-0100 jabber:iq:gateway, the join command).
+    async fn resolve(&self, address: &str) -> Result<Resolved, NetworkError> {
+        Err(NetworkError::Unsupported(format!(
+            "addresses like {address:?} are not understood here"
+        )))
+    }
 }

@@ -144,7 +144,16 @@ impl Network for DemoNetwork {
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 while let Some(event) = rx.recv().await {
-                    let sinks = lock(&shared).sinks.clone();
+                    // Like a real network, each login hears its own conversations: shared
+                    // rooms reach the relay login, private ones their receiver.
+                    let relay = LoginId::new("relay");
+                    let to = event.room.receiver.as_ref().unwrap_or(&relay).clone();
+                    let sinks: Vec<EventSink> = lock(&shared)
+                        .sinks
+                        .iter()
+                        .filter(|s| *s.login() == to)
+                        .cloned()
+                        .collect();
                     for sink in &sinks {
                         // A sink closes only when the core shuts down; the event stays in history.
                         let _ = sink.send(event.clone()).await;
@@ -223,6 +232,19 @@ impl Session for DemoSession {
             .sinks
             .retain(|s| s.login() != &self.login);
     }
+    async fn spaces(&self) -> Result<Vec<SpaceInfo>, NetworkError> {
+        Ok(lock(&self.shared).spaces.values().cloned().collect())
+    }
+    async fn space_info(&self, space: &RemoteSpaceId) -> Result<SpaceInfo, NetworkError> {
+        lock(&self.shared)
+            .spaces
+            .get(space)
+            .cloned()
+            .ok_or_else(|| NetworkError::NotFound(format!("space {space}")))
+    }
+    async fn resolve(&self, address: &str) -> Result<Resolved, NetworkError> {
+        lock(&self.shared).resolve(address)
+    }
 }
 
 /// Queue events for every connected session, in order.
@@ -281,6 +303,29 @@ impl DemoHandle {
     }
     pub fn add_room(&self, id: &str, name: &str) {
         lock(&self.shared).add_room(id, name);
+    }
+    /// A room created in a space on the network: announced live (RoomChanged).
+    pub async fn add_room_in_space(&self, space: &str, id: &str, name: &str) {
+        let info = lock(&self.shared).add_room_in_space(space, id, name);
+        let event = RemoteEvent {
+            room: info.key.clone(),
+            sender: RemoteUserId::new(BOT),
+            at: state::now_ms(),
+            kind: RemoteEventKind::RoomChanged(info),
+        };
+        deliver(&self.shared, vec![event]).await;
+    }
+    /// A room deleted on the network: announced live (RoomRemoved).
+    pub async fn remove_room(&self, id: &str) {
+        if lock(&self.shared).remove_room(id) {
+            let event = RemoteEvent {
+                room: RoomKey::shared(id),
+                sender: RemoteUserId::new(BOT),
+                at: state::now_ms(),
+                kind: RemoteEventKind::RoomRemoved,
+            };
+            deliver(&self.shared, vec![event]).await;
+        }
     }
     pub fn add_user(&self, id: &str, name: &str) {
         lock(&self.shared).add_user(id, name);

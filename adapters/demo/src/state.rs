@@ -26,6 +26,7 @@ pub struct Room {
 
 pub struct State {
     pub rooms: BTreeMap<RoomKey, Room>,
+    pub spaces: BTreeMap<RemoteSpaceId, SpaceInfo>,
     pub users: BTreeMap<RemoteUserId, UserInfo>,
     pub sinks: Vec<EventSink>,
     pub sent: Vec<OutgoingMessage>,
@@ -43,6 +44,7 @@ impl State {
     pub fn new(config: &DemoConfig) -> Self {
         let mut s = Self {
             rooms: BTreeMap::new(),
+            spaces: BTreeMap::new(),
             users: BTreeMap::new(),
             sinks: Vec::new(),
             sent: Vec::new(),
@@ -67,7 +69,81 @@ impl State {
         for room in &config.rooms {
             s.add_room(room, room);
         }
+        // A community with two rooms and a nested space (a category), to link as a space.
+        s.add_space("community", "Demo Community", None);
+        s.add_space("community-archive", "Archive", Some("community"));
+        s.add_room_in_space("community", "general", "General");
+        s.add_room_in_space("community", "offtopic", "Off topic");
+        s.add_room_in_space("community-archive", "old-news", "Old news");
         s
+    }
+
+    pub fn add_space(&mut self, id: &str, name: &str, parent: Option<&str>) {
+        let id = RemoteSpaceId::new(id);
+        self.spaces.insert(
+            id.clone(),
+            SpaceInfo {
+                id: id.clone(),
+                name: name.into(),
+                avatar_url: None,
+                rooms: Vec::new(),
+                children: Vec::new(),
+            },
+        );
+        if let Some(p) = parent.and_then(|p| self.spaces.get_mut(&RemoteSpaceId::new(p))) {
+            p.children.push(id);
+        }
+    }
+
+    /// A room inside a space; returns its info (for a RoomChanged event).
+    pub fn add_room_in_space(&mut self, space: &str, id: &str, name: &str) -> RoomInfo {
+        self.add_room(id, name);
+        let key = RoomKey::shared(id);
+        let sid = RemoteSpaceId::new(space);
+        if let Some(sp) = self.spaces.get_mut(&sid) {
+            if !sp.rooms.contains(&key) {
+                sp.rooms.push(key.clone());
+            }
+        }
+        match self.rooms.get_mut(&key) {
+            Some(r) => {
+                r.info.space = Some(sid);
+                r.info.clone()
+            }
+            None => RoomInfo::default(),
+        }
+    }
+
+    /// A room deleted on the network.
+    pub fn remove_room(&mut self, id: &str) -> bool {
+        let key = RoomKey::shared(id);
+        for sp in self.spaces.values_mut() {
+            sp.rooms.retain(|k| *k != key);
+        }
+        self.rooms.remove(&key).is_some()
+    }
+
+    /// "#room", "@user", "demo:room/x", "demo:user/x", or a bare id (a room first).
+    pub fn resolve(&self, address: &str) -> Result<Resolved, NetworkError> {
+        let a = address.trim();
+        let room = |id: &str| {
+            let key = RoomKey::shared(id);
+            self.rooms.contains_key(&key).then_some(Resolved::Room(key))
+        };
+        let user = |id: &str| {
+            let u = RemoteUserId::new(id);
+            self.users.contains_key(&u).then_some(Resolved::User(u))
+        };
+        let found = if let Some(r) = a.strip_prefix('#').or(a.strip_prefix("demo:room/")) {
+            room(r)
+        } else if let Some(u) = a.strip_prefix('@').or(a.strip_prefix("demo:user/")) {
+            user(u)
+        } else {
+            room(a).or_else(|| user(a))
+        };
+        found.ok_or_else(|| {
+            NetworkError::NotFound(format!("nothing called {a:?} on the demo network"))
+        })
     }
 
     pub fn add_user(&mut self, id: &str, name: &str) {

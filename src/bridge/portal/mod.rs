@@ -212,6 +212,11 @@ impl Portal {
                         &self.row,
                         self.occ.count(),
                         self.net.network.capabilities(),
+                        self.row
+                            .space
+                            .as_ref()
+                            .map(|s| format!("xmpp:{}?;node={s}", self.net.spaces_service().0))
+                            .as_deref(),
                     )
                 };
                 self.send(vec![reply]).await;

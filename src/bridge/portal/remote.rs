@@ -204,6 +204,7 @@ impl Portal {
                 let topic_changed = info.topic != self.row.topic;
                 self.row.name = info.name;
                 self.row.topic = info.topic;
+                self.row.space = info.space.map(|s| s.to_string());
                 if let Err(e) = self.shared.store.upsert_portal(&self.row).await {
                     tracing::warn!(network = %self.net.id, "room change not stored: {e}");
                 }
@@ -217,6 +218,25 @@ impl Portal {
                         .collect();
                     self.send(items).await;
                 }
+            }
+            RemoteEventKind::RoomRemoved => {
+                // Everyone is told the room is gone (XEP-0045 destroy); joined sessions are
+                // forgotten.
+                let sessions = self.occ.sessions();
+                let items = self
+                    .occ
+                    .xmpp
+                    .values()
+                    .flat_map(|o| o.sessions.iter().map(move |s| (o.nick.clone(), s.clone())))
+                    .map(|(nick, to)| out::room_destroyed(&self.room_jid, &nick, &to))
+                    .collect();
+                self.send(items).await;
+                for s in sessions {
+                    if let Err(e) = self.shared.store.remove_occupant(self.row.id, &s).await {
+                        tracing::warn!(network = %self.net.id, "occupant not forgotten: {e}");
+                    }
+                }
+                self.occ.xmpp.clear();
             }
             RemoteEventKind::LoginState { state } => {
                 tracing::info!(network = %self.net.id, room = %self.row.key.room, "login state: {state:?}");

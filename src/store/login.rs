@@ -1,0 +1,82 @@
+//! Registered XMPP users and their logins on a network.
+
+use super::{Result, Store};
+use causeway_api::{LoginId, LoginRecord, NetworkId, Secret};
+use sqlx::Row;
+
+impl Store {
+    /// Keep a user's login (one per user and network; a new one replaces the old).
+    pub async fn save_login(&self, network: &NetworkId, user: &str, l: &LoginRecord) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO xmpp_user (jid, registered_at) VALUES ($1, $2) ON CONFLICT (jid) DO NOTHING",
+        )
+        .bind(user)
+        .bind(super::now_ms())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM user_login WHERE network = $1 AND user_jid = $2")
+            .bind(network.as_str())
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO user_login (network, login_id, user_jid, remote_name, secrets, state)
+             VALUES ($1, $2, $3, $4, $5, 'active')
+             ON CONFLICT (network, login_id) DO UPDATE SET user_jid = $3, remote_name = $4, secrets = $5",
+        )
+        .bind(network.as_str())
+        .bind(l.login.as_str())
+        .bind(user)
+        .bind(&l.remote_name)
+        .bind(l.secrets.expose())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn login_of(&self, network: &NetworkId, user: &str) -> Result<Option<LoginRecord>> {
+        Ok(self
+            .logins(network)
+            .await?
+            .into_iter()
+            .find(|l| l.xmpp_user.as_deref() == Some(user)))
+    }
+
+    /// Every user login of a network (sessions to start).
+    pub async fn logins(&self, network: &NetworkId) -> Result<Vec<LoginRecord>> {
+        let rows = sqlx::query(
+            "SELECT login_id, user_jid, remote_name, secrets FROM user_login
+             WHERE network = $1 AND user_jid IS NOT NULL ORDER BY login_id",
+        )
+        .bind(network.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoginRecord {
+                    login: LoginId::new(r.try_get::<String, _>("login_id")?),
+                    xmpp_user: Some(r.try_get("user_jid")?),
+                    remote_name: r.try_get("remote_name")?,
+                    secrets: Secret::new(r.try_get::<String, _>("secrets")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Forget a user's login; returns it if there was one.
+    pub async fn remove_login(
+        &self,
+        network: &NetworkId,
+        user: &str,
+    ) -> Result<Option<LoginRecord>> {
+        let old = self.login_of(network, user).await?;
+        sqlx::query("DELETE FROM user_login WHERE network = $1 AND user_jid = $2")
+            .bind(network.as_str())
+            .bind(user)
+            .execute(&self.write)
+            .await?;
+        Ok(old)
+    }
+}
