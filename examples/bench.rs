@@ -203,7 +203,9 @@ async fn run(
         SinkExt::<&Element>::flush(c).await.expect("flush");
         let e = next(c).await;
         let body = e.children().find(|x| x.name() == "body").map(|b| b.text());
-        if let Some(token) = body.as_deref().and_then(|b| b.strip_prefix("echo: ")) {
+        // the bot's answer is a XEP-0461 reply: a quoted fallback, then "echo: <token>"
+        let answer = body.as_deref().and_then(|b| b.rsplit('\n').next());
+        if let Some(token) = answer.and_then(|b| b.strip_prefix("echo: ")) {
             if let Some(t) = sent_at.remove(token) {
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
             }
@@ -228,6 +230,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    // BENCH_LOG=<filter> shows Causeway's log (e.g. BENCH_LOG=info).
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init();
+    }
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_string());
     let c2s: u16 = arg(1, "5222").parse().expect("C2S_PORT");

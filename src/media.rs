@@ -5,6 +5,7 @@
 use crate::config::MediaConfig;
 use crate::store::{MediaRow, Store};
 use causeway_api::Attachment;
+use sha1::{Digest, Sha1};
 use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
 
@@ -133,6 +134,7 @@ impl Media {
             .await
             .map_err(|e| keep(e.to_string()))?;
         let mut size: u64 = 0;
+        let mut hash = Sha1::new();
         let copied: Result<(), MediaError> = async {
             while let Some(chunk) = resp
                 .chunk()
@@ -143,6 +145,7 @@ impl Media {
                 if size > self.max_bytes {
                     return Err(too_large(size));
                 }
+                hash.update(&chunk);
                 file.write_all(&chunk)
                     .await
                     .map_err(|e| keep(e.to_string()))?;
@@ -164,6 +167,7 @@ impl Media {
             name: name.to_string(),
             content_type,
             size: i64::try_from(size).unwrap_or(i64::MAX),
+            sha1: hex::encode(hash.finalize()),
         };
         self.store
             .add_media(&row)
@@ -179,6 +183,36 @@ impl Media {
             content_type: Some(m.content_type.clone()),
             size: u64::try_from(m.size).ok(),
         }
+    }
+
+    /// A copy of a remote file, made if needed (avatars): its row and where it lies.
+    pub async fn copy_of(&self, url: &str) -> Result<(MediaRow, PathBuf), MediaError> {
+        if let Ok(Some(m)) = self.store.media_by_source(url).await {
+            let path = self.dir.join(&m.token);
+            return Ok((m, path));
+        }
+        let a = Attachment {
+            url: url.to_string(),
+            name: "avatar".into(),
+            content_type: None,
+            size: None,
+        };
+        self.rehost(&a).await?;
+        match self.store.media_by_source(url).await {
+            Ok(Some(m)) => {
+                let path = self.dir.join(&m.token);
+                Ok((m, path))
+            }
+            _ => Err(MediaError::Keep {
+                name: "avatar".into(),
+                reason: "not found after copying".into(),
+            }),
+        }
+    }
+
+    /// What is known of a remote file without fetching it.
+    pub async fn known(&self, url: &str) -> Option<MediaRow> {
+        self.store.media_by_source(url).await.ok().flatten()
     }
 
     /// A served file: its row and where it lies.

@@ -646,6 +646,61 @@ async fn files_and_markup_on_prosody() {
         .await;
     assert!(reflected.get_child("x", "jabber:x:oob").is_some());
 
+    // avatars: a member's picture is copied, announced by hash, served as a vCard photo
+    let carol = gw
+        .demo
+        .add_user_with_avatar("carol", "Carol", &format!("http://{cdn}/cat.png"));
+    gw.demo
+        .inject(RemoteEvent {
+            room: RoomKey::shared("lobby"),
+            sender: RemoteUserId::new("carol"),
+            at: 1,
+            kind: RemoteEventKind::Membership {
+                user: carol,
+                joined: true,
+            },
+        })
+        .await;
+    let hash = {
+        use sha1::{Digest, Sha1};
+        hex::encode(Sha1::digest(&png))
+    };
+    let occupant = format!("{room}/Carol");
+    let p = juliet
+        .expect("carol's presence with her avatar hash", SEC, |e| {
+            e.attr("from") == Some(occupant.as_str())
+                && e.get_child("x", "vcard-temp:x:update").is_some()
+        })
+        .await;
+    let photo = p
+        .get_child("x", "vcard-temp:x:update")
+        .and_then(|x| x.get_child("photo", "vcard-temp:x:update"))
+        .map(|p| p.text());
+    assert_eq!(photo, Some(hash));
+    for (qid, to) in [("v1", occupant.clone()), ("v2", format!("carol@{DOMAIN}"))] {
+        juliet
+            .send_xml(&format!("<iq xmlns='jabber:client' type='get' id='{qid}' to='{to}'><vCard xmlns='vcard-temp'/></iq>"))
+            .await;
+        let v = juliet
+            .expect("a vCard", SEC, |e| e.attr("id") == Some(qid))
+            .await;
+        let card = v.get_child("vCard", "vcard-temp").expect("vCard");
+        let photo = card.get_child("PHOTO", "vcard-temp").expect("PHOTO");
+        assert_eq!(
+            photo
+                .get_child("TYPE", "vcard-temp")
+                .map(|t| t.text())
+                .as_deref(),
+            Some("image/png")
+        );
+        let b64 = photo
+            .get_child("BINVAL", "vcard-temp")
+            .map(|b| b.text())
+            .unwrap_or_default();
+        assert_eq!(b64, causeway::xmpp::outbound::base64_encode(&png));
+        assert!(String::from(card).contains("Carol"));
+    }
+
     juliet.close().await;
     gw.stop().await;
 }

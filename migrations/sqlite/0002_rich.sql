@@ -17,6 +17,7 @@ CREATE TABLE media (
     name TEXT NOT NULL,
     content_type TEXT NOT NULL,
     size BIGINT NOT NULL,
+    sha1 TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX media_source ON media (source);

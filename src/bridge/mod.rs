@@ -6,7 +6,7 @@ mod occupants;
 mod portal;
 mod reactions;
 mod router;
-mod service;
+pub(crate) mod service;
 
 pub use router::{Bridge, NetCtx, Shared};
 

@@ -16,6 +16,8 @@ pub struct RemoteOccupant {
     pub nick: String,
     /// The puppet JID.
     pub jid: String,
+    /// XEP-0153: SHA-1 of the avatar, once Causeway holds a copy.
+    pub photo: Option<String>,
 }
 
 #[derive(Default, Debug)]
@@ -99,6 +101,7 @@ mod tests {
             RemoteOccupant {
                 nick: "alice (u1)".into(),
                 jid: "u1@gw".into(),
+                photo: None,
             },
         );
         assert_eq!(o.free_nick("ALICE", "u1"), "ALICE (u1) 2");

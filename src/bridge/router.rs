@@ -174,6 +174,7 @@ impl Bridge {
                 name: info.name.clone(),
                 topic: info.topic.clone(),
                 space: info.space.as_ref().map(|s| s.to_string()),
+                avatar: info.avatar_url.clone(),
             })
             .await
     }
@@ -193,7 +194,7 @@ impl Bridge {
             .insert((net.id.clone(), row.key.clone()), row.id);
         live.by_jid
             .insert((net.id.clone(), row.jid_local.clone()), row.id);
-        let portal = Portal::new(row, net.clone(), self.shared.clone());
+        let portal = Portal::new(row, net.clone(), self.shared.clone(), tx.downgrade());
         self.tracker.spawn(portal.run(rx, self.shutdown.clone()));
         tx
     }

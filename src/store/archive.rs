@@ -161,6 +161,7 @@ mod tests {
                     name: "arch".into(),
                     topic: None,
                     space: None,
+                    avatar: None,
                 })
                 .await
                 .expect("portal");

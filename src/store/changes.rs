@@ -195,6 +195,7 @@ mod tests {
                     name: "changes".into(),
                     topic: None,
                     space: None,
+                    avatar: None,
                 })
                 .await
                 .expect("portal");

@@ -9,6 +9,8 @@ pub struct MediaRow {
     pub name: String,
     pub content_type: String,
     pub size: i64,
+    /// Hex SHA-1 of the bytes (XEP-0153 avatar hashes).
+    pub sha1: String,
 }
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<MediaRow> {
@@ -18,13 +20,14 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<MediaRow> {
         name: r.try_get("name")?,
         content_type: r.try_get("content_type")?,
         size: r.try_get("size")?,
+        sha1: r.try_get("sha1")?,
     })
 }
 
 impl Store {
     pub async fn media(&self, token: &str) -> Result<Option<MediaRow>> {
         let row = sqlx::query(
-            "SELECT token, source, name, content_type, size FROM media WHERE token = $1",
+            "SELECT token, source, name, content_type, size, sha1 FROM media WHERE token = $1",
         )
         .bind(token)
         .fetch_optional(&self.pool)
@@ -35,7 +38,7 @@ impl Store {
     /// A file already copied from this source.
     pub async fn media_by_source(&self, source: &str) -> Result<Option<MediaRow>> {
         let row = sqlx::query(
-            "SELECT token, source, name, content_type, size FROM media WHERE source = $1 LIMIT 1",
+            "SELECT token, source, name, content_type, size, sha1 FROM media WHERE source = $1 LIMIT 1",
         )
         .bind(source)
         .fetch_optional(&self.pool)
@@ -45,14 +48,15 @@ impl Store {
 
     pub async fn add_media(&self, m: &MediaRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO media (token, source, name, content_type, size, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO media (token, source, name, content_type, size, sha1, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&m.token)
         .bind(&m.source)
         .bind(&m.name)
         .bind(&m.content_type)
         .bind(m.size)
+        .bind(&m.sha1)
         .bind(super::now_ms())
         .execute(&self.write)
         .await?;

@@ -213,6 +213,7 @@ mod tests {
             name: room.into(),
             topic: None,
             space: None,
+            avatar: None,
         };
         s.upsert_portal(&row).await.expect("portal")
     }

@@ -16,6 +16,8 @@ pub struct PortalRow {
     pub topic: Option<String>,
     /// The linked space this room belongs to.
     pub space: Option<String>,
+    /// The room's picture on the network (XEP-0486 room avatar).
+    pub avatar: Option<String>,
 }
 
 fn kind_str(k: RoomKind) -> &'static str {
@@ -47,20 +49,21 @@ fn from_row(r: &AnyRow) -> Result<PortalRow> {
         name: r.try_get("name")?,
         topic: opt_str(r, "topic")?,
         space: opt_str(r, "space_id")?,
+        avatar: opt_str(r, "avatar")?,
     })
 }
 
 const COLS: &str =
-    "id, network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id";
+    "id, network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id, avatar";
 
 impl Store {
     /// Insert or refresh a portal (name, topic); returns it with its id.
     pub async fn upsert_portal(&self, p: &PortalRow) -> Result<PortalRow> {
         let receiver = p.key.receiver.as_ref().map(|r| r.as_str()).unwrap_or("");
         let row = sqlx::query(sql!(
-            "INSERT INTO portal (network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (network, room_id, receiver) DO UPDATE SET name = $7, topic = $8, space_id = $9
+            "INSERT INTO portal (network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id, avatar)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (network, room_id, receiver) DO UPDATE SET name = $7, topic = $8, space_id = $9, avatar = $10
              RETURNING {COLS}"
         ))
         .bind(p.network.as_str())
@@ -72,6 +75,7 @@ impl Store {
         .bind(&p.name)
         .bind(p.topic.as_deref())
         .bind(p.space.as_deref())
+        .bind(p.avatar.as_deref())
         .fetch_one(&self.write)
         .await?;
         from_row(&row)
@@ -183,6 +187,7 @@ mod tests {
             name: room.into(),
             topic: None,
             space: None,
+            avatar: None,
         }
     }
 

@@ -136,16 +136,25 @@ pub async fn answer(
     Ok(Some(iq_result(to, from, id, payload)))
 }
 
+/// What a room's disco#info tells besides its portal row.
+pub struct RoomAbout<'a> {
+    pub occupants: usize,
+    pub caps: &'a Capabilities,
+    /// xmpp: URI of the space node the room is in (XEP-0503 back-link).
+    pub space: Option<String>,
+    /// SHA-1 of the room's avatar (XEP-0486), when Causeway holds a copy.
+    pub avatar_hash: Option<String>,
+}
+
 /// disco#info of a room (XEP-0045 6.4), with the muc#roominfo form.
 pub fn room_info(
     room_jid: &str,
     to: &str,
     id: &str,
     portal: &PortalRow,
-    occupants: usize,
-    caps: &Capabilities,
-    space: Option<&str>,
+    about: &RoomAbout<'_>,
 ) -> Outgoing {
+    let (occupants, caps, space) = (about.occupants, about.caps, about.space.as_deref());
     let mut q = Element::builder("query", ns::DISCO_INFO).build();
     q.append_child(identity("conference", "text", &portal.name));
     for f in [
@@ -160,6 +169,7 @@ pub fn room_info(
         "muc_public",
         "muc_unmoderated",
         "muc_unsecured",
+        ns::VCARD,
         ns::MAM,
         "urn:xmpp:mam:2#extended",
         ns::CHATSTATES,
@@ -196,6 +206,9 @@ pub fn room_info(
     form.append_child(field("muc#roomconfig_changesubject", "0"));
     if let Some(link) = space {
         form.append_child(field("muc#roomconfig_pubsub", link));
+    }
+    if let Some(hash) = &about.avatar_hash {
+        form.append_child(field("muc#roominfo_avatarhash", hash));
     }
     q.append_child(form);
     if let Some(link) = space {

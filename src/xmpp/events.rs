@@ -41,6 +41,13 @@ pub enum XmppEvent {
         target: String,
         reason: Option<String>,
     },
+    /// XEP-0054: the vCard of an occupant (room/nick), for its avatar.
+    OccupantVCard {
+        room: String,
+        nick: String,
+        from: String,
+        id: String,
+    },
     /// XEP-0313: a query of the room's archive.
     Archive {
         room: String,
@@ -76,6 +83,7 @@ impl XmppEvent {
             | Self::OccupantError { room, .. }
             | Self::RoomInfo { room, .. }
             | Self::Moderate { room, .. }
+            | Self::OccupantVCard { room, .. }
             | Self::Archive { room, .. } => room,
             Self::Direct { user, .. } => user,
         }
@@ -92,6 +100,7 @@ impl XmppEvent {
             | Self::OccupantError { from, .. }
             | Self::RoomInfo { from, .. }
             | Self::Moderate { from, .. }
+            | Self::OccupantVCard { from, .. }
             | Self::Archive { from, .. } => from,
         }
     }
@@ -104,6 +113,7 @@ impl XmppEvent {
             Self::SelfPing { id, .. }
             | Self::RoomInfo { id, .. }
             | Self::Moderate { id, .. }
+            | Self::OccupantVCard { id, .. }
             | Self::Archive { id, .. } => ("iq", Some(id)),
             Self::OccupantError { .. } => ("error", None),
         }

@@ -41,6 +41,10 @@ pub enum ServiceQuery {
     Presence {
         typ: String,
     },
+    /// The vCard of a puppet or a room (bare JID on the gateway's domain).
+    VCard {
+        node: String,
+    },
     /// Presence to a puppet's JID: subscribe, unsubscribe or probe.
     PuppetPresence {
         puppet: String,
@@ -216,6 +220,15 @@ fn iq(
             }
         }
         (None, None, ("query", ns::VERSION, "get")) => service(ServiceQuery::Version),
+        (Some(room), Some(nick), ("vCard", ns::VCARD, "get")) => {
+            Classified::Event(XmppEvent::OccupantVCard {
+                room,
+                nick,
+                from: from.to_string(),
+                id,
+            })
+        }
+        (Some(node), None, ("vCard", ns::VCARD, "get")) => service(ServiceQuery::VCard { node }),
         (_, _, ("ping", ns::PING, "get")) => match (to_node(to), to_resource(to)) {
             (Some(room), Some(nick)) => Classified::Event(XmppEvent::SelfPing {
                 room,

@@ -35,3 +35,5 @@ pub const PUBSUB_SUBSCRIPTION: &str = "urn:xmpp:pubsub:subscription:0";
 pub const BOOKMARKS: &str = "urn:xmpp:bookmarks:1";
 pub const AVATAR_METADATA: &str = "urn:xmpp:avatar:metadata";
 pub const SPACES: &str = "urn:xmpp:spaces:0";
+pub const VCARD: &str = "vcard-temp";
+pub const VCARD_UPDATE: &str = "vcard-temp:x:update";

@@ -43,6 +43,8 @@ pub struct OccupantPresence {
     pub new_nick: Option<String>,
     pub statuses: Vec<u16>,
     pub occupant_id: String,
+    /// XEP-0153 avatar hash (Some("") = no avatar).
+    pub photo: Option<String>,
 }
 
 pub fn occupant_presence(p: &OccupantPresence) -> Outgoing {
@@ -72,6 +74,13 @@ pub fn occupant_presence(p: &OccupantPresence) -> Outgoing {
         );
     }
     el.append_child(x);
+    if let (Some(hash), false) = (&p.photo, p.unavailable) {
+        el.append_child(
+            Element::builder("x", ns::VCARD_UPDATE)
+                .append(text("photo", ns::VCARD_UPDATE, hash))
+                .build(),
+        );
+    }
     el.append_child(
         Element::builder("occupant-id", ns::OCCUPANT_ID)
             .at("id", p.occupant_id.as_str())
@@ -81,6 +90,45 @@ pub fn occupant_presence(p: &OccupantPresence) -> Outgoing {
         element: el,
         durable: false,
     }
+}
+
+/// A vCard-temp answer (XEP-0054): a name and, when known, a photo.
+pub fn vcard(from: &str, to: &str, id: &str, name: &str, photo: Option<(&str, &[u8])>) -> Outgoing {
+    let mut v = Element::builder("vCard", ns::VCARD)
+        .append(text("FN", ns::VCARD, name))
+        .append(text("NICKNAME", ns::VCARD, name))
+        .build();
+    if let Some((typ, bytes)) = photo {
+        v.append_child(
+            Element::builder("PHOTO", ns::VCARD)
+                .append(text("TYPE", ns::VCARD, typ))
+                .append(text("BINVAL", ns::VCARD, &base64_encode(bytes)))
+                .build(),
+        );
+    }
+    iq_result(from, to, id, Some(v))
+}
+
+/// Standard base64 with padding (RFC 4648), for vCard photos.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(A[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The room is gone (XEP-0045 10.9): the occupant's unavailable presence with `<destroy/>`.
@@ -515,6 +563,22 @@ pub fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (raw, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(raw.as_bytes()), enc);
+        }
+        assert_eq!(base64_encode(&[0xff, 0xfe, 0xfd]), "//79");
+    }
 
     #[test]
     fn timestamps() {

@@ -330,6 +330,19 @@ impl DemoHandle {
     pub fn add_user(&self, id: &str, name: &str) {
         lock(&self.shared).add_user(id, name);
     }
+    /// A user with a picture at `avatar_url`; returns their info (for a Membership event).
+    pub fn add_user_with_avatar(&self, id: &str, name: &str, avatar_url: &str) -> UserInfo {
+        let mut state = lock(&self.shared);
+        state.add_user(id, name);
+        let user = RemoteUserId::new(id);
+        match state.users.get_mut(&user) {
+            Some(u) => {
+                u.avatar_url = Some(avatar_url.to_string());
+                u.clone()
+            }
+            None => UserInfo::default(),
+        }
+    }
 }
 
 #[cfg(test)]

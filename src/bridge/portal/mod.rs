@@ -3,6 +3,7 @@
 //! goes out, and keeps the room's occupants.
 
 mod archive;
+mod avatars;
 mod changes;
 mod incoming;
 mod occupancy;
@@ -24,6 +25,11 @@ use tokio_util::sync::CancellationToken;
 pub enum PortalInput {
     Xmpp(XmppEvent),
     Remote(RemoteEvent),
+    /// A member's avatar was copied: its XEP-0153 hash.
+    Avatar {
+        user: RemoteUserId,
+        photo: String,
+    },
 }
 
 /// How many of our own TxnIds are remembered to recognise echoes.
@@ -33,6 +39,8 @@ const CATCH_UP_PAGE: usize = 200;
 
 pub struct Portal {
     row: PortalRow,
+    /// This portal's own queue, for work it hands to other tasks (avatar copies).
+    me: mpsc::WeakSender<PortalInput>,
     room_jid: String,
     net: Arc<NetCtx>,
     shared: Arc<Shared>,
@@ -42,10 +50,16 @@ pub struct Portal {
 }
 
 impl Portal {
-    pub fn new(row: PortalRow, net: Arc<NetCtx>, shared: Arc<Shared>) -> Portal {
+    pub fn new(
+        row: PortalRow,
+        net: Arc<NetCtx>,
+        shared: Arc<Shared>,
+        me: mpsc::WeakSender<PortalInput>,
+    ) -> Portal {
         let room_jid = format!("{}@{}", row.jid_local, net.domain);
         Portal {
             row,
+            me,
             room_jid,
             net,
             shared,
@@ -67,6 +81,7 @@ impl Portal {
             match input {
                 PortalInput::Xmpp(ev) => self.on_xmpp(ev).await,
                 PortalInput::Remote(ev) => self.on_remote(ev).await,
+                PortalInput::Avatar { user, photo } => self.avatar_ready(user, photo).await,
             }
         }
     }
@@ -91,6 +106,15 @@ impl Portal {
     async fn load_members(&mut self) {
         if self.row.kind == RoomKind::Direct {
             return;
+        }
+        if let Some(url) = self.row.avatar.clone() {
+            // the room's picture (XEP-0486), copied ahead of the first vCard request
+            let media = self.shared.media.clone();
+            tokio::spawn(async move {
+                if let Err(e) = media.copy_of(&url).await {
+                    tracing::debug!("room avatar not copied: {e}");
+                }
+            });
         }
         match self.net.relay.room_info(&self.row.key).await {
             Ok(info) => {
@@ -205,19 +229,21 @@ impl Portal {
                 let reply = if self.row.kind == RoomKind::Direct {
                     self.error("iq", &from, None, Some(&id), Condition::ItemNotFound, None)
                 } else {
-                    xmpp::disco::room_info(
-                        &self.room_jid,
-                        &from,
-                        &id,
-                        &self.row,
-                        self.occ.count(),
-                        self.net.network.capabilities(),
-                        self.row
+                    let avatar_hash = match &self.row.avatar {
+                        Some(url) => self.shared.media.known(url).await.map(|m| m.sha1),
+                        None => None,
+                    };
+                    let about = xmpp::disco::RoomAbout {
+                        occupants: self.occ.count(),
+                        caps: self.net.network.capabilities(),
+                        space: self
+                            .row
                             .space
                             .as_ref()
-                            .map(|s| format!("xmpp:{}?;node={s}", self.net.spaces_service().0))
-                            .as_deref(),
-                    )
+                            .map(|s| format!("xmpp:{}?;node={s}", self.net.spaces_service().0)),
+                        avatar_hash,
+                    };
+                    xmpp::disco::room_info(&self.room_jid, &from, &id, &self.row, &about)
                 };
                 self.send(vec![reply]).await;
             }
@@ -244,6 +270,9 @@ impl Portal {
             XmppEvent::Archive {
                 from, id, query, ..
             } => self.archive(from, id, query).await,
+            XmppEvent::OccupantVCard { nick, from, id, .. } => {
+                self.occupant_vcard(&nick, &from, &id).await
+            }
         }
     }
 }

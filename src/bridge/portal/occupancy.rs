@@ -25,19 +25,21 @@ impl Portal {
         }
         let nick = self.occ.free_nick(&user.display_name, user.id.as_str());
         let jid = self.puppet_jid(&user.id);
+        let photo = self.photo_of(user).await;
+        self.occ.remote.insert(
+            user.id.clone(),
+            RemoteOccupant {
+                nick: nick.clone(),
+                jid: jid.clone(),
+                photo,
+            },
+        );
         let presences = self
             .occ
             .sessions()
             .into_iter()
             .map(|to| self.member_presence(&nick, &jid, &user.id, &to, false))
             .collect();
-        self.occ.remote.insert(
-            user.id.clone(),
-            RemoteOccupant {
-                nick: nick.clone(),
-                jid,
-            },
-        );
         self.send(presences).await;
         nick
     }
@@ -59,6 +61,7 @@ impl Portal {
             role: "participant",
             jid: Some(jid.to_string()),
             occupant_id: self.oid(&format!("remote:{user}")),
+            photo: self.occ.remote.get(user).and_then(|m| m.photo.clone()),
             ..Default::default()
         })
     }

@@ -205,6 +205,7 @@ impl Portal {
                 self.row.name = info.name;
                 self.row.topic = info.topic;
                 self.row.space = info.space.map(|s| s.to_string());
+                self.row.avatar = info.avatar_url;
                 if let Err(e) = self.shared.store.upsert_portal(&self.row).await {
                     tracing::warn!(network = %self.net.id, "room change not stored: {e}");
                 }

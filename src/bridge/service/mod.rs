@@ -109,6 +109,7 @@ impl Bridge {
                 form,
             } => self.command(&ask, &node, &action, sessionid, form).await,
             ServiceQuery::Presence { typ } => self.gateway_presence(&ask, &typ).await,
+            ServiceQuery::VCard { node } => self.vcard(&ask, &node).await,
             ServiceQuery::PuppetPresence { puppet, typ } => {
                 self.puppet_presence(&ask, &puppet, &typ).await
             }
@@ -149,6 +150,46 @@ impl Bridge {
             "probe" => vec![sx::presence(me, &ask.from, None)],
             _ => Vec::new(),
         }
+    }
+
+    /// vCard of a puppet (its name and avatar) or of a room (XEP-0486: its avatar).
+    async fn vcard(&self, ask: &Ask<'_>, node: &str) -> Vec<Outgoing> {
+        let store = &self.shared.store;
+        if let Ok(Some(p)) = store.portal_by_jid(&ask.net.id, node).await {
+            let photo = match &p.avatar {
+                Some(url) => match self.shared.media.copy_of(url).await {
+                    Ok((row, path)) => tokio::fs::read(path)
+                        .await
+                        .ok()
+                        .map(|b| (row.content_type, b)),
+                    Err(_) => None,
+                },
+                None => None,
+            };
+            let photo_ref = photo.as_ref().map(|(t, b)| (t.as_str(), b.as_slice()));
+            return vec![out::vcard(&ask.to, &ask.from, &ask.id, &p.name, photo_ref)];
+        }
+        let Some(remote) = xmpp::decode_local(node) else {
+            return ask.iq_error(Condition::ItemNotFound, "");
+        };
+        let user = RemoteUserId::new(remote);
+        let name = match store.puppet(&ask.net.id, &user).await {
+            Ok(Some(p)) => p.display_name,
+            Ok(None) => match ask.net.relay.user_info(&user).await {
+                Ok(info) => {
+                    let _ = store.upsert_puppet(&ask.net.id, &info, node).await;
+                    info.display_name
+                }
+                Err(_) => return ask.iq_error(Condition::ItemNotFound, "no such user"),
+            },
+            Err(e) => {
+                tracing::error!("store error: {e}");
+                return ask.iq_error(Condition::InternalServerError, "");
+            }
+        };
+        let photo = avatar_bytes(&self.shared, &ask.net.id, &user).await;
+        let photo_ref = photo.as_ref().map(|(t, b)| (t.as_str(), b.as_slice()));
+        vec![out::vcard(&ask.to, &ask.from, &ask.id, &name, photo_ref)]
     }
 
     /// Puppets accept every subscription and are shown available while the gateway runs.
@@ -194,4 +235,16 @@ impl Bridge {
             _ => vec![sx::presence(me, &ask.from, None)],
         }
     }
+}
+
+/// A puppet's avatar as Causeway holds it: (content type, bytes).
+pub(super) async fn avatar_bytes(
+    shared: &super::Shared,
+    network: &NetworkId,
+    user: &RemoteUserId,
+) -> Option<(String, Vec<u8>)> {
+    let url = shared.store.puppet(network, user).await.ok()??.avatar?;
+    let (row, path) = shared.media.copy_of(&url).await.ok()?;
+    let bytes = tokio::fs::read(path).await.ok()?;
+    Some((row.content_type, bytes))
 }
