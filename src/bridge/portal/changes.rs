@@ -14,6 +14,9 @@ impl Portal {
     /// replies, markers in a room), or the sender's own id (corrections, 1:1 chats). Messages
     /// still on their way into the store are waited for.
     pub(super) async fn find_message(&self, id: &str) -> Option<MessageRow> {
+        if let Some(m) = self.recent.by_client_id(id) {
+            return Some(m.clone());
+        }
         for attempt in 0..2 {
             if attempt == 1 {
                 if let Err(e) = self.net.link.flush().await {

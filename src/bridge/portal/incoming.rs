@@ -91,6 +91,7 @@ impl Portal {
             });
             stanzas.extend(self.as_remote_user(&ev.sender, &nick, &who, &p.id, &p.body, p.extras));
         }
+        self.recent.remember(&rows);
         // Stored, then sent, by the link's recorder; a duplicate delivery stops there, and
         // the message is counted once stored.
         let counted = Some((self.net.id.to_string(), "to_xmpp"));
@@ -120,6 +121,7 @@ impl Portal {
         let mut items = Vec::new();
         let mut done = std::collections::HashSet::new();
         for m in pieces.iter().filter(|m| done.insert(m.stanza_id.clone())) {
+            self.recent.set_body(&m.stanza_id, None);
             if let Err(e) = self
                 .shared
                 .store

@@ -8,6 +8,7 @@ mod changes;
 mod incoming;
 mod occupancy;
 mod outgoing;
+mod recent;
 mod remote;
 
 use super::occupant_id;
@@ -47,6 +48,7 @@ pub struct Portal {
     occ: Occupants,
     txns: HashSet<TxnId>,
     txn_order: VecDeque<TxnId>,
+    recent: recent::Recent,
 }
 
 impl Portal {
@@ -66,6 +68,7 @@ impl Portal {
             occ: Occupants::default(),
             txns: HashSet::new(),
             txn_order: VecDeque::new(),
+            recent: recent::Recent::default(),
         }
     }
 

@@ -140,6 +140,7 @@ impl Portal {
                     return tracing::debug!(network = %self.net.id, "edit of an unknown message dropped");
                 };
                 let (body, unstyled) = payload::body_of(&content);
+                self.recent.set_body(&m.stanza_id, Some(&body));
                 if let Err(e) = self
                     .shared
                     .store
@@ -247,6 +248,9 @@ impl Portal {
 
     /// A stored message by its remote id (waiting for messages still on their way in).
     pub(super) async fn find_remote(&self, id: &RemoteMessageId) -> Option<MessageRow> {
+        if let Some(m) = self.recent.by_remote(id.as_str()) {
+            return Some(m.clone());
+        }
         for attempt in 0..2 {
             if attempt == 1 {
                 let _ = self.net.link.flush().await;
