@@ -130,6 +130,10 @@ modules:
     access_max_user_messages: max_user_offline_messages
   mod_ping: {}
   mod_private: {}
+  # XEP-0356: components may edit users' rosters (Causeway adds 1:1 contacts)
+  mod_privilege:
+    roster:
+      both: all
   mod_pubsub:
     access_createnode: pubsub_createnode
     plugins:

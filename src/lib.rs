@@ -191,6 +191,7 @@ pub async fn run_with(
             link: sender,
             spaces,
             events: ev_tx,
+            roster_privilege: Default::default(),
         }));
         links.push((link, recorder));
         event_queues.push((c.network.clone(), ev_rx));

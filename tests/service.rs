@@ -54,8 +54,17 @@ async fn command(c: &mut XmppClient, id: &str, node: &str, form: Option<&str>) -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registration_commands_and_spaces() {
-    let server = Server::start(Kind::Prosody);
+async fn services_on_prosody() {
+    services(Kind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_on_ejabberd() {
+    services(Kind::Ejabberd).await;
+}
+
+async fn services(kind: Kind) {
+    let server = Server::start(kind);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
     let gw = Gateway::start(&server, &url).await;

@@ -24,6 +24,8 @@ pub struct NetCtx {
     pub spaces: Option<(Arc<str>, LinkSender)>,
     /// Where sessions of this network push their events (users' own logins too).
     pub events: mpsc::Sender<Envelope>,
+    /// XEP-0356: the server lets the component edit its users' rosters.
+    pub roster_privilege: std::sync::atomic::AtomicBool,
 }
 
 impl NetCtx {
@@ -287,12 +289,36 @@ impl Bridge {
                 let direct = matches!(ev.event, XmppEvent::Direct { .. })
                     .then(|| (target, xmpp::bare(ev.event.from())));
                 match self.ensure_portal(net, &info, direct).await {
-                    Ok(row) => Ok(row),
+                    Ok(row) => {
+                        if let Some((puppet, owner)) = direct {
+                            self.add_contact(net, owner, puppet, &info.name).await;
+                        }
+                        Ok(row)
+                    }
                     Err(e) => Err(internal(&e)),
                 }
             }
             Err(NetworkError::NotFound(_)) => Err(not_found()),
             Err(e) => Err(refuse(Condition::from_network(&e), Some(e.to_string()))),
+        }
+    }
+
+    /// A new 1:1 contact lands in the user's roster (XEP-0356 when the server allows it,
+    /// else a XEP-0144 suggestion).
+    async fn add_contact(&self, net: &NetCtx, owner: &str, puppet_local: &str, name: &str) {
+        let privileged = net
+            .roster_privilege
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let item = xmpp::service_xml::roster_add(
+            &net.domain,
+            owner,
+            &format!("{puppet_local}@{}", net.domain),
+            name,
+            &net.network.capabilities().display_name,
+            privileged,
+        );
+        if let Err(e) = net.link.send(vec![item]).await {
+            tracing::warn!(network = %net.id, "contact not added: {e}");
         }
     }
 

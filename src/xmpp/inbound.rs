@@ -41,6 +41,16 @@ pub enum ServiceQuery {
     Presence {
         typ: String,
     },
+    /// XEP-0356: what the server lets the component do (roster: edit users' rosters).
+    Privileges {
+        roster: bool,
+    },
+    /// The user's server refused a privileged roster push (the contact is then suggested).
+    RosterRefused {
+        jid: String,
+        name: String,
+        group: String,
+    },
     /// The vCard of a puppet or a room (bare JID on the gateway's domain).
     VCard {
         node: String,
@@ -116,11 +126,44 @@ pub fn classify(domain: &str, el: Element, max_body: usize) -> Classified {
     let node = node.map(str::to_lowercase);
     let typ = el.attr("type").unwrap_or("");
     if typ == "error" {
+        // a privileged roster push the user's server could not carry out
+        let roster_item = el
+            .get_child("query", ns::ROSTER)
+            .and_then(|q| q.get_child("item", ns::ROSTER));
+        if let (None, Some(item)) = (&node, roster_item) {
+            let group = item.get_child("group", ns::ROSTER).map(|g| g.text());
+            return Classified::Service {
+                query: ServiceQuery::RosterRefused {
+                    jid: item.attr("jid").unwrap_or_default().to_string(),
+                    name: item.attr("name").unwrap_or_default().to_string(),
+                    group: group.unwrap_or_default(),
+                },
+                from,
+                to,
+                id: String::new(),
+            };
+        }
         return match (node, resource) {
             (Some(room), Some(_)) | (Some(room), None) => {
                 Classified::Event(XmppEvent::OccupantError { room, from })
             }
             _ => Classified::Ignore,
+        };
+    }
+    // XEP-0356: the server tells the component what it may do for its users
+    let privilege = el
+        .get_child("privilege", ns::PRIVILEGE)
+        .or_else(|| el.get_child("privilege", ns::PRIVILEGE_V1));
+    if let (None, "message", Some(p)) = (&node, el.name(), privilege) {
+        let roster = p.children().any(|perm| {
+            perm.attr("access") == Some("roster")
+                && matches!(perm.attr("type"), Some("set" | "both"))
+        });
+        return Classified::Service {
+            query: ServiceQuery::Privileges { roster },
+            from,
+            to,
+            id: String::new(),
         };
     }
     match el.name() {
@@ -484,10 +527,21 @@ mod tests {
             (format!("<iq type='set' id='1' {u}='lobby@gw.example'><moderate id='s1' xmlns='{}'><retract xmlns='{}'/></moderate></iq>", ns::MODERATE, ns::RETRACT), "moderate"),
             (format!("<iq type='set' id='1' {u}='lobby@gw.example'><moderate xmlns='{}'/></iq>", ns::MODERATE), "bad-request"),
             (format!("<message type='groupchat' {u}='lobby@gw.example'><reactions xmlns='{}'/></message>", ns::REACTIONS), "not-acceptable"),
+            (format!("<message from='example.org' to='gw.example'><privilege xmlns='{}'><perm type='both' access='roster'/></privilege></message>", ns::PRIVILEGE_V1), "privileges:true"),
+            (format!("<message from='example.org' to='gw.example'><privilege xmlns='{}'><perm type='get' access='roster'/></privilege></message>", ns::PRIVILEGE), "privileges:false"),
+            (format!("<iq type='error' id='roster-1' from='u@example.org' to='gw.example'><query xmlns='{}'><item jid='a@gw.example' name='A'/></query></iq>", ns::ROSTER), "roster-refused"),
         ];
         for (xml, want) in cases {
             let got = parse(&xml);
             let name = match &got {
+                Classified::Service {
+                    query: ServiceQuery::Privileges { roster },
+                    ..
+                } => format!("privileges:{roster}"),
+                Classified::Service {
+                    query: ServiceQuery::RosterRefused { .. },
+                    ..
+                } => "roster-refused".to_string(),
                 Classified::Service { .. } => "service".to_string(),
                 Classified::Ignore => "ignore".to_string(),
                 Classified::Event(XmppEvent::SelfPing { .. }) => "selfping".to_string(),

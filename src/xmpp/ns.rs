@@ -37,3 +37,8 @@ pub const AVATAR_METADATA: &str = "urn:xmpp:avatar:metadata";
 pub const SPACES: &str = "urn:xmpp:spaces:0";
 pub const VCARD: &str = "vcard-temp";
 pub const VCARD_UPDATE: &str = "vcard-temp:x:update";
+pub const PRIVILEGE: &str = "urn:xmpp:privilege:2";
+/// XEP-0356 before 0.4 (ejabberd before 24.10): same roster permission.
+pub const PRIVILEGE_V1: &str = "urn:xmpp:privilege:1";
+pub const ROSTER: &str = "jabber:iq:roster";
+pub const ROSTERX: &str = "http://jabber.org/protocol/rosterx";

@@ -335,3 +335,55 @@ pub fn spaces_items(from: &str, to: &str, id: &str, spaces: &[(String, String)])
     }
     iq_result(from, to, id, Some(q))
 }
+
+/// A contact for a user's roster: a privileged roster push (XEP-0356, to the user's bare
+/// JID) or, without the privilege, a suggestion (XEP-0144 roster item exchange).
+pub fn roster_add(
+    from: &str,
+    user: &str,
+    jid: &str,
+    name: &str,
+    group: &str,
+    privileged: bool,
+) -> Outgoing {
+    let item = |item_ns: &str| {
+        let mut i = Element::builder("item", item_ns)
+            .at("jid", jid)
+            .at("name", name)
+            .append(text("group", item_ns, group))
+            .build();
+        if item_ns == ns::ROSTERX {
+            set_attr(&mut i, "action", "add");
+        }
+        i
+    };
+    let id = format!("roster-{:016x}", rand::random::<u64>());
+    let el = if privileged {
+        Element::builder("iq", ns::STREAM)
+            .at("from", from)
+            .at("to", user)
+            .at("type", "set")
+            .at("id", id)
+            .append(
+                Element::builder("query", ns::ROSTER)
+                    .append(item(ns::ROSTER))
+                    .build(),
+            )
+            .build()
+    } else {
+        Element::builder("message", ns::STREAM)
+            .at("from", from)
+            .at("to", user)
+            .at("id", id)
+            .append(
+                Element::builder("x", ns::ROSTERX)
+                    .append(item(ns::ROSTERX))
+                    .build(),
+            )
+            .build()
+    };
+    Outgoing {
+        element: el,
+        durable: !privileged,
+    }
+}

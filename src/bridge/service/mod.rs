@@ -110,6 +110,27 @@ impl Bridge {
             } => self.command(&ask, &node, &action, sessionid, form).await,
             ServiceQuery::Presence { typ } => self.gateway_presence(&ask, &typ).await,
             ServiceQuery::VCard { node } => self.vcard(&ask, &node).await,
+            ServiceQuery::RosterRefused { jid, name, group } => {
+                // The privilege is granted but does not work (ejabberd before 23.10):
+                // suggest contacts instead from now on.
+                tracing::warn!(network = %net.id, "the server refused a privileged roster push; suggesting contacts (XEP-0144) instead");
+                net.roster_privilege
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                vec![sx::roster_add(
+                    &ask.to,
+                    ask.bare(),
+                    &jid,
+                    &name,
+                    &group,
+                    false,
+                )]
+            }
+            ServiceQuery::Privileges { roster } => {
+                tracing::info!(network = %net.id, roster, "the server's privileges (XEP-0356)");
+                net.roster_privilege
+                    .store(roster, std::sync::atomic::Ordering::Relaxed);
+                Vec::new()
+            }
             ServiceQuery::PuppetPresence { puppet, typ } => {
                 self.puppet_presence(&ask, &puppet, &typ).await
             }
