@@ -2,6 +2,7 @@
 //! double and what the demo runs. Tests hold a [`DemoHandle`] to inject remote events and to
 //! read what the bridge sent.
 
+mod files;
 mod state;
 
 use async_trait::async_trait;
@@ -20,6 +21,9 @@ pub struct DemoConfig {
     pub bot_name: String,
     /// Whether the bot answers messages sent from XMPP.
     pub bot_answers: bool,
+    /// Where the demo network serves its users' avatars and the files its bot shares
+    /// ("127.0.0.1:0" picks a free port); empty: no files, no avatars.
+    pub files_listen: String,
 }
 
 impl Default for DemoConfig {
@@ -28,6 +32,7 @@ impl Default for DemoConfig {
             rooms: vec!["lobby".into(), "random".into()],
             bot_name: "Demo Bot".into(),
             bot_answers: true,
+            files_listen: String::new(),
         }
     }
 }
@@ -37,6 +42,7 @@ pub const BOT: &str = "bot";
 #[derive(Clone)]
 pub struct DemoNetwork {
     shared: Arc<Mutex<State>>,
+    files_listen: String,
     caps: Capabilities,
     flows: Vec<LoginFlow>,
 }
@@ -86,11 +92,30 @@ impl DemoNetwork {
         (
             Self {
                 shared: shared.clone(),
+                files_listen: config.files_listen.clone(),
                 caps,
                 flows,
             },
             DemoHandle { shared },
         )
+    }
+}
+
+impl DemoNetwork {
+    /// The demo's file server, started once (on first connect, inside the runtime).
+    async fn start_files(&self) -> Result<(), NetworkError> {
+        if self.files_listen.is_empty() || lock(&self.shared).files_base.is_some() {
+            return Ok(());
+        }
+        let listener = tokio::net::TcpListener::bind(&self.files_listen)
+            .await
+            .map_err(|e| NetworkError::Other(format!("demo file server on {}: {e}", self.files_listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| NetworkError::Other(e.to_string()))?;
+        tokio::spawn(files::serve(listener));
+        lock(&self.shared).set_files_base(format!("http://{addr}"));
+        Ok(())
     }
 }
 
@@ -134,6 +159,7 @@ impl Network for DemoNetwork {
         login: &LoginRecord,
         events: EventSink,
     ) -> Result<Arc<dyn Session>, NetworkError> {
+        self.start_files().await?;
         let mut state = lock(&self.shared);
         state.sinks.push(events);
         if state.pump.is_none() {

@@ -33,6 +33,8 @@ pub struct State {
     pub actions: Vec<Action>,
     pub fail_next: Option<NetworkError>,
     pub pump: Option<tokio::sync::mpsc::UnboundedSender<RemoteEvent>>,
+    /// Base URL of the demo's file server, once started.
+    pub files_base: Option<String>,
     bot_answers: bool,
     seq: u64,
 }
@@ -51,6 +53,7 @@ impl State {
             actions: Vec::new(),
             fail_next: None,
             pump: None,
+            files_base: None,
             bot_answers: config.bot_answers,
             seq: 0,
         };
@@ -150,10 +153,26 @@ impl State {
         let info = UserInfo {
             id: RemoteUserId::new(id),
             display_name: name.into(),
-            avatar_url: None,
-            is_bot: false,
+            avatar_url: self.files_base.as_ref().map(|b| format!("{b}/avatar/{id}.png")),
+            is_bot: id == BOT,
         };
         self.users.insert(info.id.clone(), info);
+    }
+
+    /// The file server is up: every user gets an avatar there.
+    pub fn set_files_base(&mut self, base: String) {
+        for (id, u) in self.users.iter_mut() {
+            u.avatar_url = Some(format!("{base}/avatar/{id}.png"));
+        }
+        let users: Vec<UserInfo> = self.users.values().cloned().collect();
+        for r in self.rooms.values_mut() {
+            for m in r.info.members.iter_mut() {
+                if let Some(u) = users.iter().find(|u| u.id == m.id) {
+                    m.avatar_url = u.avatar_url.clone();
+                }
+            }
+        }
+        self.files_base = Some(base);
     }
 
     pub fn add_room(&mut self, id: &str, name: &str) {
@@ -369,6 +388,32 @@ impl State {
                 self.record(event(change.clone()));
                 out.push(event(change));
             }
+            "!file" => match &self.files_base {
+                Some(base) => {
+                    let file = |name: &str, ctype: &str| Attachment {
+                        url: format!("{base}/files/{name}"),
+                        name: name.into(),
+                        content_type: Some(ctype.into()),
+                        size: None,
+                    };
+                    let content = Content {
+                        text: "Two files for you:".into(),
+                        attachments: vec![
+                            file("hello.txt", "text/plain"),
+                            file("picture.png", "image/png"),
+                        ],
+                        ..Content::default()
+                    };
+                    out.push(self.post(room, BOT, content, Some(to.clone()), None));
+                }
+                None => out.push(self.post(
+                    room,
+                    BOT,
+                    Content::text("This demo runs without its file server (files_listen)."),
+                    Some(to.clone()),
+                    None,
+                )),
+            },
             "!typing" => {
                 out.push(event(RemoteEventKind::Typing { active: true }));
                 out.push(event(RemoteEventKind::Typing { active: false }));
