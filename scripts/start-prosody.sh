@@ -9,6 +9,7 @@
 #   USERS="alice:pass bob:pass"       (pre-created with prosodyctl; IBR is also open)
 #   LOG_LEVEL=info
 #   NAGLE=on                          ("off": network_settings = { nagle = false })
+#   PUBSUB=pubsub.host:admin.jid      (a pubsub service of the server; optional)
 # Prints the PID on stdout (the only stdout line). Idempotent: if an instance from DIR
 # is already running, prints its PID and exits 0.
 # Stop:  kill "$(cat DIR/prosody.pid)"    (or scripts/stop.sh DIR/prosody.pid)
@@ -78,6 +79,11 @@ CFG
   for c in $COMPONENTS; do
     printf '\nComponent "%s"\n  component_secret = "%s"\n' "${c%%:*}" "${c#*:}"
   done
+  # PUBSUB="spaces.localhost:demo.localhost": a pubsub service of the server, with the
+  # given JIDs (e.g. a gateway component) as its admins
+  if [[ -n ${PUBSUB:-} ]]; then
+    printf '\nComponent "%s" "pubsub"\n  admins = { "%s" }\n' "${PUBSUB%%:*}" "${PUBSUB#*:}"
+  fi
 } >"$CFG"
 
 prosodyctl --config "$CFG" check config >"$DIR/check.log" 2>&1 || { cat "$DIR/check.log" >&2; die "bad config"; }

@@ -61,6 +61,11 @@ pub struct ComponentConfig {
     /// "spaces.discord.example.org". Unset: spaces are served on `domain` itself.
     #[serde(default)]
     pub spaces_domain: Option<String>,
+    /// A pubsub service of the XMPP server (e.g. "spaces.example.org", where Movim looks)
+    /// that gets a copy of every linked space; the component must be allowed to create
+    /// nodes there.
+    #[serde(default)]
+    pub spaces_mirror: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -224,6 +229,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "secret",
             "secret_file",
             "spaces_domain",
+            "spaces_mirror",
         ],
     ),
     ("store", &["url", "max_connections"]),

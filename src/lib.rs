@@ -192,6 +192,7 @@ pub async fn run_with(
             spaces,
             events: ev_tx,
             roster_privilege: Default::default(),
+            spaces_mirror: c.spaces_mirror.clone(),
         }));
         links.push((link, recorder));
         event_queues.push((c.network.clone(), ev_rx));

@@ -394,6 +394,44 @@ async fn services(kind: Kind) {
     .await;
     assert_eq!(error_condition(&publish).as_deref(), Some("forbidden"));
 
+    // on Prosody the server's own pubsub service (where Movim looks) holds a copy
+    if kind == Kind::Prosody {
+        let mut xml = String::new();
+        for n in 0..50 {
+            let copy = iq(
+                &mut juliet,
+                &format!("m{n}"),
+                "get",
+                MIRROR,
+                &format!("<pubsub xmlns='{PUBSUB}'><items node='community'/></pubsub>"),
+            )
+            .await;
+            xml = String::from(&copy);
+            if xml.contains(&format!("id='general@{DOMAIN}'")) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            xml.contains(&format!("id='offtopic@{DOMAIN}'"))
+                && xml.contains("urn:xmpp:bookmarks:1"),
+            "{xml}"
+        );
+        let meta = iq(
+            &mut juliet,
+            "m-meta",
+            "get",
+            MIRROR,
+            &format!("<query xmlns='{DISCO_INFO}' node='community'/>"),
+        )
+        .await;
+        let xml = String::from(&meta);
+        assert!(
+            xml.contains("urn:xmpp:spaces:0") && xml.contains("Demo Community"),
+            "{xml}"
+        );
+    }
+
     // the rooms are rooms of the gateway now, with the back-link to their space
     let info = iq(
         &mut juliet,
@@ -442,6 +480,30 @@ async fn services(kind: Kind) {
         xml.contains("announcements@") && !xml.contains("offtopic@"),
         "{xml}"
     );
+
+    // the mirror follows the changes
+    if kind == Kind::Prosody {
+        let mut xml = String::new();
+        for n in 0..50 {
+            let copy = iq(
+                &mut juliet,
+                &format!("mm{n}"),
+                "get",
+                MIRROR,
+                &format!("<pubsub xmlns='{PUBSUB}'><items node='community'/></pubsub>"),
+            )
+            .await;
+            xml = String::from(&copy);
+            if xml.contains("announcements@") && !xml.contains("offtopic@") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            xml.contains("announcements@") && !xml.contains("offtopic@"),
+            "{xml}"
+        );
+    }
 
     // admin commands: list, statistics, unlink
     let list = command(&mut admin, "a3", "spaces", None).await;

@@ -26,6 +26,8 @@ pub struct NetCtx {
     pub events: mpsc::Sender<Envelope>,
     /// XEP-0356: the server lets the component edit its users' rosters.
     pub roster_privilege: std::sync::atomic::AtomicBool,
+    /// A pubsub service of the server that gets a copy of every linked space.
+    pub spaces_mirror: Option<String>,
 }
 
 impl NetCtx {

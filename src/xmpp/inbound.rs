@@ -45,6 +45,10 @@ pub enum ServiceQuery {
     Privileges {
         roster: bool,
     },
+    /// The server's pubsub service refused a space mirror request.
+    MirrorRefused {
+        condition: String,
+    },
     /// The user's server refused a privileged roster push (the contact is then suggested).
     RosterRefused {
         jid: String,
@@ -126,6 +130,20 @@ pub fn classify(domain: &str, el: Element, max_body: usize) -> Classified {
     let node = node.map(str::to_lowercase);
     let typ = el.attr("type").unwrap_or("");
     if typ == "error" {
+        // a request to the server's pubsub service (space mirror) failed
+        if el.attr("id").is_some_and(|i| i.starts_with("mirror-")) {
+            let condition = el
+                .get_child("error", ns::STREAM)
+                .and_then(|e| e.children().find(|c| c.ns() == ns::STANZAS))
+                .map(|c| c.name().to_string())
+                .unwrap_or_default();
+            return Classified::Service {
+                query: ServiceQuery::MirrorRefused { condition },
+                from,
+                to,
+                id: String::new(),
+            };
+        }
         // a privileged roster push the user's server could not carry out
         let roster_item = el
             .get_child("query", ns::ROSTER)

@@ -387,3 +387,84 @@ pub fn roster_add(
         durable: !privileged,
     }
 }
+
+/// Requests to a pubsub service of the server that mirrors a space (XEP-0060 as a client):
+/// create and configure a space node, publish or retract its items, delete it.
+pub enum MirrorOp<'a> {
+    Create { title: &'a str },
+    Publish(&'a SpaceItem),
+    Retract { id: &'a str },
+    Delete,
+}
+
+pub fn mirror(from: &str, service: &str, node: &str, op: MirrorOp<'_>) -> Outgoing {
+    let field = |var: &str, value: &str| {
+        forms::Field::new(var, "", forms::FieldKind::TextSingle).value(value)
+    };
+    let pubsub = match op {
+        MirrorOp::Create { title } => {
+            let config = Form {
+                result: false,
+                form_type: Some(format!("{}#node_config", ns::PUBSUB)),
+                fields: vec![
+                    field("pubsub#type", ns::SPACES),
+                    field("pubsub#title", title),
+                    field("pubsub#access_model", "open"),
+                    field("pubsub#publish_model", "publishers"),
+                    field("pubsub#persist_items", "true"),
+                    field("pubsub#max_items", "max"),
+                    field("pubsub#notify_retract", "true"),
+                    field("pubsub#notify_delete", "true"),
+                    field("pubsub#notify_config", "true"),
+                ],
+                ..Form::default()
+            };
+            let mut x = forms::element(&config);
+            set_attr(&mut x, "type", "submit");
+            Element::builder("pubsub", ns::PUBSUB)
+                .append(
+                    Element::builder("create", ns::PUBSUB)
+                        .at("node", node)
+                        .build(),
+                )
+                .append(Element::builder("configure", ns::PUBSUB).append(x).build())
+                .build()
+        }
+        MirrorOp::Publish(item) => Element::builder("pubsub", ns::PUBSUB)
+            .append(
+                Element::builder("publish", ns::PUBSUB)
+                    .at("node", node)
+                    .append(item_element(item, ns::PUBSUB))
+                    .build(),
+            )
+            .build(),
+        MirrorOp::Retract { id } => Element::builder("pubsub", ns::PUBSUB)
+            .append(
+                Element::builder("retract", ns::PUBSUB)
+                    .at("node", node)
+                    .at("notify", "true")
+                    .append(Element::builder("item", ns::PUBSUB).at("id", id).build())
+                    .build(),
+            )
+            .build(),
+        MirrorOp::Delete => Element::builder("pubsub", ns::PUBSUB_OWNER)
+            .append(
+                Element::builder("delete", ns::PUBSUB_OWNER)
+                    .at("node", node)
+                    .build(),
+            )
+            .build(),
+    };
+    let el = Element::builder("iq", ns::STREAM)
+        .at("from", from)
+        .at("to", service)
+        .at("type", "set")
+        .at("id", format!("mirror-{:016x}", rand::random::<u64>()))
+        .append(pubsub)
+        .build();
+    Outgoing {
+        element: el,
+        // kept until the server has it: a mirror that misses a change stays wrong
+        durable: true,
+    }
+}

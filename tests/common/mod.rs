@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_xmpp::minidom::Element;
 
 pub const DOMAIN: &str = "demo.localhost";
+/// The Prosody pubsub service spaces are mirrored to (Movim looks at spaces.<host>).
+pub const MIRROR: &str = "spaces.localhost";
 pub const SECRET: &str = "test-secret-7f3a";
 pub const PASSWORD: &str = "pass-for-tests";
 
@@ -63,6 +65,10 @@ impl Server {
             ),
             ("USERS".to_string(), users.join(" ")),
         ];
+        if kind == Kind::Prosody {
+            // the server's own pubsub service, where Causeway mirrors its spaces
+            env.push(("PUBSUB".into(), format!("{MIRROR}:{DOMAIN}")));
+        }
         if kind == Kind::Ejabberd {
             env.push(("DIST_PORT".into(), free_port().to_string()));
             env.push(("NODE".into(), format!("cwtest{}", free_port())));
@@ -140,6 +146,7 @@ impl Server {
             network = "demo"
             secret = "{SECRET}"
             spaces_domain = "spaces.{DOMAIN}"
+            {mirror}
             [store]
             url = "{store_url}"
             [http]
@@ -154,7 +161,12 @@ impl Server {
             rooms = ["lobby", "random", "tea room"]
             "#,
             port = self.component,
-            media = self.dir.path().join("media").display()
+            media = self.dir.path().join("media").display(),
+            mirror = if self.kind == Kind::Prosody {
+                format!("spaces_mirror = \"{MIRROR}\"")
+            } else {
+                String::new()
+            }
         );
         let path = self.dir.path().join("causeway.toml");
         std::fs::write(&path, toml).expect("write config");

@@ -11,7 +11,11 @@ pub fn png(size: u32, rgb: [u8; 3]) -> Vec<u8> {
         for &b in data {
             c ^= u32::from(b);
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
         }
         !c
@@ -23,13 +27,12 @@ pub fn png(size: u32, rgb: [u8; 3]) -> Vec<u8> {
         out.extend_from_slice(&body);
         out.extend(crc32(&body).to_be_bytes());
     }
-    let mut raw = Vec::new();
+    // each scanline: filter byte 0 (none), then the pixels
+    let mut line = vec![0u8];
     for _ in 0..size {
-        raw.push(0); // filter: none
-        for _ in 0..size {
-            raw.extend_from_slice(&rgb);
-        }
+        line.extend_from_slice(&rgb);
     }
+    let raw = line.repeat(size as usize);
     // zlib stream of stored blocks
     let mut z = vec![0x78, 0x01];
     let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
@@ -59,10 +62,14 @@ pub fn png(size: u32, rgb: [u8; 3]) -> Vec<u8> {
 
 /// A stable colour per name.
 pub fn colour(name: &str) -> [u8; 3] {
-    let h = name
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    [(h >> 16) as u8 | 0x40, (h >> 8) as u8 | 0x40, h as u8 | 0x40]
+    let h = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    [
+        (h >> 16) as u8 | 0x40,
+        (h >> 8) as u8 | 0x40,
+        h as u8 | 0x40,
+    ]
 }
 
 /// What a path serves: (content type, bytes).
@@ -123,7 +130,10 @@ mod tests {
         assert_eq!(&p[p.len() - 8..p.len() - 4], b"IEND");
         // IEND's CRC is a constant of the format
         assert_eq!(&p[p.len() - 4..], &[0xae, 0x42, 0x60, 0x82]);
-        assert!(png(256, [0; 3]).len() > 196_608, "large images span several stored blocks");
+        assert!(
+            png(256, [0; 3]).len() > 196_608,
+            "large images span several stored blocks"
+        );
         assert_ne!(colour("alice"), colour("bob"));
         assert!(content("/avatar/alice.png").is_some() && content("/etc/passwd").is_none());
     }

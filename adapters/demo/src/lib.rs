@@ -109,7 +109,9 @@ impl DemoNetwork {
         }
         let listener = tokio::net::TcpListener::bind(&self.files_listen)
             .await
-            .map_err(|e| NetworkError::Other(format!("demo file server on {}: {e}", self.files_listen)))?;
+            .map_err(|e| {
+                NetworkError::Other(format!("demo file server on {}: {e}", self.files_listen))
+            })?;
         let addr = listener
             .local_addr()
             .map_err(|e| NetworkError::Other(e.to_string()))?;

@@ -153,7 +153,10 @@ impl State {
         let info = UserInfo {
             id: RemoteUserId::new(id),
             display_name: name.into(),
-            avatar_url: self.files_base.as_ref().map(|b| format!("{b}/avatar/{id}.png")),
+            avatar_url: self
+                .files_base
+                .as_ref()
+                .map(|b| format!("{b}/avatar/{id}.png")),
             is_bot: id == BOT,
         };
         self.users.insert(info.id.clone(), info);

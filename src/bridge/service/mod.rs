@@ -110,6 +110,13 @@ impl Bridge {
             } => self.command(&ask, &node, &action, sessionid, form).await,
             ServiceQuery::Presence { typ } => self.gateway_presence(&ask, &typ).await,
             ServiceQuery::VCard { node } => self.vcard(&ask, &node).await,
+            ServiceQuery::MirrorRefused { condition } => {
+                // "conflict" is a node created before: expected when a space is linked again
+                if condition != "conflict" {
+                    tracing::warn!(network = %net.id, service = %ask.from, condition, "the space mirror refused a change");
+                }
+                Vec::new()
+            }
             ServiceQuery::RosterRefused { jid, name, group } => {
                 // The privilege is granted but does not work (ejabberd before 23.10):
                 // suggest contacts instead from now on.

@@ -7,7 +7,7 @@ use crate::bridge::{Bridge, NetCtx};
 use crate::store::{PortalRow, SpaceRow};
 use crate::xmpp::inbound::PubsubOp;
 use crate::xmpp::outbound::{iq_result, Condition, Outgoing};
-use crate::xmpp::service_xml::{self as sx, SpaceItem};
+use crate::xmpp::service_xml::{self as sx, MirrorOp, SpaceItem};
 use causeway_api::*;
 
 impl Bridge {
@@ -85,6 +85,7 @@ impl Bridge {
             if id == space {
                 (top_name, top_rooms) = (info.name.clone(), rooms);
             }
+            self.mirror_space(net, &row).await;
             todo.extend(
                 info.children
                     .iter()
@@ -117,6 +118,7 @@ impl Bridge {
                 .remove_space(&net.id, &id)
                 .await
                 .map_err(|e| e.to_string())?;
+            self.mirror_send(net, &id, vec![MirrorOp::Delete]).await;
         }
         Ok(found)
     }
@@ -314,7 +316,35 @@ impl Bridge {
         }
     }
 
-    /// Tell a space's subscribers what was published or retracted.
+    /// The server's pubsub service gets the space node and all its items (created again if
+    /// it exists: the server answers a conflict, the items are published anyway).
+    async fn mirror_space(&self, net: &NetCtx, space: &SpaceRow) {
+        if net.spaces_mirror.is_none() {
+            return;
+        }
+        let items = match self.space_items(net, space).await {
+            Ok(i) => i,
+            Err(e) => return tracing::warn!(network = %net.id, "space not mirrored: {e}"),
+        };
+        let mut ops = vec![MirrorOp::Create { title: &space.name }];
+        ops.extend(items.iter().map(MirrorOp::Publish));
+        self.mirror_send(net, &space.id, ops).await;
+    }
+
+    async fn mirror_send(&self, net: &NetCtx, node: &str, ops: Vec<MirrorOp<'_>>) {
+        let Some(service) = &net.spaces_mirror else {
+            return;
+        };
+        let items: Vec<Outgoing> = ops
+            .into_iter()
+            .map(|op| sx::mirror(&net.domain, service, node, op))
+            .collect();
+        if let Err(e) = net.link.send(items).await {
+            tracing::warn!(network = %net.id, "space mirror not updated: {e}");
+        }
+    }
+
+    /// Tell a space's subscribers what was published or retracted (and the mirror).
     async fn notify(
         &self,
         net: &NetCtx,
@@ -322,6 +352,9 @@ impl Bridge {
         published: Vec<SpaceItem>,
         retracted: Vec<String>,
     ) {
+        let mut ops: Vec<MirrorOp<'_>> = published.iter().map(MirrorOp::Publish).collect();
+        ops.extend(retracted.iter().map(|id| MirrorOp::Retract { id }));
+        self.mirror_send(net, space, ops).await;
         let subscribers = match self.shared.store.subscribers(&net.id, space).await {
             Ok(s) => s,
             Err(e) => return tracing::error!(network = %net.id, "subscribers not read: {e}"),
