@@ -158,3 +158,30 @@ async fn archive_pages_and_gap_free_catch_up() {
     juliet.close().await;
     gw.stop().await;
 }
+
+/// A room used for the first time is backfilled from the network's history: its archive
+/// holds what was said before Causeway ever saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_use_backfills_the_archive() {
+    let server = Server::start(Kind::Prosody);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+    let (net, demo) = causeway_demo::DemoNetwork::new(causeway_demo::DemoConfig {
+        rooms: vec!["lobby".into(), "tea room".into()],
+        ..causeway_demo::DemoConfig::default()
+    });
+    // said on the network before Causeway ran
+    for i in 0..30 {
+        demo.inject_message("tea room", "alice", &format!("old {i}"))
+            .await;
+    }
+    let gw = Gateway::launch(&server, &url, net, demo).await;
+    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    let room = format!("tea\\20room@{DOMAIN}");
+    let (bodies, fin) = page(&mut juliet, &room, "bf", "<max>100</max>").await;
+    let want: Vec<String> = (0..30).map(|i| format!("old {i}")).collect();
+    assert_eq!(bodies, want);
+    assert_eq!(fin.attr("complete"), Some("true"));
+    juliet.close().await;
+    gw.stop().await;
+}
