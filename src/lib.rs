@@ -138,19 +138,23 @@ pub async fn run_with(
                 },
             ])));
         };
-        metrics.set_connected(&c.domain, false);
-        let (link, sender, recorder) = xmpp::link(
-            xmpp::LinkConfig {
-                domain: c.domain.clone(),
-                secret: c.secret.clone().unwrap_or_default(),
-                server: config.xmpp.server.clone(),
-                server_domain: config.server_domain(),
-                ping_interval: config.ping_interval(),
-            },
-            store.clone(),
-            metrics.clone(),
-            inbound_tx.clone(),
-        );
+        // one link per component domain (the gateway's, and its spaces service's)
+        let new_link = |domain: &str| {
+            metrics.set_connected(domain, false);
+            xmpp::link(
+                xmpp::LinkConfig {
+                    domain: domain.to_string(),
+                    secret: c.secret.clone().unwrap_or_default(),
+                    server: config.xmpp.server.clone(),
+                    server_domain: config.server_domain(),
+                    ping_interval: config.ping_interval(),
+                },
+                store.clone(),
+                metrics.clone(),
+                inbound_tx.clone(),
+            )
+        };
+        let (link, sender, recorder) = new_link(&c.domain);
         let login = network.relay_login().ok_or_else(|| RunError::Network {
             network: c.network.clone(),
             source: causeway_api::NetworkError::LoggedOut("no relay login configured".into()),
@@ -158,19 +162,7 @@ pub async fn run_with(
         let (ev_tx, ev_rx) = mpsc::channel(1024);
         let spaces = match &c.spaces_domain {
             Some(d) => {
-                metrics.set_connected(d, false);
-                let (link, sender, recorder) = xmpp::link(
-                    xmpp::LinkConfig {
-                        domain: d.clone(),
-                        secret: c.secret.clone().unwrap_or_default(),
-                        server: config.xmpp.server.clone(),
-                        server_domain: config.server_domain(),
-                        ping_interval: config.ping_interval(),
-                    },
-                    store.clone(),
-                    metrics.clone(),
-                    inbound_tx.clone(),
-                );
+                let (link, sender, recorder) = new_link(d);
                 links.push((link, recorder));
                 Some((Arc::<str>::from(d.as_str()), sender))
             }

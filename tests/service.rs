@@ -53,6 +53,21 @@ async fn command(c: &mut XmppClient, id: &str, node: &str, form: Option<&str>) -
     iq(c, id, "set", DOMAIN, &body).await
 }
 
+/// The items of the community node on the server's pubsub service (the mirror), asked
+/// until `done` holds or 5 s passed (the mirror is updated asynchronously).
+async fn mirror_items(c: &mut XmppClient, prefix: &str, done: impl Fn(&str) -> bool) -> String {
+    let mut xml = String::new();
+    for n in 0..50 {
+        let q = format!("<pubsub xmlns='{PUBSUB}'><items node='community'/></pubsub>");
+        xml = String::from(&iq(c, &format!("{prefix}{n}"), "get", MIRROR, &q).await);
+        if done(&xml) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    xml
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_on_prosody() {
     services(Kind::Prosody).await;
@@ -396,22 +411,10 @@ async fn services(kind: Kind) {
 
     // on Prosody the server's own pubsub service (where Movim looks) holds a copy
     if kind == Kind::Prosody {
-        let mut xml = String::new();
-        for n in 0..50 {
-            let copy = iq(
-                &mut juliet,
-                &format!("m{n}"),
-                "get",
-                MIRROR,
-                &format!("<pubsub xmlns='{PUBSUB}'><items node='community'/></pubsub>"),
-            )
-            .await;
-            xml = String::from(&copy);
-            if xml.contains(&format!("id='general@{DOMAIN}'")) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let xml = mirror_items(&mut juliet, "m", |x| {
+            x.contains(&format!("id='general@{DOMAIN}'"))
+        })
+        .await;
         assert!(
             xml.contains(&format!("id='offtopic@{DOMAIN}'"))
                 && xml.contains("urn:xmpp:bookmarks:1"),
@@ -483,22 +486,10 @@ async fn services(kind: Kind) {
 
     // the mirror follows the changes
     if kind == Kind::Prosody {
-        let mut xml = String::new();
-        for n in 0..50 {
-            let copy = iq(
-                &mut juliet,
-                &format!("mm{n}"),
-                "get",
-                MIRROR,
-                &format!("<pubsub xmlns='{PUBSUB}'><items node='community'/></pubsub>"),
-            )
-            .await;
-            xml = String::from(&copy);
-            if xml.contains("announcements@") && !xml.contains("offtopic@") {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let xml = mirror_items(&mut juliet, "mm", |x| {
+            x.contains("announcements@") && !x.contains("offtopic@")
+        })
+        .await;
         assert!(
             xml.contains("announcements@") && !xml.contains("offtopic@"),
             "{xml}"

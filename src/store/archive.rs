@@ -122,8 +122,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{testing, PortalRow, Record};
-    use causeway_api::{NetworkId, RemoteMessageId, RoomKey, RoomKind};
+    use crate::store::{testing, Record};
+    use causeway_api::RemoteMessageId;
 
     fn row(portal: i64, i: usize, part: i64) -> MessageRow {
         MessageRow {
@@ -150,21 +150,7 @@ mod tests {
     async fn pages_walk_the_archive_both_ways_once_each() {
         let _g = testing::PG_LOCK.lock().await;
         for s in testing::stores().await {
-            let p = s
-                .upsert_portal(&PortalRow {
-                    id: 0,
-                    network: NetworkId::new("demo"),
-                    key: RoomKey::shared("arch"),
-                    jid_local: "arch".into(),
-                    kind: RoomKind::Channel,
-                    xmpp_user: None,
-                    name: "arch".into(),
-                    topic: None,
-                    space: None,
-                    avatar: None,
-                })
-                .await
-                .expect("portal");
+            let p = testing::portal(&s, "arch").await;
             // 250 messages, the 10th split in two parts (one archive entry)
             let mut rows: Vec<MessageRow> = (0..250).map(|i| row(p.id, i, 0)).collect();
             rows.insert(11, row(p.id, 10, 1));

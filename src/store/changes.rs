@@ -177,28 +177,14 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{testing, MessageRow, PortalRow, Record};
-    use causeway_api::{NetworkId, RemoteMessageId, RoomKey, RoomKind};
+    use crate::store::{testing, MessageRow, Record};
+    use causeway_api::RemoteMessageId;
 
     #[tokio::test]
     async fn corrections_retractions_reactions_and_occupants() {
         let _g = testing::PG_LOCK.lock().await;
         for s in testing::stores().await {
-            let p = s
-                .upsert_portal(&PortalRow {
-                    id: 0,
-                    network: NetworkId::new("demo"),
-                    key: RoomKey::shared("changes"),
-                    jid_local: "changes".into(),
-                    kind: RoomKind::Channel,
-                    xmpp_user: None,
-                    name: "changes".into(),
-                    topic: None,
-                    space: None,
-                    avatar: None,
-                })
-                .await
-                .expect("portal");
+            let p = testing::portal(&s, "changes").await;
             let row = MessageRow {
                 portal_id: p.id,
                 remote_id: RemoteMessageId::new("r1"),

@@ -182,8 +182,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{testing, PortalRow};
-    use causeway_api::{NetworkId, RoomKey, RoomKind};
+    use crate::store::testing;
 
     fn msg(portal: i64, remote: &str, xmpp_id: Option<&str>) -> MessageRow {
         MessageRow {
@@ -202,20 +201,8 @@ mod tests {
         }
     }
 
-    async fn portal(s: &crate::store::Store, room: &str) -> PortalRow {
-        let row = PortalRow {
-            id: 0,
-            network: NetworkId::new("demo"),
-            key: RoomKey::shared(room),
-            jid_local: room.into(),
-            kind: RoomKind::Channel,
-            xmpp_user: None,
-            name: room.into(),
-            topic: None,
-            space: None,
-            avatar: None,
-        };
-        s.upsert_portal(&row).await.expect("portal")
+    async fn portal(s: &crate::store::Store, room: &str) -> crate::store::PortalRow {
+        testing::portal(s, room).await
     }
 
     #[tokio::test]

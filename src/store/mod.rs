@@ -197,6 +197,24 @@ pub fn now_ms() -> i64 {
 pub(crate) mod testing {
     use super::*;
 
+    /// A shared-room portal to hang test rows on.
+    pub async fn portal(s: &Store, room: &str) -> PortalRow {
+        s.upsert_portal(&PortalRow {
+            id: 0,
+            network: causeway_api::NetworkId::new("demo"),
+            key: causeway_api::RoomKey::shared(room),
+            jid_local: room.into(),
+            kind: causeway_api::RoomKind::Channel,
+            xmpp_user: None,
+            name: room.into(),
+            topic: None,
+            space: None,
+            avatar: None,
+        })
+        .await
+        .expect("portal")
+    }
+
     /// Stores to run the store tests on: SQLite always, PostgreSQL when
     /// CAUSEWAY_TEST_POSTGRES names a database (scripts/test starts one).
     pub async fn stores() -> Vec<Store> {

@@ -17,19 +17,31 @@ impl Portal {
         if let Some(m) = self.recent.by_client_id(id) {
             return Some(m.clone());
         }
+        let portal = self.row.id;
+        let store = &self.shared.store;
+        self.look_up(|| async move {
+            match store.message_by_stanza_id(portal, id).await {
+                Ok(None) => store.message_by_xmpp_id(portal, id).await,
+                found => found,
+            }
+        })
+        .await
+    }
+
+    /// A store look-up, tried again once what is queued for the store is written (the
+    /// message may be in the recorder's queue still).
+    pub(super) async fn look_up<F, Fut>(&self, find: F) -> Option<MessageRow>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = crate::store::Result<Option<MessageRow>>>,
+    {
         for attempt in 0..2 {
             if attempt == 1 {
                 if let Err(e) = self.net.link.flush().await {
                     tracing::warn!(network = %self.net.id, "cannot wait for the store: {e}");
                 }
             }
-            let store = &self.shared.store;
-            let found = match store.message_by_stanza_id(self.row.id, id).await {
-                Ok(Some(m)) => Ok(Some(m)),
-                Ok(None) => store.message_by_xmpp_id(self.row.id, id).await,
-                Err(e) => Err(e),
-            };
-            match found {
+            match find().await {
                 Ok(Some(m)) => return Some(m),
                 Ok(None) => {}
                 Err(e) => {

@@ -251,20 +251,8 @@ impl Portal {
         if let Some(m) = self.recent.by_remote(id.as_str()) {
             return Some(m.clone());
         }
-        for attempt in 0..2 {
-            if attempt == 1 {
-                let _ = self.net.link.flush().await;
-            }
-            match self.shared.store.message_by_remote(self.row.id, id).await {
-                Ok(Some(m)) => return Some(m),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(network = %self.net.id, "message look-up failed: {e}");
-                    return None;
-                }
-            }
-        }
-        None
+        let (portal, store) = (self.row.id, &self.shared.store);
+        self.look_up(|| store.message_by_remote(portal, id)).await
     }
 
     /// A remote user's reactions on a message changed: store the new set, send it whole.
