@@ -75,6 +75,12 @@ impl Media {
         self.max_bytes
     }
 
+    /// Whether a URL is one of the files Causeway serves.
+    pub fn is_ours(&self, url: &str) -> bool {
+        url.strip_prefix(&self.public_url)
+            .is_some_and(|rest| rest.starts_with("/media/") && !rest.contains(char::is_whitespace))
+    }
+
     fn url_of(&self, m: &MediaRow) -> String {
         format!(
             "{}/media/{}/{}",

@@ -549,6 +549,28 @@ async fn files_and_markup_on_prosody() {
     let (code, _, _) = http_fetch(&gw.http, "/media/00000000000000000000000000000000/x").await;
     assert_eq!(code, 404);
 
+    // the archive serves the file with its OOB link and the bot's replies with references
+    juliet
+        .send_xml(&format!("<iq xmlns='jabber:client' type='set' to='{room}' id='arch'><query xmlns='urn:xmpp:mam:2' queryid='arch'><set xmlns='http://jabber.org/protocol/rsm'><max>20</max><before/></set></query></iq>"))
+        .await;
+    juliet
+        .expect("the archive page", SEC, |e| e.attr("id") == Some("arch"))
+        .await;
+    let archived: Vec<Element> = juliet
+        .inbox
+        .iter()
+        .filter_map(|e| e.get_child("result", "urn:xmpp:mam:2"))
+        .filter_map(|r| r.get_child("forwarded", "urn:xmpp:forward:0"))
+        .filter_map(|f| f.children().find(|c| c.name() == "message").cloned())
+        .collect();
+    assert!(
+        archived
+            .iter()
+            .any(|m| body(m).as_deref() == Some(link.as_str())
+                && m.get_child("x", "jabber:x:oob").is_some()),
+        "the file in the archive: {archived:?}"
+    );
+
     // too large: announced by size (declared, from the server's length, or while streaming)
     for (path, size) in [
         ("/big.bin", Some(200_000)),

@@ -13,6 +13,11 @@ pub struct Archived {
     pub retracted_at: Option<i64>,
 }
 
+/// A row stands for an archive entry when it is the first part of a message split by the
+/// network (later parts share its stanza-id), or one piece of a remote message (text and
+/// files: each piece has its own stanza-id, "<remote id>#<n>").
+const ENTRY: &str = "(part = 0 OR substr(stanza_id, 1, length(remote_id) + 1) = remote_id || '#')";
+
 /// Which page: after or before an archive position, or the last page; within time bounds.
 #[derive(Clone, Debug, Default)]
 pub struct Page {
@@ -41,9 +46,9 @@ impl Store {
 
     /// A page of the archive, oldest first, and whether it reaches the end of the archive in
     /// the paging direction (the `complete` of `<fin/>`). Later parts of split messages are
-    /// left out: the first part stands for the message.
+    /// left out: the first part stands for the message (see ENTRY).
     pub async fn archive_page(&self, portal: i64, p: &Page) -> Result<(Vec<Archived>, bool)> {
-        let mut filter = String::from("portal_id = $1 AND part = 0");
+        let mut filter = format!("portal_id = $1 AND {ENTRY}");
         let mut n = 1;
         let mut arg = |cond: &str, filter: &mut String| {
             n += 1;
@@ -106,10 +111,10 @@ impl Store {
         start: Option<i64>,
         end: Option<i64>,
     ) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM message WHERE portal_id = $1 AND part = 0
-             AND sent_at >= $2 AND sent_at <= $3",
-        )
+        let row = sqlx::query(sql!(
+            "SELECT COUNT(*) AS n FROM message WHERE portal_id = $1 AND {ENTRY}
+             AND sent_at >= $2 AND sent_at <= $3"
+        ))
         .bind(portal)
         .bind(start.unwrap_or(i64::MIN))
         .bind(end.unwrap_or(i64::MAX))
@@ -240,6 +245,42 @@ mod tests {
             );
             assert!(s.archive_seq(p.id, "s5").await.expect("seq").is_some());
             assert_eq!(s.archive_seq(p.id, "nope").await.expect("seq"), None);
+
+            // a remote message with a file: each piece is an entry; a network-split XMPP
+            // message is one
+            let q = testing::portal(&s, "pieces").await;
+            let mut text = row(q.id, 1, 0);
+            text.remote_id = RemoteMessageId::new("R");
+            text.stanza_id = "R".into();
+            let mut file = row(q.id, 1, 1);
+            file.remote_id = RemoteMessageId::new("R");
+            file.stanza_id = "R#1".into();
+            let mut split0 = row(q.id, 2, 0);
+            split0.remote_id = RemoteMessageId::new("X0");
+            split0.stanza_id = "X0".into();
+            let mut split1 = row(q.id, 2, 1);
+            split1.remote_id = RemoteMessageId::new("X1");
+            split1.stanza_id = "X0".into();
+            let rows = [text, file, split0, split1];
+            s.record_batch(
+                "gw",
+                &[Record {
+                    rows: &rows,
+                    move_cursor: true,
+                    stanzas: &[],
+                }],
+            )
+            .await
+            .expect("store");
+            let all = Page {
+                max: 10,
+                ..Page::default()
+            };
+            assert_eq!(
+                ids(&s.archive_page(q.id, &all).await.expect("page").0),
+                ["R", "R#1", "X0"]
+            );
+            assert_eq!(s.archive_count(q.id, None, None).await.expect("count"), 3);
         }
     }
 }

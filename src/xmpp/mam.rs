@@ -137,7 +137,8 @@ pub fn result(
     stamp: i64,
     message: Outgoing,
 ) -> Outgoing {
-    let message = message.element;
+    // forwarded stanzas are client stanzas (XEP-0297)
+    let message = super::xml::as_client(&message.element);
     let mut res = Element::builder("result", ns::MAM)
         .at("id", archive_id)
         .build();

@@ -13,7 +13,7 @@ pub mod payload;
 mod recorder;
 pub mod service_xml;
 pub mod styling;
-mod xml;
+pub(crate) mod xml;
 
 pub use addressing::{decode_local, direct_portal_local, encode_local};
 pub use component::{link, Link, LinkConfig};

@@ -95,7 +95,7 @@ impl Portal {
                 delay: None,
                 extras: Extras {
                     retracted_at: a.retracted_at,
-                    ..Extras::default()
+                    ..self.stored_extras(m).await
                 },
             });
             items.push(mam::result(

@@ -18,19 +18,10 @@ struct Piece {
 }
 
 impl Portal {
-    pub(super) async fn remote_message(
-        &mut self,
-        ev: &RemoteEvent,
-        id: RemoteMessageId,
-        content: Content,
-        reply_to: Option<RemoteMessageId>,
-    ) {
-        let nick = self.nick_of(&ev.sender).await;
-        let target = match &reply_to {
-            Some(r) => self.find_remote(r).await,
-            None => None,
-        };
-        let reply = target.map(|t| ReplyRef {
+    /// The reference to the message a stored one answered (XEP-0461), if it is known.
+    pub(super) async fn reply_ref(&self, reply_to: &RemoteMessageId) -> Option<ReplyRef> {
+        let t = self.find_remote(reply_to).await?;
+        Some(ReplyRef {
             to: if self.row.kind != RoomKind::Direct {
                 format!("{}/{}", self.room_jid, t.sender_nick)
             } else if t.from_xmpp {
@@ -41,7 +32,40 @@ impl Portal {
             id: self.reference(&t),
             nick: t.sender_nick,
             quoted: t.body.unwrap_or_default(),
-        });
+        })
+    }
+
+    /// What a stored message carried besides its body, for history and the archive: its
+    /// reply reference and, for a file Causeway serves, the OOB link.
+    pub(super) async fn stored_extras(&self, m: &MessageRow) -> Extras {
+        let reply = match &m.reply_to {
+            Some(r) => self.reply_ref(&RemoteMessageId::new(r.as_str())).await,
+            None => None,
+        };
+        let oob = m
+            .body
+            .as_ref()
+            .filter(|b| self.shared.media.is_ours(b))
+            .cloned();
+        Extras {
+            reply,
+            oob,
+            ..Extras::default()
+        }
+    }
+
+    pub(super) async fn remote_message(
+        &mut self,
+        ev: &RemoteEvent,
+        id: RemoteMessageId,
+        content: Content,
+        reply_to: Option<RemoteMessageId>,
+    ) {
+        let nick = self.nick_of(&ev.sender).await;
+        let reply = match &reply_to {
+            Some(r) => self.reply_ref(r).await,
+            None => None,
+        };
         let mut pieces = Vec::new();
         let (body, unstyled) = payload::body_of(&content);
         if !body.is_empty() || content.attachments.is_empty() {

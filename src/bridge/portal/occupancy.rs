@@ -235,6 +235,7 @@ impl Portal {
                         } else {
                             format!("remote:{}", m.sender)
                         };
+                        let extras = self.stored_extras(&m).await;
                         items.push(out::room_message(&RoomMessage {
                             room: self.room_jid.clone(),
                             nick: m.sender_nick.clone(),
@@ -245,7 +246,7 @@ impl Portal {
                             body: m.body.unwrap_or_default(),
                             occupant_id: self.oid(&who),
                             delay: Some(m.sent_at),
-                            extras: Default::default(),
+                            extras,
                         }));
                     }
                 }
