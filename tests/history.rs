@@ -37,7 +37,11 @@ async fn page(client: &mut XmppClient, room: &str, qid: &str, set: &str) -> (Vec
                     .children()
                     .find(|c| c.name() == "message")
                     .expect("message");
-                assert_eq!(msg.ns(), "jabber:client", "forwarded stanzas are client stanzas");
+                assert_eq!(
+                    msg.ns(),
+                    "jabber:client",
+                    "forwarded stanzas are client stanzas"
+                );
                 assert!(msg
                     .get_child("occupant-id", "urn:xmpp:occupant-id:0")
                     .is_some());

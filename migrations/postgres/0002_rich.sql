@@ -29,3 +29,6 @@ CREATE TABLE space_subscriber (
     jid TEXT NOT NULL,
     PRIMARY KEY (network, space_id, jid)
 );
+-- The catch-up point is derived from the message table (Store::cursor): one write less
+-- per stored message.
+DROP TABLE cursor;

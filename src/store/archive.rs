@@ -161,7 +161,6 @@ mod tests {
             rows.insert(11, row(p.id, 10, 1));
             let rec = [Record {
                 rows: &rows,
-                move_cursor: true,
                 stanzas: &[],
             }];
             s.record_batch("gw", &rec).await.expect("store");
@@ -266,7 +265,6 @@ mod tests {
                 "gw",
                 &[Record {
                     rows: &rows,
-                    move_cursor: true,
                     stanzas: &[],
                 }],
             )

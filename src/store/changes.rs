@@ -203,7 +203,6 @@ mod tests {
                 "gw",
                 &[Record {
                     rows: &[row],
-                    move_cursor: true,
                     stanzas: &[],
                 }],
             )

@@ -104,9 +104,6 @@ pub(super) async fn insert_rows(
 }
 
 impl Store {
-    /// Store message rows in one transaction and, for remote messages, move the portal's
-    /// cursor to the last one. Returns, per row, whether it was new (false = already stored:
-    /// a duplicate delivery, to be dropped).
     async fn message_where(
         &self,
         portal: i64,
@@ -225,22 +222,18 @@ mod tests {
             let records = [
                 crate::store::Record {
                     rows: &m1,
-                    move_cursor: true,
                     stanzas: &a,
                 },
                 crate::store::Record {
                     rows: &m1_again,
-                    move_cursor: true,
                     stanzas: &b,
                 },
                 crate::store::Record {
                     rows: &[],
-                    move_cursor: false,
                     stanzas: &c,
                 },
                 crate::store::Record {
                     rows: &m2,
-                    move_cursor: true,
                     stanzas: &[],
                 },
             ];
@@ -279,7 +272,6 @@ mod tests {
             let first = [msg(p.id, "m1", None), msg(p.id, "m2", Some("c-2"))];
             let record = |rows| crate::store::Record {
                 rows,
-                move_cursor: true,
                 stanzas: &stanza,
             };
             let queued = s

@@ -231,7 +231,6 @@ pub(crate) mod testing {
                 "occupant",
                 "message",
                 "reaction",
-                "cursor",
                 "outbox",
                 "portal",
                 "puppet",
@@ -275,7 +274,6 @@ mod tests {
         let stanzas: Vec<String> = (0..200).map(|i| format!("<message id='{i}'/>")).collect();
         let record = [Record {
             rows: &[],
-            move_cursor: false,
             stanzas: &stanzas,
         }];
         s.record_batch("gw.example", &record).await.expect("write");

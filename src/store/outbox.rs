@@ -1,9 +1,6 @@
-use super::cursor::set_cursor;
 use super::message::insert_rows;
 use super::{now_ms, MessageRow, Result, Store};
-use causeway_api::RemoteMessageId;
 use sqlx::Row;
-use std::collections::BTreeMap;
 
 /// Stanzas per INSERT statement (small, for the same reason as message rows).
 const STANZAS_PER_STATEMENT: usize = 32;
@@ -47,7 +44,6 @@ async fn push_rows(
 /// One entry of a group commit (see `Store::record_batch`).
 pub struct Record<'a> {
     pub rows: &'a [MessageRow],
-    pub move_cursor: bool,
     pub stanzas: &'a [String],
 }
 
@@ -77,19 +73,12 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let rows: Vec<&MessageRow> = records.iter().flat_map(|r| r.rows.iter()).collect();
         let fresh = insert_rows(&mut tx, &rows).await?;
-        // Which records go out, and where each portal's cursor ends: at its last newly stored
-        // message (a late duplicate must not move it back); once per portal per batch.
-        let mut cursors: BTreeMap<i64, &RemoteMessageId> = BTreeMap::new();
+        // Which records go out: not those whose first row was stored before (a duplicate).
         let mut keep = Vec::with_capacity(records.len());
         let mut at = 0;
         for r in records {
             let f = &fresh[at..at + r.rows.len()];
             at += r.rows.len();
-            if r.move_cursor {
-                if let Some((m, _)) = r.rows.iter().zip(f).rev().find(|(_, f)| **f) {
-                    cursors.insert(m.portal_id, &m.remote_id);
-                }
-            }
             keep.push(f.first() != Some(&false));
         }
         let stanzas: Vec<&str> = records
@@ -104,9 +93,6 @@ impl Store {
             .zip(&keep)
             .map(|(r, k)| k.then(|| seqs.by_ref().take(r.stanzas.len()).collect()))
             .collect();
-        for (portal, remote) in cursors {
-            set_cursor(&mut tx, portal, remote).await?;
-        }
         tx.commit().await?;
         Ok(out)
     }
@@ -165,13 +151,7 @@ mod tests {
         let _g = testing::PG_LOCK.lock().await;
         for s in testing::stores().await {
             let stanzas: Vec<String> = (0..5).map(|i| format!("<message id='{i}'/>")).collect();
-            let push = |stanzas| {
-                [Record {
-                    rows: &[],
-                    move_cursor: false,
-                    stanzas,
-                }]
-            };
+            let push = |stanzas| [Record { rows: &[], stanzas }];
             let seqs = s
                 .record_batch("a.example", &push(&stanzas))
                 .await

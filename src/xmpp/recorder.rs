@@ -23,7 +23,6 @@ enum Job {
     /// already stored (a duplicate delivery) nothing is sent.
     Record {
         rows: Vec<MessageRow>,
-        move_cursor: bool,
         items: Vec<Outgoing>,
         counted: Option<Counted>,
     },
@@ -57,14 +56,12 @@ impl LinkSender {
     pub async fn send_recorded(
         &self,
         rows: Vec<MessageRow>,
-        move_cursor: bool,
         items: Vec<Outgoing>,
         counted: Option<Counted>,
     ) -> Result<(), SendError> {
         self.jobs
             .send(Job::Record {
                 rows,
-                move_cursor,
                 items,
                 counted,
             })
@@ -159,16 +156,9 @@ impl Recorder {
             .iter()
             .zip(&stanzas)
             .map(|(j, s)| match j {
-                Job::Record {
-                    rows, move_cursor, ..
-                } => Record {
-                    rows,
-                    move_cursor: *move_cursor,
-                    stanzas: s,
-                },
+                Job::Record { rows, .. } => Record { rows, stanzas: s },
                 _ => Record {
                     rows: &[],
-                    move_cursor: false,
                     stanzas: s,
                 },
             })

@@ -164,12 +164,7 @@ impl Portal {
             return;
         }
         let n = rows.len();
-        match self
-            .net
-            .link
-            .send_recorded(rows, true, Vec::new(), None)
-            .await
-        {
+        match self.net.link.send_recorded(rows, Vec::new(), None).await {
             Ok(()) => {
                 tracing::info!(network = %self.net.id, room = %self.row.key.room, messages = n, "archive backfilled")
             }

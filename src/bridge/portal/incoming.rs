@@ -119,12 +119,7 @@ impl Portal {
         // Stored, then sent, by the link's recorder; a duplicate delivery stops there, and
         // the message is counted once stored.
         let counted = Some((self.net.id.to_string(), "to_xmpp"));
-        if let Err(e) = self
-            .net
-            .link
-            .send_recorded(rows, true, stanzas, counted)
-            .await
-        {
+        if let Err(e) = self.net.link.send_recorded(rows, stanzas, counted).await {
             tracing::error!(network = %self.net.id, room = %self.row.key.room, remote_id = %id, "message not delivered: {e}");
         }
     }
