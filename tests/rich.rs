@@ -96,6 +96,22 @@ async fn rich_suite(kind: Kind) {
     })
     .await;
 
+    // a reply to the corrected message quotes its new text
+    juliet
+        .send_xml(&gc(
+            "jq",
+            &format!("<body>quoting</body><reply xmlns='{REPLY}' to='{j_nick}' id='{s1}'/>"),
+        ))
+        .await;
+    let quoted = admin
+        .expect("the reply reflected", SEC, |e| e.attr("id") == Some("jq"))
+        .await;
+    assert!(
+        body(&quoted).is_some_and(|b| b.starts_with("> Juliet:\n> hello\n")),
+        "{:?}",
+        body(&quoted)
+    );
+
     // reactions: full sets in, adds and removes out
     let react = |id: &str, set: &[&str]| {
         let r: String = set

@@ -12,6 +12,15 @@ pub struct SpaceRow {
     pub parent: Option<String>,
 }
 
+fn space_row(r: &sqlx::any::AnyRow) -> Result<SpaceRow> {
+    Ok(SpaceRow {
+        id: r.try_get("space_id")?,
+        name: r.try_get("name")?,
+        avatar: opt_str(r, "avatar")?,
+        parent: opt_str(r, "parent")?,
+    })
+}
+
 impl Store {
     pub async fn upsert_space(&self, network: &NetworkId, s: &SpaceRow) -> Result<()> {
         sqlx::query(
@@ -35,20 +44,18 @@ impl Store {
         .bind(network.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SpaceRow {
-                    id: r.try_get("space_id")?,
-                    name: r.try_get("name")?,
-                    avatar: opt_str(r, "avatar")?,
-                    parent: opt_str(r, "parent")?,
-                })
-            })
-            .collect()
+        rows.iter().map(space_row).collect()
     }
 
     pub async fn space(&self, network: &NetworkId, id: &str) -> Result<Option<SpaceRow>> {
-        Ok(self.spaces(network).await?.into_iter().find(|s| s.id == id))
+        let row = sqlx::query(
+            "SELECT space_id, name, avatar, parent FROM space WHERE network = $1 AND space_id = $2",
+        )
+        .bind(network.as_str())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(space_row).transpose()
     }
 
     /// Unlink a space: its rooms leave it (their portals stay), its subscribers are

@@ -53,6 +53,32 @@ impl Portal {
         None
     }
 
+    /// A message's text changed: in memory and in the store.
+    pub(super) async fn keep_correction(&mut self, stanza_id: &str, body: &str) {
+        self.recent.set_body(stanza_id, Some(body));
+        let stored = self
+            .shared
+            .store
+            .set_body(self.row.id, stanza_id, body)
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(network = %self.net.id, "correction not stored: {e}");
+        }
+    }
+
+    /// A message was retracted: its text forgotten in memory, a tombstone in the store.
+    pub(super) async fn keep_retraction(&mut self, stanza_id: &str, at: i64) {
+        self.recent.set_body(stanza_id, None);
+        let stored = self
+            .shared
+            .store
+            .set_retracted(self.row.id, stanza_id, at)
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(network = %self.net.id, "retraction not stored: {e}");
+        }
+    }
+
     fn action(&self, a: &Author, kind: ActionKind) -> Action {
         Action {
             room: self.row.key.clone(),
@@ -112,14 +138,7 @@ impl Portal {
         if let Err(e) = self.net.relay.apply(self.action(a, kind)).await {
             return self.refused(a, &e).await;
         }
-        if let Err(e) = self
-            .shared
-            .store
-            .set_body(self.row.id, &m.stanza_id, &body)
-            .await
-        {
-            tracing::warn!(network = %self.net.id, "correction not stored: {e}");
-        }
+        self.keep_correction(&m.stanza_id, &body).await;
         let extras = Extras {
             replace: Some(target.to_string()),
             ..Extras::default()
@@ -147,7 +166,7 @@ impl Portal {
 
     /// Delete every part of a message on the network, then mark it retracted in the store.
     async fn retract_parts(
-        &self,
+        &mut self,
         m: &MessageRow,
         persona: Option<Persona>,
     ) -> Result<(), NetworkError> {
@@ -169,14 +188,8 @@ impl Portal {
             };
             self.net.relay.apply(action).await?;
         }
-        if let Err(e) = self
-            .shared
-            .store
-            .set_retracted(self.row.id, &m.stanza_id, crate::store::now_ms())
-            .await
-        {
-            tracing::warn!(network = %self.net.id, "retraction not stored: {e}");
-        }
+        self.keep_retraction(&m.stanza_id, crate::store::now_ms())
+            .await;
         Ok(())
     }
 

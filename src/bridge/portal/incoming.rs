@@ -140,15 +140,7 @@ impl Portal {
         let mut items = Vec::new();
         let mut done = std::collections::HashSet::new();
         for m in pieces.iter().filter(|m| done.insert(m.stanza_id.clone())) {
-            self.recent.set_body(&m.stanza_id, None);
-            if let Err(e) = self
-                .shared
-                .store
-                .set_retracted(self.row.id, &m.stanza_id, ev.at)
-                .await
-            {
-                tracing::warn!(network = %self.net.id, "retraction not stored: {e}");
-            }
+            self.keep_retraction(&m.stanza_id, ev.at).await;
             let reference = self.reference(m);
             if by_author || self.row.kind == RoomKind::Direct {
                 let (nick, who) = Self::author_of(m);

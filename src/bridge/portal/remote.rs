@@ -140,15 +140,7 @@ impl Portal {
                     return tracing::debug!(network = %self.net.id, "edit of an unknown message dropped");
                 };
                 let (body, unstyled) = payload::body_of(&content);
-                self.recent.set_body(&m.stanza_id, Some(&body));
-                if let Err(e) = self
-                    .shared
-                    .store
-                    .set_body(self.row.id, &m.stanza_id, &body)
-                    .await
-                {
-                    tracing::warn!(network = %self.net.id, "correction not stored: {e}");
-                }
+                self.keep_correction(&m.stanza_id, &body).await;
                 let (nick, who) = Self::author_of(&m);
                 let extras = Extras {
                     replace: Some(m.xmpp_id.clone().unwrap_or(m.stanza_id.clone())),
