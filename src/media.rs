@@ -71,10 +71,6 @@ impl Media {
         })
     }
 
-    pub fn max_bytes(&self) -> u64 {
-        self.max_bytes
-    }
-
     /// Whether a URL is one of the files Causeway serves.
     pub fn is_ours(&self, url: &str) -> bool {
         url.strip_prefix(&self.public_url)
