@@ -88,6 +88,11 @@ impl Media {
 
     /// Copy a remote file and return it as Causeway serves it.
     pub async fn rehost(&self, a: &Attachment) -> Result<Attachment, MediaError> {
+        self.copy(a).await.map(|m| self.served(&m))
+    }
+
+    /// The copy of a remote file (made now unless Causeway holds one already).
+    async fn copy(&self, a: &Attachment) -> Result<MediaRow, MediaError> {
         let name = if a.name.is_empty() { "file" } else { &a.name };
         let fail = |reason: String| MediaError::Fetch {
             name: name.to_string(),
@@ -106,7 +111,7 @@ impl Media {
             return Err(too_large(size));
         }
         if let Ok(Some(m)) = self.store.media_by_source(&a.url).await {
-            return Ok(self.served(&m));
+            return Ok(m);
         }
         let mut resp = self
             .client
@@ -175,7 +180,7 @@ impl Media {
             .add_media(&row)
             .await
             .map_err(|e| keep(e.to_string()))?;
-        Ok(self.served(&row))
+        Ok(row)
     }
 
     fn served(&self, m: &MediaRow) -> Attachment {
@@ -189,27 +194,15 @@ impl Media {
 
     /// A copy of a remote file, made if needed (avatars): its row and where it lies.
     pub async fn copy_of(&self, url: &str) -> Result<(MediaRow, PathBuf), MediaError> {
-        if let Ok(Some(m)) = self.store.media_by_source(url).await {
-            let path = self.dir.join(&m.token);
-            return Ok((m, path));
-        }
         let a = Attachment {
             url: url.to_string(),
             name: "avatar".into(),
             content_type: None,
             size: None,
         };
-        self.rehost(&a).await?;
-        match self.store.media_by_source(url).await {
-            Ok(Some(m)) => {
-                let path = self.dir.join(&m.token);
-                Ok((m, path))
-            }
-            _ => Err(MediaError::Keep {
-                name: "avatar".into(),
-                reason: "not found after copying".into(),
-            }),
-        }
+        let m = self.copy(&a).await?;
+        let path = self.dir.join(&m.token);
+        Ok((m, path))
     }
 
     /// What is known of a remote file without fetching it.

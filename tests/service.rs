@@ -386,6 +386,19 @@ async fn services(kind: Kind) {
         "{}",
         String::from(&sub)
     );
+    let subs = iq(
+        &mut juliet,
+        "s6b",
+        "get",
+        &spaces,
+        &format!("<pubsub xmlns='{PUBSUB}'><subscriptions/></pubsub>"),
+    )
+    .await;
+    assert!(
+        String::from(&subs).contains("node='community'"),
+        "{}",
+        String::from(&subs)
+    );
     let theft = iq(
         &mut juliet,
         "s7",

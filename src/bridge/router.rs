@@ -49,6 +49,17 @@ pub struct Shared {
     pub occupant_key: String,
 }
 
+impl Shared {
+    /// A configured gateway admin (bare JID, any case).
+    pub fn is_admin(&self, jid: &str) -> bool {
+        let bare = xmpp::bare(jid);
+        self.config
+            .admins
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(bare))
+    }
+}
+
 #[derive(Clone)]
 pub struct Bridge {
     pub(super) shared: Arc<Shared>,

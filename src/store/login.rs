@@ -4,6 +4,17 @@ use super::{Result, Store};
 use causeway_api::{LoginId, LoginRecord, NetworkId, Secret};
 use sqlx::Row;
 
+const LOGIN_COLS: &str = "login_id, user_jid, remote_name, secrets";
+
+fn login_row(r: &sqlx::any::AnyRow) -> Result<LoginRecord> {
+    Ok(LoginRecord {
+        login: LoginId::new(r.try_get::<String, _>("login_id")?),
+        xmpp_user: Some(r.try_get("user_jid")?),
+        remote_name: r.try_get("remote_name")?,
+        secrets: Secret::new(r.try_get::<String, _>("secrets")?),
+    })
+}
+
 impl Store {
     /// Keep a user's login (one per user and network; a new one replaces the old).
     pub async fn save_login(&self, network: &NetworkId, user: &str, l: &LoginRecord) -> Result<()> {
@@ -37,32 +48,26 @@ impl Store {
     }
 
     pub async fn login_of(&self, network: &NetworkId, user: &str) -> Result<Option<LoginRecord>> {
-        Ok(self
-            .logins(network)
-            .await?
-            .into_iter()
-            .find(|l| l.xmpp_user.as_deref() == Some(user)))
+        let row = sqlx::query(sql!(
+            "SELECT {LOGIN_COLS} FROM user_login WHERE network = $1 AND user_jid = $2"
+        ))
+        .bind(network.as_str())
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(login_row).transpose()
     }
 
     /// Every user login of a network (sessions to start).
     pub async fn logins(&self, network: &NetworkId) -> Result<Vec<LoginRecord>> {
-        let rows = sqlx::query(
-            "SELECT login_id, user_jid, remote_name, secrets FROM user_login
-             WHERE network = $1 AND user_jid IS NOT NULL ORDER BY login_id",
-        )
+        let rows = sqlx::query(sql!(
+            "SELECT {LOGIN_COLS} FROM user_login
+             WHERE network = $1 AND user_jid IS NOT NULL ORDER BY login_id"
+        ))
         .bind(network.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LoginRecord {
-                    login: LoginId::new(r.try_get::<String, _>("login_id")?),
-                    xmpp_user: Some(r.try_get("user_jid")?),
-                    remote_name: r.try_get("remote_name")?,
-                    secrets: Secret::new(r.try_get::<String, _>("secrets")?),
-                })
-            })
-            .collect()
+        rows.iter().map(login_row).collect()
     }
 
     /// Forget a user's login; returns it if there was one.

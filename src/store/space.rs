@@ -95,6 +95,21 @@ impl Store {
             .collect::<std::result::Result<_, _>>()?)
     }
 
+    /// The spaces a JID subscribed to.
+    pub async fn subscribed_spaces(&self, network: &NetworkId, jid: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT space_id FROM space_subscriber WHERE network = $1 AND jid = $2 ORDER BY space_id",
+        )
+        .bind(network.as_str())
+        .bind(jid)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("space_id"))
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
     pub async fn set_subscribed(
         &self,
         network: &NetworkId,

@@ -2,7 +2,7 @@
 //! network's history.
 
 use super::Portal;
-use crate::store::Page;
+use crate::store::{MessageRow, Page};
 use crate::xmpp::mam::{self, MamQuery};
 use crate::xmpp::outbound::{self as out, Condition, Extras, RoomMessage};
 use causeway_api::*;
@@ -36,14 +36,13 @@ impl Portal {
             max: q.max,
             ..Page::default()
         };
-        let mut positions = Vec::new();
         for (rsm_id, before) in [
             (q.after.as_ref(), false),
             (q.before.as_ref().and_then(|b| b.as_ref()), true),
         ] {
             let Some(rsm_id) = rsm_id else { continue };
-            match store.archive_seq(self.row.id, rsm_id).await {
-                Ok(Some(seq)) => positions.push((seq, before)),
+            let seq = match store.archive_seq(self.row.id, rsm_id).await {
+                Ok(Some(seq)) => seq,
                 Ok(None) => {
                     return err(
                         Condition::ItemNotFound,
@@ -54,9 +53,7 @@ impl Portal {
                     tracing::error!(network = %self.net.id, "archive not read: {e}");
                     return err(Condition::InternalServerError, "");
                 }
-            }
-        }
-        for (seq, before) in positions {
+            };
             if before {
                 page.before = Some(seq);
             } else {
@@ -78,26 +75,7 @@ impl Portal {
         let mut items = Vec::with_capacity(rows.len() + 1);
         for a in &rows {
             let m = &a.row;
-            let who = if m.from_xmpp {
-                format!("xmpp:{}", m.sender)
-            } else {
-                format!("remote:{}", m.sender)
-            };
-            let message = out::room_message(&RoomMessage {
-                room: self.room_jid.clone(),
-                nick: m.sender_nick.clone(),
-                to: from.to_string(),
-                id: m.xmpp_id.clone().unwrap_or_else(|| m.stanza_id.clone()),
-                stanza_id: m.stanza_id.clone(),
-                origin_id: m.origin_id.clone(),
-                body: m.body.clone().unwrap_or_default(),
-                occupant_id: self.oid(&who),
-                delay: None,
-                extras: Extras {
-                    retracted_at: a.retracted_at,
-                    ..self.stored_extras(m).await
-                },
-            });
+            let message = self.stored_message(m, from, None, a.retracted_at).await;
             items.push(mam::result(
                 &self.room_jid,
                 from,
@@ -121,6 +99,33 @@ impl Portal {
         items
     }
 
+    /// A stored message as the room shows it to `to`: history on join (with a delay) and
+    /// archive results (with the retraction tombstone, if any).
+    pub(super) async fn stored_message(
+        &self,
+        m: &MessageRow,
+        to: &str,
+        delay: Option<i64>,
+        retracted_at: Option<i64>,
+    ) -> out::Outgoing {
+        let (nick, who) = Self::author_of(m);
+        out::room_message(&RoomMessage {
+            room: self.room_jid.clone(),
+            nick,
+            to: to.to_string(),
+            id: m.xmpp_id.clone().unwrap_or_else(|| m.stanza_id.clone()),
+            stanza_id: m.stanza_id.clone(),
+            origin_id: m.origin_id.clone(),
+            body: m.body.clone().unwrap_or_default(),
+            occupant_id: self.oid(&who),
+            delay,
+            extras: Extras {
+                retracted_at,
+                ..self.stored_extras(m).await
+            },
+        })
+    }
+
     /// A portal without a cursor (used for the first time, or no message ever seen): its
     /// archive is filled with the room's latest messages, told to no one when nobody is
     /// joined (joiners get them as history), else delivered like live ones.
@@ -129,24 +134,18 @@ impl Portal {
         if limit == 0 {
             return;
         }
-        if self.row.kind == RoomKind::Direct || !self.occ.xmpp.is_empty() {
-            let events = match self.net.relay.history(&self.row.key, None, limit).await {
-                Ok(e) => e,
-                Err(e) => {
-                    return tracing::warn!(network = %self.net.id, room = %self.row.key.room, "no catch-up: {e}")
-                }
-            };
-            for ev in events {
-                self.on_remote(ev).await;
-            }
-            return;
-        }
         let events = match self.net.relay.history(&self.row.key, None, limit).await {
             Ok(e) => e,
             Err(e) => {
                 return tracing::warn!(network = %self.net.id, room = %self.row.key.room, "no backfill: {e}")
             }
         };
+        if self.row.kind == RoomKind::Direct || !self.occ.xmpp.is_empty() {
+            for ev in events {
+                self.on_remote(ev).await;
+            }
+            return;
+        }
         let mut rows = Vec::with_capacity(events.len());
         for ev in &events {
             if let RemoteEventKind::Message {

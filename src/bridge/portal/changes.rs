@@ -128,8 +128,7 @@ impl Portal {
         let Some(m) = self.own_message(a, target, caps, "corrections").await else {
             return;
         };
-        let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
-        self.remember_txn(txn.clone());
+        let txn = self.new_txn();
         let kind = ActionKind::Edit {
             target: m.remote_id.clone(),
             content: payload::content_of(&body, false, None),
@@ -329,14 +328,7 @@ impl Portal {
         target: String,
         reason: Option<String>,
     ) {
-        let bare = crate::xmpp::bare(&from).to_string();
-        let answer = if !self
-            .shared
-            .config
-            .admins
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(&bare))
-        {
+        let answer = if !self.shared.is_admin(&from) {
             self.error(
                 "iq",
                 &from,
@@ -348,12 +340,7 @@ impl Portal {
         } else if let Some(m) = self.find_message(&target).await {
             match self.retract_parts(&m, None).await {
                 Ok(()) => {
-                    let items = self
-                        .occ
-                        .sessions()
-                        .iter()
-                        .map(|to| out::moderation(&self.room_jid, to, &target, reason.as_deref()))
-                        .collect();
+                    let items = self.moderation(&target, reason.as_deref());
                     self.send(items).await;
                     out::iq_result(&self.room_jid, &from, &id, None)
                 }
@@ -370,6 +357,24 @@ impl Portal {
             self.error("iq", &from, None, Some(&id), Condition::ItemNotFound, None)
         };
         self.send(vec![answer]).await;
+    }
+}
+
+impl Portal {
+    /// XEP-0425: the room retracts a message, to every session in it.
+    pub(super) fn moderation(&self, target: &str, reason: Option<&str>) -> Vec<out::Outgoing> {
+        self.occ
+            .sessions()
+            .iter()
+            .map(|to| out::moderation(&self.room_jid, to, target, reason))
+            .collect()
+    }
+
+    /// A TxnId for something sent to the network, remembered to recognise its echo.
+    pub(super) fn new_txn(&mut self) -> TxnId {
+        let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
+        self.remember_txn(txn.clone());
+        txn
     }
 }
 

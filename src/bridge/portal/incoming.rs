@@ -6,7 +6,7 @@ use super::changes::fresh_id;
 use super::Portal;
 use crate::media::MediaError;
 use crate::store::MessageRow;
-use crate::xmpp::outbound::{self as out, Extras, ReplyRef};
+use crate::xmpp::outbound::{Extras, ReplyRef};
 use crate::xmpp::payload;
 use causeway_api::*;
 
@@ -157,12 +157,7 @@ impl Portal {
                     extras,
                 ));
             } else {
-                items.extend(
-                    self.occ
-                        .sessions()
-                        .iter()
-                        .map(|to| out::moderation(&self.room_jid, to, &reference, None)),
-                );
+                items.extend(self.moderation(&reference, None));
             }
         }
         self.send(items).await;

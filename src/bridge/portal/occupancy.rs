@@ -4,7 +4,7 @@
 use super::Portal;
 use crate::bridge::occupants::{RemoteOccupant, XmppOccupant};
 use crate::store::OccupantRow;
-use crate::xmpp::outbound::{self as out, Condition, OccupantPresence, Outgoing, RoomMessage};
+use crate::xmpp::outbound::{self as out, Condition, OccupantPresence, Outgoing};
 use crate::xmpp::{self, set_attr};
 use causeway_api::*;
 
@@ -230,24 +230,7 @@ impl Portal {
             {
                 Ok(rows) => {
                     for m in rows {
-                        let who = if m.from_xmpp {
-                            format!("xmpp:{}", m.sender)
-                        } else {
-                            format!("remote:{}", m.sender)
-                        };
-                        let extras = self.stored_extras(&m).await;
-                        items.push(out::room_message(&RoomMessage {
-                            room: self.room_jid.clone(),
-                            nick: m.sender_nick.clone(),
-                            to: from.clone(),
-                            id: m.xmpp_id.clone().unwrap_or_else(|| m.stanza_id.clone()),
-                            stanza_id: m.stanza_id.clone(),
-                            origin_id: m.origin_id.clone(),
-                            body: m.body.unwrap_or_default(),
-                            occupant_id: self.oid(&who),
-                            delay: Some(m.sent_at),
-                            extras,
-                        }));
+                        items.push(self.stored_message(&m, &from, Some(m.sent_at), None).await);
                     }
                 }
                 Err(e) => tracing::warn!(network = %self.net.id, "history not read: {e}"),

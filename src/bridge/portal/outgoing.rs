@@ -210,8 +210,7 @@ impl Portal {
         body: &str,
         reply_to: Option<RemoteMessageId>,
     ) -> Result<(Sent, Vec<MessageRow>), NetworkError> {
-        let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
-        self.remember_txn(txn.clone());
+        let txn = self.new_txn();
         let msg = OutgoingMessage {
             room: self.row.key.clone(),
             txn,

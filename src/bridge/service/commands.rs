@@ -224,7 +224,7 @@ impl Bridge {
             }
             Some(space) => {
                 reply.completed = true;
-                reply.note = Some(match self.link_space(ask.net, space, None).await {
+                reply.note = Some(match self.link_space(ask.net, space).await {
                     Ok((name, rooms)) => {
                         let (service, _) = ask.net.spaces_service();
                         (

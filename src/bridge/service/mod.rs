@@ -47,12 +47,7 @@ impl Ask<'_> {
 
 impl Bridge {
     pub fn is_admin(&self, jid: &str) -> bool {
-        let bare = xmpp::bare(jid);
-        self.shared
-            .config
-            .admins
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(bare))
+        self.shared.is_admin(jid)
     }
 
     /// Answer a stanza to a service domain (`spaces`: the spaces service's own domain).
@@ -108,7 +103,7 @@ impl Bridge {
                 sessionid,
                 form,
             } => self.command(&ask, &node, &action, sessionid, form).await,
-            ServiceQuery::Presence { typ } => self.gateway_presence(&ask, &typ).await,
+            ServiceQuery::Presence { typ } => self.presence_answer(&ask, &typ),
             ServiceQuery::VCard { node } => self.vcard(&ask, &node).await,
             ServiceQuery::MirrorRefused { condition } => {
                 // "conflict" is a node created before: expected when a space is linked again
@@ -165,9 +160,9 @@ impl Bridge {
         Ok(format!("{local}@{}", net.domain))
     }
 
-    /// The gateway answers subscriptions (and subscribes back to registered users) and
-    /// tells whether it is available.
-    async fn gateway_presence(&self, ask: &Ask<'_>, typ: &str) -> Vec<Outgoing> {
+    /// The gateway and its puppets accept every subscription and are available while
+    /// Causeway runs.
+    fn presence_answer(&self, ask: &Ask<'_>, typ: &str) -> Vec<Outgoing> {
         let (me, to) = (ask.to.as_str(), ask.bare());
         match typ {
             "subscribe" => vec![
@@ -180,89 +175,70 @@ impl Bridge {
         }
     }
 
-    /// vCard of a puppet (its name and avatar) or of a room (XEP-0486: its avatar).
-    async fn vcard(&self, ask: &Ask<'_>, node: &str) -> Vec<Outgoing> {
-        let store = &self.shared.store;
-        if let Ok(Some(p)) = store.portal_by_jid(&ask.net.id, node).await {
-            let photo = match &p.avatar {
-                Some(url) => match self.shared.media.copy_of(url).await {
-                    Ok((row, path)) => tokio::fs::read(path)
-                        .await
-                        .ok()
-                        .map(|b| (row.content_type, b)),
-                    Err(_) => None,
-                },
-                None => None,
-            };
-            let photo_ref = photo.as_ref().map(|(t, b)| (t.as_str(), b.as_slice()));
-            return vec![out::vcard(&ask.to, &ask.from, &ask.id, &p.name, photo_ref)];
-        }
-        let Some(remote) = xmpp::decode_local(node) else {
-            return ask.iq_error(Condition::ItemNotFound, "");
+    /// A remote user behind a puppet localpart: from the store, else asked of the network
+    /// (and stored). Err is the condition and text for the asker.
+    async fn known_puppet(
+        &self,
+        net: &NetCtx,
+        local: &str,
+    ) -> Result<(RemoteUserId, String, Option<String>), (Condition, String)> {
+        let Some(remote) = xmpp::decode_local(local) else {
+            return Err((Condition::ItemNotFound, String::new()));
         };
         let user = RemoteUserId::new(remote);
-        let name = match store.puppet(&ask.net.id, &user).await {
-            Ok(Some(p)) => p.display_name,
-            Ok(None) => match ask.net.relay.user_info(&user).await {
+        match self.shared.store.puppet(&net.id, &user).await {
+            Ok(Some(p)) => Ok((user, p.display_name, p.avatar)),
+            // not seen yet: the network knows, or nobody does
+            Ok(None) => match net.relay.user_info(&user).await {
                 Ok(info) => {
-                    let _ = store.upsert_puppet(&ask.net.id, &info, node).await;
-                    info.display_name
+                    let stored = self.shared.store.upsert_puppet(&net.id, &info, local).await;
+                    if let Err(e) = stored {
+                        tracing::warn!(network = %net.id, "puppet not stored: {e}");
+                    }
+                    Ok((user, info.display_name, info.avatar_url))
                 }
-                Err(_) => return ask.iq_error(Condition::ItemNotFound, "no such user"),
+                Err(NetworkError::NotFound(_)) => {
+                    Err((Condition::ItemNotFound, "no such user".into()))
+                }
+                Err(e) => Err((Condition::from_network(&e), e.to_string())),
             },
             Err(e) => {
                 tracing::error!("store error: {e}");
-                return ask.iq_error(Condition::InternalServerError, "");
+                Err((Condition::InternalServerError, String::new()))
             }
+        }
+    }
+
+    /// vCard of a puppet (its name and avatar) or of a room (XEP-0486: its avatar).
+    async fn vcard(&self, ask: &Ask<'_>, node: &str) -> Vec<Outgoing> {
+        let (name, avatar) = match self.shared.store.portal_by_jid(&ask.net.id, node).await {
+            Ok(Some(p)) => (p.name, p.avatar),
+            _ => match self.known_puppet(ask.net, node).await {
+                Ok((_, name, avatar)) => (name, avatar),
+                Err((c, text)) => return ask.iq_error(c, &text),
+            },
         };
-        let photo = avatar_bytes(&self.shared, &ask.net.id, &user).await;
+        let photo = match avatar {
+            Some(url) => picture(&self.shared, &url).await,
+            None => None,
+        };
         let photo_ref = photo.as_ref().map(|(t, b)| (t.as_str(), b.as_slice()));
         vec![out::vcard(&ask.to, &ask.from, &ask.id, &name, photo_ref)]
     }
 
-    /// Puppets accept every subscription and are shown available while the gateway runs.
     async fn puppet_presence(&self, ask: &Ask<'_>, puppet: &str, typ: &str) -> Vec<Outgoing> {
-        let Some(remote) = xmpp::decode_local(puppet) else {
-            return vec![ask.error("presence", Condition::ItemNotFound, "")];
-        };
-        let user = RemoteUserId::new(remote);
-        match self.shared.store.puppet(&ask.net.id, &user).await {
-            Ok(Some(_)) => {}
-            // not seen yet: the network knows, or nobody does
-            Ok(None) => match ask.net.relay.user_info(&user).await {
-                Ok(info) => {
-                    let stored = self
-                        .shared
-                        .store
-                        .upsert_puppet(&ask.net.id, &info, puppet)
-                        .await;
-                    if let Err(e) = stored {
-                        tracing::warn!(network = %ask.net.id, "puppet not stored: {e}");
-                    }
-                }
-                Err(NetworkError::NotFound(_)) => {
-                    return vec![ask.error("presence", Condition::ItemNotFound, "no such user")]
-                }
-                Err(e) => {
-                    let text = e.to_string();
-                    return vec![ask.error("presence", Condition::from_network(&e), &text)];
-                }
-            },
-            Err(e) => {
-                tracing::error!("store error: {e}");
-                return vec![ask.error("presence", Condition::InternalServerError, "")];
-            }
-        }
-        let (me, to) = (ask.to.as_str(), ask.bare());
-        match typ {
-            "subscribe" => vec![
-                sx::presence(me, to, Some("subscribed")),
-                sx::presence(me, to, None),
-            ],
-            "unsubscribe" => vec![sx::presence(me, to, Some("unsubscribed"))],
-            _ => vec![sx::presence(me, &ask.from, None)],
+        match self.known_puppet(ask.net, puppet).await {
+            Ok(_) => self.presence_answer(ask, typ),
+            Err((c, text)) => vec![ask.error("presence", c, &text)],
         }
     }
+}
+
+/// A remote picture as Causeway holds a copy of it: (content type, bytes).
+async fn picture(shared: &super::Shared, url: &str) -> Option<(String, Vec<u8>)> {
+    let (row, path) = shared.media.copy_of(url).await.ok()?;
+    let bytes = tokio::fs::read(path).await.ok()?;
+    Some((row.content_type, bytes))
 }
 
 /// A puppet's avatar as Causeway holds it: (content type, bytes).
@@ -272,7 +248,5 @@ pub(super) async fn avatar_bytes(
     user: &RemoteUserId,
 ) -> Option<(String, Vec<u8>)> {
     let url = shared.store.puppet(network, user).await.ok()??.avatar?;
-    let (row, path) = shared.media.copy_of(&url).await.ok()?;
-    let bytes = tokio::fs::read(path).await.ok()?;
-    Some((row.content_type, bytes))
+    picture(shared, &url).await
 }

@@ -36,9 +36,8 @@ impl Bridge {
         &self,
         net: &NetCtx,
         space: &str,
-        parent: Option<&str>,
     ) -> Result<(String, usize), String> {
-        let mut todo = vec![(space.to_string(), parent.map(String::from))];
+        let mut todo: Vec<(String, Option<String>)> = vec![(space.to_string(), None)];
         let (mut top_name, mut top_rooms) = (String::new(), 0);
         while let Some((id, parent)) = todo.pop() {
             let info = net
@@ -238,19 +237,20 @@ impl Bridge {
                 }
             }
             PubsubOp::Subscriptions => {
-                let mut nodes = Vec::new();
-                for s in store.spaces(&ask.net.id).await.unwrap_or_default() {
-                    if store
-                        .subscribers(&ask.net.id, &s.id)
-                        .await
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|j| j == ask.bare())
-                    {
-                        nodes.push(s.id);
+                let nodes = match store.subscribed_spaces(&ask.net.id, ask.bare()).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::error!("store error: {e}");
+                        return ask.iq_error(Condition::InternalServerError, "");
                     }
-                }
-                vec![sx::pubsub_subscriptions(&ask.to, &ask.from, &ask.id, ask.bare(), &nodes)]
+                };
+                vec![sx::pubsub_subscriptions(
+                    &ask.to,
+                    &ask.from,
+                    &ask.id,
+                    ask.bare(),
+                    &nodes,
+                )]
             }
             PubsubOp::Write { what } if self.is_admin(&ask.from) => ask.iq_error(
                 Condition::FeatureNotImplemented,
