@@ -14,6 +14,22 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Network>>, ConfigError> {
                 let section = config.network_section::<causeway_demo::DemoConfig>(name)?;
                 built.push(Arc::new(causeway_demo::DemoNetwork::new(section).0));
             }
+            #[cfg(feature = "discord")]
+            "discord" => {
+                let section = config.network_section::<causeway_discord::DiscordConfig>(name)?;
+                let net = causeway_discord::DiscordNetwork::new(section).map_err(|problems| {
+                    ConfigError(
+                        problems
+                            .into_iter()
+                            .map(|(key, message)| Problem {
+                                key: format!("networks.{name}.{key}"),
+                                message,
+                            })
+                            .collect(),
+                    )
+                })?;
+                built.push(Arc::new(net));
+            }
             other => {
                 return Err(ConfigError(vec![Problem {
                     key: format!("networks.{other}"),

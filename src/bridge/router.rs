@@ -345,6 +345,17 @@ impl Bridge {
                 _ = self.shutdown.cancelled() => return,
                 e = rx.recv() => match e { Some(e) => e, None => return },
             };
+            if let RemoteEventKind::LoginState { state } = &env.event.kind {
+                match state {
+                    LoginState::Connected => {
+                        tracing::info!(network = %net.id, login = %env.login, "connected")
+                    }
+                    other => {
+                        tracing::warn!(network = %net.id, login = %env.login, "login state: {other:?}")
+                    }
+                }
+                continue;
+            }
             let room = env.event.room.clone();
             if matches!(
                 env.event.kind,

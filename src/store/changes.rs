@@ -90,6 +90,22 @@ impl Store {
             .collect::<std::result::Result<_, _>>()?)
     }
 
+    /// Who has reactions on a message.
+    pub async fn reaction_senders(&self, portal: i64, remote_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT sender FROM reaction WHERE portal_id = $1 AND remote_id = $2
+             ORDER BY sender",
+        )
+        .bind(portal)
+        .bind(remote_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("sender"))
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Replace one sender's reactions on a message with `emojis`.
     pub async fn set_reactions(
         &self,

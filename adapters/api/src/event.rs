@@ -46,6 +46,11 @@ pub enum RemoteEventKind {
         emoji: String,
         added: bool,
     },
+    /// A moderator removed every reaction on `target` (or only those with `emoji`).
+    ReactionsCleared {
+        target: RemoteMessageId,
+        emoji: Option<String>,
+    },
     Typing {
         active: bool,
     },

@@ -165,6 +165,9 @@ impl Portal {
                 self.remote_reactions(&ev, &target, |old| reactions::apply(old, &emoji, added))
                     .await
             }
+            RemoteEventKind::ReactionsCleared { target, emoji } => {
+                self.remote_reactions_cleared(&ev, &target, emoji).await
+            }
             RemoteEventKind::Typing { active } => {
                 let nick = self.nick_of(&ev.sender).await;
                 let extras = Extras {
@@ -245,6 +248,43 @@ impl Portal {
         }
         let (portal, store) = (self.row.id, &self.shared.store);
         self.look_up(|| store.message_by_remote(portal, id)).await
+    }
+
+    /// A moderator cleared a message's reactions (or one emoji): every remote user's set
+    /// shrinks accordingly.
+    async fn remote_reactions_cleared(
+        &mut self,
+        ev: &RemoteEvent,
+        target: &RemoteMessageId,
+        emoji: Option<String>,
+    ) {
+        let Some(m) = self.find_remote(target).await else {
+            return;
+        };
+        let senders = match self
+            .shared
+            .store
+            .reaction_senders(self.row.id, m.remote_id.as_str())
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return tracing::error!(network = %self.net.id, "reactions not read: {e}"),
+        };
+        for who in senders {
+            let Some(user) = who.strip_prefix("remote:") else {
+                continue;
+            };
+            let one = RemoteEvent {
+                sender: RemoteUserId::new(user),
+                ..ev.clone()
+            };
+            let emoji = emoji.clone();
+            self.remote_reactions(&one, target, |old| match &emoji {
+                Some(e) => old.iter().filter(|x| *x != e).cloned().collect(),
+                None => Vec::new(),
+            })
+            .await;
+        }
     }
 
     /// A remote user's reactions on a message changed: store the new set, send it whole.

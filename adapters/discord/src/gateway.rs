@@ -1,0 +1,414 @@
+//! The gateway connection, driven here rather than by serenity's shard runner (which hands
+//! each event to its own task, so events of one channel could overtake each other). Events
+//! leave in the order Discord numbered them. A dropped connection is RESUMEd (on
+//! `resume_gateway_url`, from the last sequence number handled), never re-IDENTIFYed unless
+//! Discord invalidates the session; heartbeats follow HELLO with the first one jittered;
+//! a missing heartbeat ACK counts as a dead connection. Close codes that no retry can fix
+//! (bad token 4004, disallowed intents 4014, ...) end the loop with a clear error.
+
+use crate::rest::{Body, Rest};
+use causeway_api::{NetworkError, Secret};
+use futures::{SinkExt, StreamExt};
+use rand::Rng;
+use reqwest::Method;
+use serde_json::{json, Value};
+use serenity::model::event::{Event, GatewayEvent};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const GUILDS: u64 = 1 << 0;
+pub const GUILD_MEMBERS: u64 = 1 << 1;
+pub const GUILD_MESSAGES: u64 = 1 << 9;
+pub const GUILD_MESSAGE_REACTIONS: u64 = 1 << 10;
+pub const GUILD_MESSAGE_TYPING: u64 = 1 << 11;
+pub const MESSAGE_CONTENT: u64 = 1 << 15;
+
+/// What the gateway task reports, in order.
+pub enum Item {
+    Event(Box<Event>),
+    /// READY or RESUMED: the connection is usable.
+    Connected {
+        resumed: bool,
+    },
+    Reconnecting(String),
+    /// No retry will help; the loop has ended.
+    Fatal(NetworkError),
+}
+
+struct SessionState {
+    id: String,
+    resume_url: String,
+}
+
+enum Outcome {
+    Resume(String),
+    Reidentify(String),
+    Fatal(NetworkError),
+    /// The receiver is gone: the session was disconnected.
+    Closed,
+}
+
+pub struct Gateway {
+    pub rest: Arc<Rest>,
+    pub token: Secret,
+    pub intents: u64,
+}
+
+impl Gateway {
+    pub async fn run(self, tx: mpsc::Sender<Item>) {
+        let mut session: Option<SessionState> = None;
+        let mut seq: Option<u64> = None;
+        let mut failures: u32 = 0;
+        loop {
+            let url = match &session {
+                Some(s) => s.resume_url.clone(),
+                None => match self.gateway_url().await {
+                    Ok(u) => u,
+                    Err(NetworkError::LoggedOut(e)) => {
+                        let _ = tx.send(Item::Fatal(NetworkError::LoggedOut(e))).await;
+                        return;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        if tx.send(Item::Reconnecting(e.to_string())).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(backoff(failures)).await;
+                        continue;
+                    }
+                },
+            };
+            let mut connected = false;
+            let outcome = self
+                .connect_once(&url, &mut session, &mut seq, &tx, &mut connected)
+                .await;
+            if connected {
+                failures = 0;
+            }
+            failures += 1;
+            let reason = match outcome {
+                Outcome::Closed => return,
+                Outcome::Fatal(e) => {
+                    tracing::error!("Discord gateway: {e}");
+                    let _ = tx.send(Item::Fatal(e)).await;
+                    return;
+                }
+                Outcome::Resume(r) => r,
+                Outcome::Reidentify(r) => {
+                    session = None;
+                    seq = None;
+                    r
+                }
+            };
+            tracing::warn!(
+                resume = session.is_some(),
+                "Discord gateway: {reason}; reconnecting"
+            );
+            if tx.send(Item::Reconnecting(reason)).await.is_err() {
+                return;
+            }
+            let wait = if failures <= 1 {
+                Duration::from_millis(rand::rng().random_range(100..1000))
+            } else {
+                backoff(failures)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn gateway_url(&self) -> Result<String, NetworkError> {
+        let v = self
+            .rest
+            .bot(Method::GET, "/gateway/bot", Body::None, "gateway address")
+            .await?;
+        v["url"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| NetworkError::Other("gateway address: no url in the answer".into()))
+    }
+
+    async fn connect_once(
+        &self,
+        url: &str,
+        session: &mut Option<SessionState>,
+        seq: &mut Option<u64>,
+        tx: &mpsc::Sender<Item>,
+        connected: &mut bool,
+    ) -> Outcome {
+        let (mut ws, _) = match tokio_tungstenite::connect_async(with_query(url)).await {
+            Ok(c) => c,
+            Err(e) => return Outcome::Resume(format!("cannot connect to the gateway: {e}")),
+        };
+        // HELLO comes first and gives the heartbeat interval.
+        let hello = tokio::time::timeout(Duration::from_secs(20), ws.next()).await;
+        let interval = match hello {
+            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(&t)
+                .ok()
+                .filter(|v| v["op"] == 10)
+                .and_then(|v| v["d"]["heartbeat_interval"].as_u64()),
+            _ => None,
+        };
+        let Some(interval) = interval.map(Duration::from_millis) else {
+            return Outcome::Resume("no HELLO from the gateway".into());
+        };
+        let hello_back = match (&*session, *seq) {
+            (Some(s), Some(n)) => json!({"op": 6, "d": {
+                "token": self.token.expose(), "session_id": s.id, "seq": n}}),
+            _ => json!({"op": 2, "d": {
+                "token": self.token.expose(),
+                "intents": self.intents,
+                "properties": {"os": std::env::consts::OS, "browser": "causeway", "device": "causeway"}
+            }}),
+        };
+        if let Err(e) = ws.send(Message::Text(hello_back.to_string().into())).await {
+            return Outcome::Resume(format!("gateway send failed: {e}"));
+        }
+        let jitter: f64 = rand::rng().random_range(0.0..1.0);
+        let mut next_beat = Instant::now() + interval.mul_f64(jitter);
+        let mut acked = true;
+        loop {
+            tokio::select! {
+                msg = ws.next() => {
+                    let text = match msg {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Close(frame))) => {
+                            let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+                            return close_outcome(code);
+                        }
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => return Outcome::Resume(format!("connection lost: {e}")),
+                        None => return Outcome::Resume("connection closed".into()),
+                    };
+                    match self.frame(&text, session, seq, tx, connected).await {
+                        Frame::Continue => {}
+                        Frame::Ack => acked = true,
+                        Frame::BeatNow => next_beat = Instant::now(),
+                        Frame::End(o) => {
+                            let _ = ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                                code: CloseCode::Library(4900),
+                                reason: "reconnecting".into(),
+                            })).await;
+                            return o;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next_beat) => {
+                    if !acked {
+                        return Outcome::Resume("no heartbeat ACK: the connection is dead".into());
+                    }
+                    let beat = json!({"op": 1, "d": *seq});
+                    if let Err(e) = ws.send(Message::Text(beat.to_string().into())).await {
+                        return Outcome::Resume(format!("heartbeat failed: {e}"));
+                    }
+                    acked = false;
+                    next_beat = Instant::now() + interval;
+                }
+            }
+        }
+    }
+
+    async fn frame(
+        &self,
+        text: &str,
+        session: &mut Option<SessionState>,
+        seq: &mut Option<u64>,
+        tx: &mpsc::Sender<Item>,
+        connected: &mut bool,
+    ) -> Frame {
+        tracing::trace!(frame = %text.chars().take(200).collect::<String>(), "gateway frame");
+        let typed = serde_json::from_str::<GatewayEvent>(text);
+        let raw: Value = match &typed {
+            Ok(_) => Value::Null,
+            Err(_) => serde_json::from_str(text).unwrap_or(Value::Null),
+        };
+        match typed {
+            Ok(GatewayEvent::Dispatch(s, event)) => {
+                *seq = Some(s);
+                if let Event::Unknown(u) = &event {
+                    // serenity falls back to Unknown when a known event does not fit its
+                    // model: say why, the event is skipped.
+                    explain_unknown(&u.kind, &u.value);
+                    return Frame::Continue;
+                }
+                let item = match &event {
+                    Event::Ready(r) => {
+                        *session = Some(SessionState {
+                            id: r.ready.session_id.clone(),
+                            resume_url: r.ready.resume_gateway_url.clone(),
+                        });
+                        Some(Item::Connected { resumed: false })
+                    }
+                    Event::Resumed(_) => Some(Item::Connected { resumed: true }),
+                    _ => None,
+                };
+                if let Some(item) = item {
+                    *connected = true;
+                    if tx.send(item).await.is_err() {
+                        return Frame::End(Outcome::Closed);
+                    }
+                }
+                if tx.send(Item::Event(Box::new(event))).await.is_err() {
+                    return Frame::End(Outcome::Closed);
+                }
+                Frame::Continue
+            }
+            Ok(GatewayEvent::HeartbeatAck) => Frame::Ack,
+            #[allow(deprecated)]
+            Ok(GatewayEvent::Heartbeat(_)) => Frame::BeatNow,
+            Ok(GatewayEvent::Reconnect) => {
+                Frame::End(Outcome::Resume("Discord asked for a reconnect".into()))
+            }
+            Ok(GatewayEvent::InvalidateSession(true)) => {
+                Frame::End(Outcome::Resume("session invalidated (resumable)".into()))
+            }
+            Ok(GatewayEvent::InvalidateSession(false)) => {
+                // Discord asks for a random wait of 1-5 s before identifying again.
+                let wait = rand::rng().random_range(1000..5000);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                Frame::End(Outcome::Reidentify("session invalidated".into()))
+            }
+            Ok(_) => Frame::Continue,
+            Err(e) => {
+                if raw["op"] == 0 {
+                    // An event serenity's models do not read: keep the sequence, skip it.
+                    if let Some(s) = raw["s"].as_u64() {
+                        *seq = Some(s);
+                    }
+                    tracing::warn!(
+                        event = raw["t"].as_str().unwrap_or("?"),
+                        "unreadable Discord event skipped: {e}"
+                    );
+                } else {
+                    tracing::warn!("unreadable gateway frame skipped: {e}");
+                }
+                Frame::Continue
+            }
+        }
+    }
+}
+
+fn explain_unknown(kind: &str, value: &Value) {
+    let framed = json!({"t": kind, "d": value});
+    let why = match serde_json::from_value::<Event>(framed) {
+        Ok(Event::Unknown(_)) => {
+            // Re-read as the typed event to get serde's reason.
+            let known = json!({"t": kind, "d": value});
+            serde_json::from_value::<KnownOnly>(known)
+                .err()
+                .map(|e| e.to_string())
+        }
+        _ => None,
+    };
+    match why {
+        Some(e) => tracing::warn!(event = kind, "unreadable Discord event skipped: {e}"),
+        None => tracing::debug!(event = kind, "Discord event not handled"),
+    }
+}
+
+/// serenity's event enum without its catch-all, to learn why an event did not fit.
+#[derive(serde::Deserialize)]
+#[serde(tag = "t", content = "d", rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+enum KnownOnly {
+    Ready(serenity::model::event::ReadyEvent),
+    GuildCreate(serenity::model::event::GuildCreateEvent),
+    ChannelCreate(serenity::model::event::ChannelCreateEvent),
+    ChannelUpdate(serenity::model::event::ChannelUpdateEvent),
+    ChannelDelete(serenity::model::event::ChannelDeleteEvent),
+    ThreadCreate(serenity::model::event::ThreadCreateEvent),
+    ThreadUpdate(serenity::model::event::ThreadUpdateEvent),
+    ThreadDelete(serenity::model::event::ThreadDeleteEvent),
+    MessageCreate(serenity::model::event::MessageCreateEvent),
+    MessageUpdate(serenity::model::event::MessageUpdateEvent),
+    MessageDelete(serenity::model::event::MessageDeleteEvent),
+    MessageDeleteBulk(serenity::model::event::MessageDeleteBulkEvent),
+    MessageReactionAdd(serenity::model::event::ReactionAddEvent),
+    MessageReactionRemove(serenity::model::event::ReactionRemoveEvent),
+    MessageReactionRemoveAll(serenity::model::event::ReactionRemoveAllEvent),
+    MessageReactionRemoveEmoji(serenity::model::event::ReactionRemoveEmojiEvent),
+    TypingStart(serenity::model::event::TypingStartEvent),
+    GuildMemberAdd(serenity::model::event::GuildMemberAddEvent),
+    GuildMemberUpdate(serenity::model::event::GuildMemberUpdateEvent),
+    GuildMemberRemove(serenity::model::event::GuildMemberRemoveEvent),
+    Resumed(serenity::model::event::ResumedEvent),
+}
+
+enum Frame {
+    Continue,
+    Ack,
+    BeatNow,
+    End(Outcome),
+}
+
+fn close_outcome(code: u16) -> Outcome {
+    match code {
+        4004 => Outcome::Fatal(NetworkError::LoggedOut(
+            "Discord refused the bot token (gateway close code 4004)".into(),
+        )),
+        4014 => Outcome::Fatal(NetworkError::Forbidden(
+            "Discord refused a privileged intent (gateway close code 4014): enable the Message \
+             Content intent (and the Server Members intent when members_intent = true) for \
+             the bot in Discord's Developer Portal"
+                .into(),
+        )),
+        4010..=4013 => Outcome::Fatal(NetworkError::Other(format!(
+            "Discord refused the gateway handshake (close code {code})"
+        ))),
+        4007 | 4009 => Outcome::Reidentify(format!("session expired (close code {code})")),
+        _ => Outcome::Resume(format!("gateway closed (code {code})")),
+    }
+}
+
+/// 0.5 s doubling to 30 s, with jitter.
+fn backoff(failures: u32) -> Duration {
+    let base = 500u64.saturating_mul(1 << failures.min(6)).min(30_000);
+    Duration::from_millis(base / 2 + rand::rng().random_range(0..=base / 2))
+}
+
+/// The gateway URL with the API version and encoding.
+fn with_query(url: &str) -> String {
+    if url.contains('?') {
+        return url.to_string();
+    }
+    let has_path = url
+        .split("://")
+        .nth(1)
+        .is_some_and(|rest| rest.contains('/'));
+    let sep = if has_path { "" } else { "/" };
+    format!("{url}{sep}?v=10&encoding=json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_close_codes() {
+        assert_eq!(
+            with_query("wss://gateway.discord.gg"),
+            "wss://gateway.discord.gg/?v=10&encoding=json"
+        );
+        assert_eq!(
+            with_query("ws://127.0.0.1:9/gateway"),
+            "ws://127.0.0.1:9/gateway?v=10&encoding=json"
+        );
+        assert!(matches!(
+            close_outcome(4004),
+            Outcome::Fatal(NetworkError::LoggedOut(_))
+        ));
+        assert!(matches!(
+            close_outcome(4014),
+            Outcome::Fatal(NetworkError::Forbidden(_))
+        ));
+        assert!(matches!(close_outcome(4009), Outcome::Reidentify(_)));
+        assert!(matches!(close_outcome(1006), Outcome::Resume(_)));
+        assert!(matches!(close_outcome(4000), Outcome::Resume(_)));
+        for n in 1..20 {
+            assert!(backoff(n) <= Duration::from_secs(30));
+        }
+    }
+}
