@@ -16,6 +16,8 @@ pub const DOMAIN: &str = "demo.localhost";
 /// The Prosody pubsub service spaces are mirrored to (Movim looks at spaces.<host>).
 pub const MIRROR: &str = "spaces.localhost";
 pub const SECRET: &str = "test-secret-7f3a";
+/// The component domain of the Discord network in the tests.
+pub const DISCORD: &str = "discord.localhost";
 pub const PASSWORD: &str = "pass-for-tests";
 
 fn root() -> PathBuf {
@@ -61,7 +63,7 @@ impl Server {
             ("COMPONENT_PORT".to_string(), component.to_string()),
             (
                 "COMPONENTS".to_string(),
-                format!("{DOMAIN}:{SECRET} spaces.{DOMAIN}:{SECRET}"),
+                format!("{DOMAIN}:{SECRET} spaces.{DOMAIN}:{SECRET} {DISCORD}:{SECRET} spaces.{DISCORD}:{SECRET}"),
             ),
             ("USERS".to_string(), users.join(" ")),
         ];
@@ -174,6 +176,120 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Causeway's config for the Discord network, talking to a fake Discord.
+    pub fn discord_config(
+        &self,
+        store_url: &str,
+        http: &str,
+        fake: &fake_discord::FakeDiscord,
+    ) -> Config {
+        let toml = format!(
+            r#"
+            [xmpp]
+            server = "127.0.0.1:{port}"
+            server_domain = "localhost"
+            ping_interval_secs = 2
+            max_body_bytes = 20000
+            [[xmpp.components]]
+            domain = "{DISCORD}"
+            network = "discord"
+            secret = "{SECRET}"
+            spaces_domain = "spaces.{DISCORD}"
+            [store]
+            url = "{store_url}"
+            [http]
+            listen = "{http}"
+            [bridge]
+            history_on_join = 0
+            admins = ["admin@localhost"]
+            [media]
+            dir = "{media}"
+            max_bytes = 100000
+            public_url = "http://{http}"
+            [networks.discord]
+            token = "{token}"
+            api_url = "{api}"
+            cdn_url = "{cdn}"
+            "#,
+            port = self.component,
+            media = self.dir.path().join("media").display(),
+            token = fake.token(),
+            api = fake.api_url(),
+            cdn = fake.cdn_url(),
+        );
+        let path = self.dir.path().join("causeway-discord.toml");
+        std::fs::write(&path, toml).expect("write config");
+        Config::load_with_env(&path, Vec::new()).expect("test config")
+    }
+}
+
+/// Causeway running in-process with the networks its config names.
+pub struct Running {
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<(), causeway::RunError>>,
+    pub http: String,
+}
+
+impl Running {
+    pub async fn start(config: Config) -> Running {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_TEST_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let http = config.http.listen.clone();
+        let nets = causeway::networks::build(&config).expect("networks");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(causeway::run_with(config, nets, shutdown.clone()));
+        let end = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, _) = get(&http, "/health").await;
+            if code == 200 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "Causeway not healthy in time"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Running {
+            shutdown,
+            task,
+            http,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("gateway stops in time");
+        r.expect("gateway task").expect("gateway ran cleanly");
+    }
+}
+
+async fn get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return (0, String::new());
+    };
+    let _ = s
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await;
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf).await;
+    let code = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new(root().join("scripts/stop.sh"))
@@ -242,21 +358,7 @@ impl Gateway {
     }
 
     pub async fn http_get(&self, path: &str) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(&self.http).await else {
-            return (0, String::new());
-        };
-        let _ = s
-            .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-            .await;
-        let mut buf = String::new();
-        let _ = s.read_to_string(&mut buf).await;
-        let code = buf
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (code, buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+        get(&self.http, path).await
     }
 
     pub async fn wait_healthy(&self, want: bool, within: Duration) {
