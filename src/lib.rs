@@ -201,6 +201,7 @@ pub async fn run_with(
             config: bridge_config,
             occupant_key,
             media: media.clone(),
+            personas: Default::default(),
         },
         nets.clone(),
         tracker.clone(),

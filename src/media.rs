@@ -183,6 +183,54 @@ impl Media {
         Ok(row)
     }
 
+    /// Keep bytes Causeway was given (an XMPP user's avatar) and serve them. The same bytes
+    /// from the same source are kept once.
+    pub async fn keep_bytes(
+        &self,
+        source: &str,
+        name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Attachment, MediaError> {
+        let keep = |reason: String| MediaError::Keep {
+            name: name.to_string(),
+            reason,
+        };
+        if bytes.len() as u64 > self.max_bytes {
+            return Err(MediaError::TooLarge {
+                name: name.to_string(),
+                size: bytes.len() as u64,
+                max: self.max_bytes,
+            });
+        }
+        let sha1 = hex::encode(Sha1::digest(&bytes));
+        let source = format!("{source}#{sha1}");
+        if let Ok(Some(m)) = self.store.media_by_source(&source).await {
+            return Ok(self.served(&m));
+        }
+        let token = format!("{:032x}", rand::random::<u128>());
+        let part = self.dir.join(format!("{token}.part"));
+        tokio::fs::write(&part, &bytes)
+            .await
+            .map_err(|e| keep(e.to_string()))?;
+        tokio::fs::rename(&part, self.dir.join(&token))
+            .await
+            .map_err(|e| keep(e.to_string()))?;
+        let row = MediaRow {
+            token,
+            source,
+            name: name.to_string(),
+            content_type: content_type.to_string(),
+            size: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+            sha1,
+        };
+        self.store
+            .add_media(&row)
+            .await
+            .map_err(|e| keep(e.to_string()))?;
+        Ok(self.served(&row))
+    }
+
     fn served(&self, m: &MediaRow) -> Attachment {
         Attachment {
             url: self.url_of(m),

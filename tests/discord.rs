@@ -226,6 +226,14 @@ async fn discord_community_on_prosody() {
         String::from(&note)
     );
 
+    // juliet has an avatar in her vCard: Discord shows it on her posts
+    let png = [
+        137u8, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82,
+    ];
+    let b64 = "iVBORw0KGgoAAAANSUhEUg==";
+    let set = iq(&mut juliet, "vc", "set", "juliet@localhost", &format!("<vCard xmlns='vcard-temp'><FN>Juliet</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>{b64}</BINVAL></PHOTO></vCard>")).await;
+    assert_eq!(set.attr("type"), Some("result"), "{}", String::from(&set));
+
     // --- joining: Discord members are occupants ---
     let room = format!("{}@{DISCORD}", g.general);
     let mut romeo = XmppClient::connect(&s.server, "romeo", "garden").await;
@@ -372,6 +380,19 @@ async fn discord_community_on_prosody() {
     );
     assert_eq!(post["mentions"][0]["id"].as_str(), Some(g.alice.as_str()));
     assert!(!exec.authorized, "webhook executions carry no bot token");
+    let avatar = exec.body["avatar_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let path = avatar
+        .strip_prefix(&format!("http://{}", gw.http))
+        .unwrap_or_else(|| panic!("an avatar served by Causeway: {avatar:?}"));
+    let (code, head, bytes) = http_fetch(&gw.http, path).await;
+    assert_eq!((code, bytes.as_slice()), (200, &png[..]), "{head}");
+    assert!(
+        head.to_lowercase().contains("content-type: image/png"),
+        "{head}"
+    );
 
     juliet
         .send_xml(&gc(

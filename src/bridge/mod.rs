@@ -3,6 +3,7 @@
 //! and say what XMPP should see through `xmpp::outbound`'s typed builders.
 
 mod occupants;
+pub(crate) mod personas;
 mod portal;
 mod reactions;
 mod router;

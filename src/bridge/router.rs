@@ -47,6 +47,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub config: BridgeConfig,
     pub occupant_key: String,
+    /// XMPP users as relay logins show them (nick, avatar).
+    pub personas: Arc<super::personas::Personas>,
 }
 
 impl Shared {
@@ -106,6 +108,11 @@ impl Live {
 type Route = Result<PortalRow, Option<xmpp::Outgoing>>;
 
 impl Bridge {
+    /// What every part of the bridge shares.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     pub fn new(
         shared: Shared,
         nets: Vec<Arc<NetCtx>>,

@@ -96,6 +96,11 @@ pub enum Classified {
         id: String,
     },
     Reply(Outgoing),
+    /// The answer to a request Causeway sent (a vCard read).
+    Answer {
+        id: String,
+        answer: super::vcard::VcardAnswer,
+    },
     Ignore,
 }
 
@@ -200,6 +205,12 @@ fn iq(
     resource: Option<String>,
 ) -> Classified {
     let typ = el.attr("type").unwrap_or("");
+    if let Some(id) = super::vcard::answer_id(&el) {
+        return Classified::Answer {
+            id: id.to_string(),
+            answer: super::vcard::read_answer(&el),
+        };
+    }
     if typ == "result" {
         return Classified::Ignore;
     }

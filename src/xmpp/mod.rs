@@ -13,6 +13,7 @@ pub mod payload;
 mod recorder;
 pub mod service_xml;
 pub mod styling;
+pub mod vcard;
 pub(crate) mod xml;
 
 pub use addressing::{decode_local, direct_portal_local, encode_local};
@@ -61,6 +62,10 @@ pub async fn dispatch(
             .into_iter()
             .collect(),
             Classified::Ignore => continue,
+            Classified::Answer { id, answer } => {
+                bridge.shared().personas.answer(&id, answer);
+                continue;
+            }
             Classified::Reply(out) => vec![out],
             Classified::Service {
                 query,

@@ -1,5 +1,6 @@
 //! Typed descriptions of what Causeway says on XMPP, rendered to stanzas. The bridge builds
-//! these structs and never touches XML; only this module (and disco.rs) builds elements.
+//! these structs and never touches XML; only this module (and disco.rs, vcard.rs) builds
+//! elements.
 
 use super::ns;
 use super::payload::{self, ChatState};

@@ -82,7 +82,7 @@ impl Portal {
     fn action(&self, a: &Author, kind: ActionKind) -> Action {
         Action {
             room: self.row.key.clone(),
-            persona: Some(a.persona()),
+            persona: Some(self.persona(a)),
             kind,
         }
     }
@@ -152,7 +152,7 @@ impl Portal {
         let Some(m) = self.own_message(a, target, caps, "retractions").await else {
             return;
         };
-        if let Err(e) = self.retract_parts(&m, Some(a.persona())).await {
+        if let Err(e) = self.retract_parts(&m, Some(self.persona(a))).await {
             return self.refused(a, &e).await;
         }
         let extras = Extras {

@@ -106,6 +106,12 @@ impl Portal {
             return self.send(vec![e]).await;
         }
         let bare = xmpp::bare(&from).to_string();
+        self.shared.personas.refresh(
+            &bare,
+            self.net.domain.clone(),
+            self.net.link.clone(),
+            self.shared.media.clone(),
+        );
         let room_nick = format!("{}/{}", self.room_jid, nick);
         match self.occ.holder(&nick) {
             Some(Ok(holder)) if holder == bare => {}

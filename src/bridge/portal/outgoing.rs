@@ -19,17 +19,12 @@ pub(super) struct Author {
     pub puppet: Option<String>,
 }
 
-impl Author {
-    pub fn persona(&self) -> Persona {
-        Persona {
-            nick: self.nick.clone(),
-            avatar_url: None,
-            xmpp_user: self.bare.clone(),
-        }
-    }
-}
-
 impl Portal {
+    /// How the relay login shows `a` on the network.
+    pub(super) fn persona(&self, a: &Author) -> Persona {
+        self.shared.personas.persona(&a.bare, &a.nick)
+    }
+
     pub(super) async fn groupchat(
         &mut self,
         from: String,
@@ -216,7 +211,7 @@ impl Portal {
             txn,
             content,
             reply_to: reply_to.clone(),
-            persona: Some(a.persona()),
+            persona: Some(self.persona(a)),
         };
         let sent = self.net.relay.send_message(msg).await?;
         let Some(first) = sent.ids.first() else {
