@@ -67,15 +67,19 @@ async fn iq(c: &mut XmppClient, id: &str, typ: &str, to: &str, inner: &str) -> E
 
 /// The admin links the guild through the ad-hoc command.
 async fn link(admin: &mut XmppClient, guild: &str) -> String {
+    space_command(admin, "link-space", guild).await
+}
+
+async fn space_command(admin: &mut XmppClient, node: &str, guild: &str) -> String {
     let form = format!(
         "<x xmlns='jabber:x:data' type='submit'><field var='space'><value>{guild}</value></field></x>"
     );
     let done = iq(
         admin,
-        "link",
+        node,
         "set",
         DISCORD,
-        &format!("<command xmlns='{COMMANDS}' node='link-space' action='complete' sessionid='s-link'>{form}</command>"),
+        &format!("<command xmlns='{COMMANDS}' node='{node}' action='complete' sessionid='s-{node}'>{form}</command>"),
     )
     .await;
     String::from(&done)
@@ -544,6 +548,26 @@ async fn discord_community_on_prosody() {
     assert_eq!(hooks[0]["name"], "Causeway");
     let everything = format!("{}{}", juliet.dump(), romeo.dump());
     assert!(!everything.contains(&fake.token()));
+
+    // unlinking the guild closes its rooms: occupants see them destroyed, joins are refused
+    let done = space_command(&mut admin, "unlink-space", &g.id).await;
+    assert!(done.contains("Unlinked"), "{done}");
+    juliet
+        .expect("#general destroyed", SEC, |e| {
+            e.attr("from") == Some(j_nick.as_str())
+                && e.attr("type") == Some("unavailable")
+                && String::from(e).contains("destroy")
+        })
+        .await;
+    juliet
+        .send_xml(&format!("<presence xmlns='jabber:client' to='{j_nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"))
+        .await;
+    let refused = juliet
+        .expect("join refused", SEC, |e| {
+            e.name() == "presence" && e.attr("type") == Some("error")
+        })
+        .await;
+    assert_eq!(error_condition(&refused).as_deref(), Some("item-not-found"));
 
     romeo.close().await;
     juliet.close().await;

@@ -221,6 +221,22 @@ impl Bridge {
         tx
     }
 
+    /// Close a room whose space was unlinked: occupants see it destroyed, joined sessions
+    /// are forgotten.
+    pub(crate) async fn close_room(&self, network: &NetworkId, row: PortalRow) {
+        let Some(net) = self.by_network.get(network).cloned() else {
+            return;
+        };
+        let ev = RemoteEvent {
+            room: row.key.clone(),
+            sender: RemoteUserId::new(""),
+            at: crate::store::now_ms(),
+            kind: RemoteEventKind::RoomRemoved,
+        };
+        let tx = self.portal_queue(&net, row);
+        self.enqueue(&net, tx, PortalInput::Remote(ev)).await;
+    }
+
     async fn enqueue(&self, net: &NetCtx, tx: Queue, input: PortalInput) {
         if tx.send(input).await.is_err() {
             tracing::warn!(network = %net.id, "portal task ended; event dropped");

@@ -7,6 +7,7 @@ use serenity::model::channel::{ChannelType, GuildChannel};
 use serenity::model::guild::{Guild, Member};
 use serenity::model::user::User;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -87,6 +88,9 @@ pub struct Cache {
     pub ours: HashSet<u64>,
     /// Guilds announced in READY whose GUILD_CREATE has not come yet.
     pub pending: HashSet<u64>,
+    /// Per guild, the names `@Nick` mentions are matched against (longest first); made when
+    /// needed, dropped when a member's name changes.
+    names: HashMap<u64, Arc<Vec<(String, String)>>>,
 }
 
 /// Room keys are channel ids.
@@ -110,6 +114,7 @@ impl Cache {
             hooks: HashMap::new(),
             ours: HashSet::new(),
             pending: HashSet::new(),
+            names: HashMap::new(),
         }
     }
 
@@ -175,7 +180,25 @@ impl Cache {
                 self.cdn, m.user.id
             ));
         }
-        self.members.insert((guild, m.user.id.get()), p);
+        self.set_member(guild, m.user.id.get(), p);
+    }
+
+    /// Record how a user shows in a guild.
+    pub fn set_member(&mut self, guild: u64, user: u64, p: Person) {
+        let renamed = self
+            .members
+            .get(&(guild, user))
+            .is_none_or(|old| old.name != p.name);
+        if renamed {
+            self.names.remove(&guild);
+        }
+        self.members.insert((guild, user), p);
+    }
+
+    pub fn remove_member(&mut self, guild: u64, user: u64) {
+        if self.members.remove(&(guild, user)).is_some() {
+            self.names.remove(&guild);
+        }
     }
 
     fn avatar(&self, u: &User) -> String {
@@ -281,7 +304,10 @@ impl Cache {
     }
 
     /// Display names of a guild's members, for `@Nick` mentions (longest first).
-    pub fn mentionable(&self, guild: u64) -> Vec<(String, String)> {
+    pub fn mentionable(&mut self, guild: u64) -> Arc<Vec<(String, String)>> {
+        if let Some(n) = self.names.get(&guild) {
+            return n.clone();
+        }
         let mut v: Vec<(String, String)> = self
             .members
             .iter()
@@ -289,6 +315,8 @@ impl Cache {
             .map(|((_, u), p)| (p.name.clone(), u.to_string()))
             .collect();
         v.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let v = Arc::new(v);
+        self.names.insert(guild, v.clone());
         v
     }
 

@@ -51,10 +51,10 @@ pub async fn on_event(inner: &Inner, event: Event) -> bool {
                 if let Some(n) = e.nick.filter(|n| !n.is_empty()) {
                     p.name = n;
                 }
-                c.members.insert(key, p);
+                c.set_member(key.0, key.1, p);
             }
             Event::GuildMemberRemove(e) => {
-                c.members.remove(&(e.guild_id.get(), e.user.id.get()));
+                c.remove_member(e.guild_id.get(), e.user.id.get());
             }
             Event::MessageCreate(e) => {
                 let m = e.message;
@@ -63,7 +63,7 @@ pub async fn on_event(inner: &Inner, event: Event) -> bool {
                     if let Some(n) = member.nick.clone().filter(|n| !n.is_empty()) {
                         p.name = n;
                     }
-                    c.members.insert((g.get(), m.author.id.get()), p);
+                    c.set_member(g.get(), m.author.id.get(), p);
                 } else if m.webhook_id.is_none() {
                     c.user(&m.author);
                 }

@@ -119,11 +119,8 @@ fn thread_query(t: &Target, first: bool) -> String {
 
 pub async fn send(inner: &Inner, msg: OutgoingMessage) -> Result<Sent, NetworkError> {
     let t = target(inner, &msg.room)?;
-    let (mut md, mentioned) = {
-        let c = inner.read();
-        let names = c.mentionable(t.guild);
-        markdown::render(&msg.content, &Mentionable { names: &names })
-    };
+    let names = inner.write().mentionable(t.guild);
+    let (mut md, mentioned) = markdown::render(&msg.content, &Mentionable { names: &names });
     let mut uploads = Vec::new();
     for a in &msg.content.attachments {
         match fetch(inner, a).await {
@@ -311,11 +308,8 @@ pub async fn apply(inner: &Inner, action: Action) -> Result<(), NetworkError> {
             content,
             ..
         } => {
-            let (md, mentioned) = {
-                let c = inner.read();
-                let names = c.mentionable(t.guild);
-                markdown::render(&content, &Mentionable { names: &names })
-            };
+            let names = inner.write().mentionable(t.guild);
+            let (md, mentioned) = markdown::render(&content, &Mentionable { names: &names });
             // An edit replaces one Discord message: a longer text is cut to fit.
             let md: String = if md.chars().count() > MAX_CHARS {
                 md.chars()

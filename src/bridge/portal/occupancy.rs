@@ -105,6 +105,17 @@ impl Portal {
             );
             return self.send(vec![e]).await;
         }
+        if self.occ.by_session(&from).is_none() && !self.space_linked().await {
+            let e = self.error(
+                "presence",
+                &from,
+                None,
+                id.as_deref(),
+                Condition::ItemNotFound,
+                Some("this room's space is not linked to the gateway".into()),
+            );
+            return self.send(vec![e]).await;
+        }
         let bare = xmpp::bare(&from).to_string();
         self.shared.personas.refresh(
             &bare,
@@ -253,6 +264,14 @@ impl Portal {
 
     /// Keep a user's joined sessions in the store, so a restart of Causeway does not drop
     /// them from the room (their clients still think they are in it).
+    /// A room outside any space, or in one an admin linked.
+    async fn space_linked(&self) -> bool {
+        match &self.row.space {
+            None => true,
+            Some(s) => matches!(self.shared.store.space(&self.net.id, s).await, Ok(Some(_))),
+        }
+    }
+
     async fn persist_sessions(&self, bare: &str) {
         let Some(o) = self.occ.xmpp.get(bare) else {
             return;

@@ -95,7 +95,8 @@ impl Bridge {
         Ok((top_name, top_rooms))
     }
 
-    /// Unlink a space and its nested spaces; their rooms stay as rooms of the gateway.
+    /// Unlink a space and its nested spaces; their rooms are closed (occupants see them
+    /// destroyed) and cannot be joined until the space is linked again; their history stays.
     pub(super) async fn unlink_space(&self, net: &NetCtx, space: &str) -> Result<bool, String> {
         let all = self
             .shared
@@ -111,12 +112,21 @@ impl Bridge {
                     .filter(|s| s.parent.as_deref() == Some(id.as_str()))
                     .map(|s| s.id.clone()),
             );
+            let rooms = self
+                .shared
+                .store
+                .portals_in_space(&net.id, &id)
+                .await
+                .map_err(|e| e.to_string())?;
             found |= self
                 .shared
                 .store
                 .remove_space(&net.id, &id)
                 .await
                 .map_err(|e| e.to_string())?;
+            for row in rooms {
+                self.close_room(&net.id, row).await;
+            }
             self.mirror_send(net, &id, vec![MirrorOp::Delete]).await;
         }
         Ok(found)

@@ -634,9 +634,11 @@ impl State {
     }
 
     pub(crate) fn find_message(&self, channel: &str, id: &str) -> Option<&Value> {
+        // Newest last: look from the end, where most look-ups land.
         self.messages
             .get(channel)?
             .iter()
+            .rev()
             .find(|m| m["id"].as_str() == Some(id))
     }
 

@@ -17,103 +17,14 @@ use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::BufStream;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::minidom::Element;
-use tokio_xmpp::xmlstream::{initiate_stream, StreamHeader, Timeouts, XmlStream};
+use tokio_xmpp::xmlstream::Timeouts;
 
-type Client = XmlStream<BufStream<TcpStream>, Element>;
+mod client;
+use client::{el, login, next, Client};
 
-const USER: &str = "bench";
-const PASSWORD: &str = "pass-for-tests";
 const WINDOW: usize = 32;
-
-fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for (i, shift) in [18, 12, 6, 0].iter().enumerate() {
-            out.push(if i <= c.len() {
-                T[(n >> shift & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
-fn el(xml: &str) -> Element {
-    xml.parse()
-        .unwrap_or_else(|e| panic!("bench xml {xml}: {e}"))
-}
-
-async fn next(c: &mut Client) -> Element {
-    loop {
-        match c.next().await {
-            Some(Ok(e)) => return e,
-            Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout)) => continue,
-            other => panic!("client stream failed: {other:?}"),
-        }
-    }
-}
-
-/// A plain c2s login: SASL PLAIN, stream restart, resource binding, initial presence.
-async fn login(port: u16) -> Client {
-    let timeouts = Timeouts {
-        read_timeout: Duration::from_secs(60),
-        response_timeout: Duration::from_secs(60),
-    };
-    let header = || StreamHeader {
-        from: None,
-        to: Some("localhost".into()),
-        id: None,
-    };
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("c2s connect");
-    tcp.set_nodelay(true).expect("nodelay");
-    let pending = initiate_stream(BufStream::new(tcp), "jabber:client", header(), timeouts)
-        .await
-        .expect("stream");
-    let (features, mut c) = pending.recv_features::<Element>().await.expect("features");
-    assert!(
-        features.sasl_mechanisms.contains("PLAIN"),
-        "server offers no PLAIN"
-    );
-    let auth = b64(format!("\0{USER}\0{PASSWORD}").as_bytes());
-    c.send(&el(&format!(
-        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{auth}</auth>"
-    )))
-    .await
-    .expect("auth");
-    let answer = next(&mut c).await;
-    assert_eq!(
-        answer.name(),
-        "success",
-        "login refused: {}",
-        String::from(&answer)
-    );
-    let pending = c
-        .initiate_reset()
-        .send_header(header())
-        .await
-        .expect("restart");
-    let (_, mut c) = pending
-        .recv_features::<Element>()
-        .await
-        .expect("features 2");
-    c.send(&el("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>bench</resource></bind></iq>")).await.expect("bind");
-    while next(&mut c).await.attr("id") != Some("b") {}
-    c.send(&el("<presence xmlns='jabber:client'/>"))
-        .await
-        .expect("presence");
-    c
-}
 
 /// The baseline: reflect and answer every groupchat message, nothing else. With `ids`, each
 /// stanza also carries the stanza-id and occupant-id a MUC must add (Causeway's payload), to
