@@ -21,13 +21,15 @@ const REPLY: &str = "urn:xmpp:reply:0";
 const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
 
 /// A guild with a category ("Talk") holding #general and its thread "plans", a top-level
-/// #random, a voice channel (not bridged), and two members.
+/// #random, a forum ("ideas") with one post, a voice channel (not bridged), two members.
 struct Guild {
     id: String,
     talk: String,
     general: String,
     random: String,
     plans: String,
+    forum: String,
+    idea: String,
     alice: String,
     bob: String,
 }
@@ -43,12 +45,16 @@ fn guild(fake: &FakeDiscord) -> Guild {
     let bob = fake.add_user("bob", None);
     fake.add_member(&id, &bob, None);
     let plans = fake.add_thread(&general, "plans", &alice);
+    let forum = fake.add_channel(&id, "ideas", 15, None);
+    let idea = fake.add_thread(&forum, "first idea", &alice);
     Guild {
         id,
         talk,
         general,
         random,
         plans,
+        forum,
+        idea,
         alice,
         bob,
     }
@@ -184,7 +190,27 @@ async fn discord_community_on_prosody() {
         "{xml}"
     );
     assert!(xml.contains(&format!("node='{}'", g.talk)), "{xml}");
+    assert!(
+        xml.contains(&format!("node='{}'", g.forum)),
+        "the forum is a nested space: {xml}"
+    );
     assert!(!xml.contains("Lounge"), "{xml}");
+    let ideas = iq(
+        &mut juliet,
+        "p1b",
+        "get",
+        &spaces,
+        &format!(
+            "<pubsub xmlns='{PUBSUB}'><items node='{}'/></pubsub>",
+            g.forum
+        ),
+    )
+    .await;
+    let xml = String::from(&ideas);
+    assert!(
+        xml.contains(&format!("id='{}@{DISCORD}'", g.idea)),
+        "the forum post is a room: {xml}"
+    );
     let talk = iq(
         &mut juliet,
         "p2",
@@ -333,6 +359,22 @@ async fn discord_community_on_prosody() {
         .unwrap_or_else(|| panic!("re-hosted by Causeway: {url}"));
     let (code, _, bytes) = http_fetch(&gw.http, path).await;
     assert_eq!((code, bytes.as_slice()), (200, &b"hello file"[..]));
+    let embed = serde_json::json!({"type": "rich", "title": "Release 1.0", "description": "It is out.", "url": "https://example.org/r"});
+    fake.post(
+        &g.general,
+        &g.bob,
+        Post {
+            content: "look".into(),
+            embeds: vec![embed],
+            ..Post::default()
+        },
+    );
+    juliet
+        .expect_body(
+            &bob_occ,
+            "look\n> Release 1.0\n> It is out.\n> https://example.org/r",
+        )
+        .await;
     fake.typing(&g.bob, &g.general);
     juliet
         .expect("bob typing", SEC, |e| {

@@ -20,8 +20,15 @@ pub(super) struct Author {
 }
 
 impl Portal {
-    /// How the relay login shows `a` on the network.
+    /// How the relay login shows `a` on the network. Users joined before a restart have
+    /// their avatar read now (it shows from their next message on).
     pub(super) fn persona(&self, a: &Author) -> Persona {
+        self.shared.personas.refresh(
+            &a.bare,
+            self.net.domain.clone(),
+            self.net.link.clone(),
+            self.shared.media.clone(),
+        );
         self.shared.personas.persona(&a.bare, &a.nick)
     }
 
