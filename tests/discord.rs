@@ -9,7 +9,6 @@ use common::*;
 use fake_discord::{FakeDiscord, Options, Post};
 use serde_json::Value;
 use std::time::Duration;
-use tokio_xmpp::minidom::Element;
 
 const COMMANDS: &str = "http://jabber.org/protocol/commands";
 const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
@@ -60,17 +59,6 @@ fn guild(fake: &FakeDiscord) -> Guild {
     }
 }
 
-async fn iq(c: &mut XmppClient, id: &str, typ: &str, to: &str, inner: &str) -> Element {
-    c.send_xml(&format!(
-        "<iq xmlns='jabber:client' type='{typ}' to='{to}' id='{id}'>{inner}</iq>"
-    ))
-    .await;
-    c.expect(&format!("answer to {id}"), SEC, |e| {
-        e.name() == "iq" && e.attr("id") == Some(id)
-    })
-    .await
-}
-
 /// The admin links the guild through the ad-hoc command.
 async fn link(admin: &mut XmppClient, guild: &str) -> String {
     space_command(admin, "link-space", guild).await
@@ -89,35 +77,6 @@ async fn space_command(admin: &mut XmppClient, node: &str, guild: &str) -> Strin
     )
     .await;
     String::from(&done)
-}
-
-fn attr_of(el: &Element, name: &str, ns: &str, attr: &str) -> Option<String> {
-    el.get_child(name, ns)
-        .and_then(|c| c.attr(attr))
-        .map(String::from)
-}
-
-fn reaction_set(el: &Element) -> Option<(String, Vec<String>)> {
-    let r = el.get_child("reactions", REACTIONS)?;
-    Some((
-        r.attr("id")?.to_string(),
-        r.children().map(|c| c.text()).collect(),
-    ))
-}
-
-/// Wait until the fake holds what `f` looks for.
-async fn until_fake<T>(what: &str, f: impl Fn() -> Option<T>) -> T {
-    let end = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn webhook_posts(fake: &FakeDiscord, channel: &str) -> Vec<Value> {
@@ -403,7 +362,7 @@ async fn discord_community_on_prosody() {
     let (_, js1) = romeo
         .expect_body(&j_nick, "hello *world* snake_case_name @Alice A")
         .await;
-    let post = until_fake("juliet's webhook post", || {
+    let post = until("juliet's webhook post", || {
         webhook_posts(fake, &g.general).into_iter().last()
     })
     .await;
@@ -446,7 +405,7 @@ async fn discord_community_on_prosody() {
             &format!("<body>hello there</body><replace xmlns='{CORRECT}' id='j1'/>"),
         ))
         .await;
-    until_fake("the edit on Discord", || {
+    until("the edit on Discord", || {
         fake.messages(&g.general)
             .into_iter()
             .find(|m| m["id"].as_str() == Some(js1.as_str()) && m["content"] == "hello there")
@@ -461,7 +420,7 @@ async fn discord_community_on_prosody() {
             ),
         ))
         .await;
-    until_fake("the bot's reaction", || {
+    until("the bot's reaction", || {
         (fake.reactors(&m2, "🎉") == [fake.bot_id()]).then_some(())
     })
     .await;
@@ -485,7 +444,7 @@ async fn discord_community_on_prosody() {
             &format!("<body>agreed</body><reply xmlns='{REPLY}' to='{room}/bob' id='{m2}'/>"),
         ))
         .await;
-    let quoted = until_fake("the reply on Discord", || {
+    let quoted = until("the reply on Discord", || {
         webhook_posts(fake, &g.general)
             .into_iter()
             .find(|m| m["content"].as_str().is_some_and(|c| c.ends_with("agreed")))
@@ -507,7 +466,7 @@ async fn discord_community_on_prosody() {
             &format!("<retract xmlns='{RETRACT}' id='{js1}'/><body>/me retracted</body>"),
         ))
         .await;
-    until_fake("the deletion on Discord", || {
+    until("the deletion on Discord", || {
         (!fake
             .messages(&g.general)
             .iter()
@@ -519,7 +478,7 @@ async fn discord_community_on_prosody() {
     juliet
         .send_xml(&gc("j7", &format!("<composing xmlns='{CHATSTATES}'/>")))
         .await;
-    until_fake("typing on Discord", || {
+    until("typing on Discord", || {
         (!calls(fake, "POST", &format!("/channels/{}/typing", g.general)).is_empty()).then_some(())
     })
     .await;
@@ -538,7 +497,7 @@ async fn discord_community_on_prosody() {
             &format!("<body>{url}</body><x xmlns='jabber:x:oob'><url>{url}</url></x>"),
         ))
         .await;
-    let uploaded = until_fake("the uploaded file", || {
+    let uploaded = until("the uploaded file", || {
         webhook_posts(fake, &g.general)
             .into_iter()
             .find(|m| m["attachments"].as_array().is_some_and(|a| !a.is_empty()))
@@ -562,7 +521,7 @@ async fn discord_community_on_prosody() {
         .send_xml(&gc("j9", &format!("<body>{long}</body>")))
         .await;
     let (_, long_id) = romeo.expect_body(&j_nick, &long).await;
-    let parts = until_fake("three parts", || {
+    let parts = until("three parts", || {
         let p = webhook_posts(fake, &g.general);
         (p.len() == before + 3).then(|| p[before..].to_vec())
     })
@@ -579,7 +538,7 @@ async fn discord_community_on_prosody() {
             &format!("<retract xmlns='{RETRACT}' id='{long_id}'/><body>/me retracted</body>"),
         ))
         .await;
-    until_fake("all three parts deleted", || {
+    until("all three parts deleted", || {
         (webhook_posts(fake, &g.general).len() == before).then_some(())
     })
     .await;
@@ -637,7 +596,7 @@ async fn discord_resilience_on_prosody() {
             .send_xml(&format!("<message xmlns='jabber:client' type='groupchat' to='{room}' id='b{i}'><body>burst {i}</body></message>"))
             .await;
     }
-    let posts = until_fake("50 posts", || {
+    let posts = until("50 posts", || {
         let p = webhook_posts(fake, &g.random);
         (p.len() >= 50).then_some(p)
     })

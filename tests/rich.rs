@@ -16,18 +16,6 @@ const FALLBACK: &str = "urn:xmpp:fallback:0";
 const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
 const MARKERS: &str = "urn:xmpp:chat-markers:0";
 
-fn attr_of(el: &Element, name: &str, ns: &str, attr: &str) -> Option<String> {
-    el.get_child(name, ns)
-        .and_then(|c| c.attr(attr))
-        .map(String::from)
-}
-
-fn reaction_set(el: &Element) -> Option<(String, Vec<String>)> {
-    let r = el.get_child("reactions", REACTIONS)?;
-    let set = r.children().map(|c| c.text()).collect();
-    Some((r.attr("id")?.to_string(), set))
-}
-
 fn remote(id: &str) -> RemoteMessageId {
     RemoteMessageId::new(id)
 }

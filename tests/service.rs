@@ -13,17 +13,6 @@ const EVENT: &str = "http://jabber.org/protocol/pubsub#event";
 const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 
-async fn iq(c: &mut XmppClient, id: &str, typ: &str, to: &str, inner: &str) -> Element {
-    c.send_xml(&format!(
-        "<iq xmlns='jabber:client' type='{typ}' to='{to}' id='{id}'>{inner}</iq>"
-    ))
-    .await;
-    c.expect(&format!("answer to {id}"), SEC, |e| {
-        e.name() == "iq" && e.attr("id") == Some(id)
-    })
-    .await
-}
-
 fn submit(fields: &[(&str, &str)]) -> String {
     let f: String = fields
         .iter()

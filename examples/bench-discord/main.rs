@@ -20,7 +20,7 @@ mod client;
 
 use causeway_api::Secret;
 use causeway_demo::{DemoConfig, DemoNetwork};
-use client::{el, login, next, Client};
+use client::{el, login, median, next, Client};
 use fake_discord::{FakeDiscord, Options, Post};
 use futures::SinkExt;
 use std::collections::HashSet;
@@ -89,11 +89,6 @@ async fn from_network(
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     (rate, seen.iter().enumerate().all(|(k, i)| k == *i))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 #[tokio::main]

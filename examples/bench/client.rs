@@ -97,3 +97,9 @@ pub async fn login(port: u16) -> Client {
         .expect("presence");
     c
 }
+
+/// The median of a run's figures.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}

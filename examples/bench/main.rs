@@ -22,7 +22,7 @@ use tokio_xmpp::minidom::Element;
 use tokio_xmpp::xmlstream::Timeouts;
 
 mod client;
-use client::{el, login, next, Client};
+use client::{el, login, median, next, Client};
 
 const WINDOW: usize = 32;
 
@@ -132,11 +132,6 @@ async fn run(
         p99: pct(0.99),
         server_us,
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 #[tokio::main]

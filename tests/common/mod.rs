@@ -233,13 +233,7 @@ pub struct Running {
 
 impl Running {
     pub async fn start(config: Config) -> Running {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_TEST_LOG")
-                    .unwrap_or_else(|_| "warn".into()),
-            )
-            .with_test_writer()
-            .try_init();
+        init_log();
         let http = config.http.listen.clone();
         let nets = causeway::networks::build(&config).expect("networks");
         let shutdown = CancellationToken::new();
@@ -311,13 +305,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(server: &Server, store_url: &str) -> Gateway {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_TEST_LOG")
-                    .unwrap_or_else(|_| "warn".into()),
-            )
-            .with_test_writer()
-            .try_init();
+        init_log();
         let http = format!("127.0.0.1:{}", free_port());
         let config = server.config(store_url, &http);
         let demo_cfg: DemoConfig = config.network_section("demo").expect("demo section");
@@ -651,4 +639,41 @@ pub async fn file_server(files: Vec<(&'static str, &'static str, Vec<u8>, bool)>
         let _ = axum::serve(listener, app).await;
     });
     addr
+}
+
+/// Send an iq and wait for its answer.
+pub async fn iq(c: &mut XmppClient, id: &str, typ: &str, to: &str, inner: &str) -> Element {
+    c.send_xml(&format!(
+        "<iq xmlns='jabber:client' type='{typ}' to='{to}' id='{id}'>{inner}</iq>"
+    ))
+    .await;
+    c.expect(&format!("answer to {id}"), SEC, |e| {
+        e.name() == "iq" && e.attr("id") == Some(id)
+    })
+    .await
+}
+
+/// An attribute of a child element.
+pub fn attr_of(el: &Element, name: &str, ns: &str, attr: &str) -> Option<String> {
+    el.get_child(name, ns)
+        .and_then(|c| c.attr(attr))
+        .map(String::from)
+}
+
+/// A XEP-0444 reaction set: the message it is about and the emojis.
+pub fn reaction_set(el: &Element) -> Option<(String, Vec<String>)> {
+    let r = el.get_child("reactions", "urn:xmpp:reactions:0")?;
+    let set = r.children().map(|c| c.text()).collect();
+    Some((r.attr("id")?.to_string(), set))
+}
+
+/// Causeway's log in the test output, filtered by CAUSEWAY_TEST_LOG (default: warn).
+pub fn init_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAUSEWAY_TEST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
 }

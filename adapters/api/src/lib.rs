@@ -14,6 +14,7 @@ mod error;
 mod event;
 mod ids;
 mod secret;
+pub mod time;
 
 pub use content::{Attachment, Content, Persona, Span, Style, TextKind};
 pub use error::NetworkError;

@@ -300,6 +300,22 @@ async fn fetch(inner: &Inner, a: &Attachment) -> Result<Upload, String> {
     })
 }
 
+/// The path of one of our webhook's messages.
+async fn hook_message(
+    inner: &Inner,
+    t: &Target,
+    msg: &RemoteMessageId,
+) -> Result<String, NetworkError> {
+    let h = hook(inner, t.hook_channel).await?;
+    Ok(format!(
+        "/webhooks/{}/{}/messages/{}{}",
+        h.id,
+        h.token,
+        msg.as_str(),
+        thread_query(t, true)
+    ))
+}
+
 pub async fn apply(inner: &Inner, action: Action) -> Result<(), NetworkError> {
     let t = target(inner, &action.room)?;
     match action.kind {
@@ -321,14 +337,7 @@ pub async fn apply(inner: &Inner, action: Action) -> Result<(), NetworkError> {
             };
             let body =
                 json!({"content": md, "allowed_mentions": {"parse": [], "users": mentioned}});
-            let h = hook(inner, t.hook_channel).await?;
-            let path = format!(
-                "/webhooks/{}/{}/messages/{}{}",
-                h.id,
-                h.token,
-                msg.as_str(),
-                thread_query(&t, true)
-            );
+            let path = hook_message(inner, &t, &msg).await?;
             inner
                 .rest
                 .hook(Method::PATCH, &path, Body::Json(body), "editing a message")
@@ -336,14 +345,7 @@ pub async fn apply(inner: &Inner, action: Action) -> Result<(), NetworkError> {
             Ok(())
         }
         ActionKind::Retract { target: msg } => {
-            let h = hook(inner, t.hook_channel).await?;
-            let path = format!(
-                "/webhooks/{}/{}/messages/{}{}",
-                h.id,
-                h.token,
-                msg.as_str(),
-                thread_query(&t, true)
-            );
+            let path = hook_message(inner, &t, &msg).await?;
             match inner
                 .rest
                 .hook(Method::DELETE, &path, Body::None, "deleting a message")

@@ -171,47 +171,27 @@ async fn handle(
             }
             Item::Connected { resumed } => {
                 tracing::info!(resumed, "Discord gateway connected");
-                let _ = inner
-                    .sink
-                    .send(RemoteEvent {
-                        room: RoomKey::shared(""),
-                        sender: RemoteUserId::new(""),
-                        at: crate::inbound::now_ms(),
-                        kind: RemoteEventKind::LoginState {
-                            state: LoginState::Connected,
-                        },
-                    })
-                    .await;
+                login_state(&inner, LoginState::Connected).await;
             }
-            Item::Reconnecting(why) => {
-                let _ = inner
-                    .sink
-                    .send(RemoteEvent {
-                        room: RoomKey::shared(""),
-                        sender: RemoteUserId::new(""),
-                        at: crate::inbound::now_ms(),
-                        kind: RemoteEventKind::LoginState {
-                            state: LoginState::Reconnecting(why),
-                        },
-                    })
-                    .await;
-            }
+            Item::Reconnecting(why) => login_state(&inner, LoginState::Reconnecting(why)).await,
             Item::Fatal(e) => {
                 let _ = ready.send(Err(e.clone()));
-                let _ = inner
-                    .sink
-                    .send(RemoteEvent {
-                        room: RoomKey::shared(""),
-                        sender: RemoteUserId::new(""),
-                        at: crate::inbound::now_ms(),
-                        kind: RemoteEventKind::LoginState {
-                            state: LoginState::LoggedOut(e.to_string()),
-                        },
-                    })
-                    .await;
+                login_state(&inner, LoginState::LoggedOut(e.to_string())).await;
             }
         }
     }
+}
+
+async fn login_state(inner: &Inner, state: LoginState) {
+    let _ = inner
+        .sink
+        .send(RemoteEvent {
+            room: RoomKey::shared(""),
+            sender: RemoteUserId::new(""),
+            at: crate::inbound::now_ms(),
+            kind: RemoteEventKind::LoginState { state },
+        })
+        .await;
 }
 
 #[async_trait]

@@ -94,25 +94,23 @@ impl Portal {
         id: Option<String>,
         history: Option<usize>,
     ) {
-        if self.row.kind == RoomKind::Direct {
+        let refusal = if self.row.kind == RoomKind::Direct {
+            Some(None)
+        } else if self.occ.by_session(&from).is_none() && !self.space_linked().await {
+            Some(Some(
+                "this room's space is not linked to the gateway".to_string(),
+            ))
+        } else {
+            None
+        };
+        if let Some(text) = refusal {
             let e = self.error(
                 "presence",
                 &from,
                 None,
                 id.as_deref(),
                 Condition::ItemNotFound,
-                None,
-            );
-            return self.send(vec![e]).await;
-        }
-        if self.occ.by_session(&from).is_none() && !self.space_linked().await {
-            let e = self.error(
-                "presence",
-                &from,
-                None,
-                id.as_deref(),
-                Condition::ItemNotFound,
-                Some("this room's space is not linked to the gateway".into()),
+                text,
             );
             return self.send(vec![e]).await;
         }

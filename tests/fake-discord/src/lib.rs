@@ -536,6 +536,17 @@ impl State {
         Some(m)
     }
 
+    /// The member object of `user` with its user (as reaction and typing events carry it).
+    fn member_with_user(&self, channel: &str, user: &str) -> Option<Value> {
+        let mut m = self.member_in(channel, user)?;
+        m["user"] = self
+            .users
+            .get(user)
+            .cloned()
+            .unwrap_or_else(|| self.bot.clone());
+        Some(m)
+    }
+
     pub(crate) fn store_file(
         &mut self,
         channel: &str,
@@ -732,13 +743,7 @@ impl State {
         let name = if add {
             d["message_author_id"] = author;
             d["burst_colors"] = json!([]);
-            if let Some(m) = self.member_in(channel, user) {
-                let mut m = m;
-                m["user"] = self
-                    .users
-                    .get(user)
-                    .cloned()
-                    .unwrap_or_else(|| self.bot.clone());
+            if let Some(m) = self.member_with_user(channel, user) {
                 d["member"] = m;
             }
             "MESSAGE_REACTION_ADD"
@@ -755,12 +760,7 @@ impl State {
             "channel_id": channel, "guild_id": guild, "user_id": user,
             "timestamp": model::now_ms() / 1000
         });
-        if let Some(mut m) = self.member_in(channel, user) {
-            m["user"] = self
-                .users
-                .get(user)
-                .cloned()
-                .unwrap_or_else(|| self.bot.clone());
+        if let Some(m) = self.member_with_user(channel, user) {
             d["member"] = m;
         }
         self.dispatch("TYPING_START", d);
