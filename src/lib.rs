@@ -125,6 +125,16 @@ pub async fn run_with(
         .collect();
     let tracker = TaskTracker::new();
     let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+    let mut endpoints = Vec::new();
+    for network in by_id.values() {
+        network.attach(causeway_api::Host {
+            store: Arc::new(store::NetworkState {
+                store: store.clone(),
+                network: network.id(),
+            }),
+        });
+        endpoints.extend(network.http_endpoint());
+    }
 
     let mut nets = Vec::new();
     let mut links = Vec::new();
@@ -219,7 +229,7 @@ pub async fn run_with(
             })?;
         tracker.spawn(http::serve(
             listener,
-            http::router(metrics.clone(), store.clone(), media.clone()),
+            http::router(metrics.clone(), store.clone(), media.clone(), endpoints),
             shutdown.clone(),
         ));
     }

@@ -39,6 +39,15 @@ enum Command {
         #[arg(short, long, env = "CAUSEWAY_CONFIG", default_value = "causeway.toml")]
         config: PathBuf,
     },
+    /// Write the Matrix appservice registration (fresh tokens) where
+    /// `networks.matrix.registration` says; give that file to the homeserver.
+    GenRegistration {
+        #[arg(short, long, env = "CAUSEWAY_CONFIG", default_value = "causeway.toml")]
+        config: PathBuf,
+        /// Replace an existing registration (the homeserver must then load the new one).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
@@ -102,6 +111,25 @@ async fn command(command: Command) -> anyhow::Result<()> {
                 std::process::exit(1)
             }
         },
+        Command::GenRegistration { config, force } => {
+            let c = load(&config)?;
+            let (path, yaml) = causeway::networks::matrix_registration(&c)
+                .map_err(|e| anyhow::anyhow!("{}:\n{e}", config.display()))?;
+            if path.exists() && !force {
+                anyhow::bail!(
+                    "{} exists; --force replaces it (and its tokens)",
+                    path.display()
+                );
+            }
+            std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            }
+            println!("wrote {}", path.display());
+            Ok(())
+        }
         Command::Run { .. } => {
             anyhow::bail!("internal: `run` is started by main on its own runtime")
         }

@@ -1,5 +1,5 @@
-//! Causeway's own HTTP listener: the one place for everything HTTP (health and metrics now;
-//! media, avatars and the Matrix appservice endpoint later).
+//! Causeway's own HTTP listener: the one place for everything HTTP: health, metrics, served
+//! media, and the endpoints networks ask for (the Matrix appservice API).
 
 use crate::media::{safe_name, Media};
 use crate::metrics::Metrics;
@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use causeway_api::{HttpEndpoint, HttpRequest};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -18,18 +19,72 @@ struct Ctx {
     metrics: Arc<Metrics>,
     store: Store,
     media: Arc<Media>,
+    endpoints: Arc<Vec<Arc<dyn HttpEndpoint>>>,
 }
 
-pub fn router(metrics: Arc<Metrics>, store: Store, media: Arc<Media>) -> Router {
+/// The largest request body a network endpoint takes (an appservice transaction).
+const MAX_BODY: usize = 32 << 20;
+
+pub fn router(
+    metrics: Arc<Metrics>,
+    store: Store,
+    media: Arc<Media>,
+    endpoints: Vec<Arc<dyn HttpEndpoint>>,
+) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/media/{token}/{name}", get(media_file))
+        .fallback(network_endpoint)
         .with_state(Ctx {
             metrics,
             store,
             media,
+            endpoints: Arc::new(endpoints),
         })
+}
+
+/// Requests under a prefix a network asked for go to that network.
+async fn network_endpoint(
+    State(ctx): State<Ctx>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let path = req.uri().path().to_string();
+    let Some(endpoint) = ctx
+        .endpoints
+        .iter()
+        .find(|e| e.prefixes().iter().any(|p| path.starts_with(p.as_str())))
+        .cloned()
+    else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let method = req.method().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "too large\n").into_response(),
+    };
+    let answer = endpoint
+        .handle(HttpRequest {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        })
+        .await;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, answer.content_type)],
+        answer.body,
+    )
+        .into_response()
 }
 
 /// A re-hosted file, streamed with its content type. Served sandboxed: a file is never

@@ -18,6 +18,8 @@ mod outbox;
 mod portal;
 mod puppet;
 mod space;
+mod state;
+pub use state::NetworkState;
 
 pub use archive::{Archived, Page};
 pub use changes::OccupantRow;
@@ -235,6 +237,7 @@ pub(crate) mod testing {
                 "portal",
                 "puppet",
                 "kv",
+                "adapter_state",
             ] {
                 sqlx::query(sql!("DELETE FROM {t}"))
                     .execute(&s.write)

@@ -1,6 +1,7 @@
 //! JID localparts for remote ids: reversible, and safe under JID case-folding.
 //!
-//! `[a-z0-9.-]` stay; `A-Z` become `_` + lowercase; `_` becomes `__`; the characters
+//! `[a-z0-9.-]` and `%` stay (`user%server@gateway` is the usual gateway form, Matrix users
+//! are `alice%matrix.org@matrix.<domain>`); `A-Z` become `_` + lowercase; `_` becomes `__`; the characters
 //! XEP-0106 escapes (space " & ' / : < > @ \) become its `\hh` escapes, so what a
 //! XEP-0106-aware client builds from a typed address is the same JID; every other byte
 //! becomes `=hh`. The result is a valid, lowercase XMPP localpart, so two remote ids that
@@ -25,7 +26,7 @@ pub fn encode_local(id: &str) -> String {
     let mut out = String::with_capacity(id.len() + 8);
     for b in id.bytes() {
         match b {
-            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' => out.push(b as char),
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'%' => out.push(b as char),
             b'A'..=b'Z' => {
                 out.push('_');
                 out.push(b.to_ascii_lowercase() as char);
@@ -65,7 +66,7 @@ fn decode_any(local: &str) -> Option<String> {
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }
-            b @ (b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-') => {
+            b @ (b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'%') => {
                 out.push(b);
                 i += 1;
             }
@@ -96,6 +97,7 @@ mod tests {
             ),
             ("tea room", "tea\\20room"),
             ("alice@matrix.org", "alice\\40matrix.org"),
+            ("alice%matrix.org", "alice%matrix.org"),
             ("c:\\net", "c\\3a\\5cnet"),
             ("d'artagnan", "d\\27artagnan"),
             ("a_b", "a__b"),

@@ -18,6 +18,8 @@ pub const MIRROR: &str = "spaces.localhost";
 pub const SECRET: &str = "test-secret-7f3a";
 /// The component domain of the Discord network in the tests.
 pub const DISCORD: &str = "discord.localhost";
+/// The component domain of the Matrix network in the tests.
+pub const MATRIX: &str = "matrix.localhost";
 pub const PASSWORD: &str = "pass-for-tests";
 
 fn root() -> PathBuf {
@@ -63,7 +65,7 @@ impl Server {
             ("COMPONENT_PORT".to_string(), component.to_string()),
             (
                 "COMPONENTS".to_string(),
-                format!("{DOMAIN}:{SECRET} spaces.{DOMAIN}:{SECRET} {DISCORD}:{SECRET} spaces.{DISCORD}:{SECRET}"),
+                format!("{DOMAIN}:{SECRET} spaces.{DOMAIN}:{SECRET} {DISCORD}:{SECRET} spaces.{DISCORD}:{SECRET} {MATRIX}:{SECRET}"),
             ),
             ("USERS".to_string(), users.join(" ")),
         ];

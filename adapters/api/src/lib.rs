@@ -12,6 +12,7 @@ pub mod conformance;
 mod content;
 mod error;
 mod event;
+mod host;
 mod ids;
 mod secret;
 pub mod time;
@@ -19,6 +20,7 @@ pub mod time;
 pub use content::{Attachment, Content, Persona, Span, Style, TextKind};
 pub use error::NetworkError;
 pub use event::*;
+pub use host::{Host, HttpEndpoint, HttpRequest, HttpResponse, KvStore};
 pub use ids::*;
 pub use secret::Secret;
 
@@ -119,6 +121,12 @@ pub trait Network: Send + Sync + 'static {
     fn relay_login(&self) -> Option<LoginRecord>;
     /// Validate credentials and create a login.
     async fn login(&self, flow: &str, input: LoginInput) -> Result<LoginRecord, NetworkError>;
+    /// Called once at start-up, before any `connect`: what the core offers the network.
+    fn attach(&self, _host: Host) {}
+    /// Requests on Causeway's HTTP listener this network answers (a Matrix appservice).
+    fn http_endpoint(&self) -> Option<Arc<dyn HttpEndpoint>> {
+        None
+    }
     /// Start a live session for a login; it pushes events into `events` until disconnected.
     async fn connect(
         &self,

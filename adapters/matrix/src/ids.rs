@@ -1,0 +1,78 @@
+//! Matrix ids <-> what the core sees. Matrix users are `localpart%server` (their JID is
+//! `localpart%server@matrix.<domain>`); XMPP users' puppets are `@<prefix><jid>:<server>`
+//! with the JID written in the spec's suggested mapping (`=hh` for other bytes).
+
+use causeway_api::RemoteUserId;
+
+/// `@alice:example.org` -> `alice%example.org` (the id must be a valid user id).
+pub fn remote_user(mxid: &str) -> Option<RemoteUserId> {
+    let id = ruma::UserId::parse(mxid).ok()?;
+    let local = id.localpart();
+    (!local.contains('%')).then(|| RemoteUserId::new(format!("{local}%{}", id.server_name())))
+}
+
+/// `alice%example.org` (or a pasted `@alice:example.org`) -> `@alice:example.org`.
+pub fn mxid(user: &str) -> Option<String> {
+    if user.starts_with('@') {
+        return remote_user(user).map(|_| user.to_string());
+    }
+    let (local, server) = user.split_once('%')?;
+    let ok = !local.is_empty()
+        && !server.is_empty()
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=-/+".contains(&b));
+    ok.then(|| format!("@{local}:{server}"))
+}
+
+/// The puppet localpart of an XMPP user: `<prefix>` + the bare JID, lowercase, with every
+/// byte outside `a-z 0-9 . _ - /` (and `=` itself) as `=hh`.
+pub fn puppet_localpart(prefix: &str, bare_jid: &str) -> String {
+    let mut out = String::from(prefix);
+    for b in bare_jid.to_lowercase().bytes() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("={b:02x}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_both_ways() {
+        for (mx, remote) in [
+            ("@alice:example.org", "alice%example.org"),
+            ("@bob.smith:matrix.org:8448", "bob.smith%matrix.org:8448"),
+        ] {
+            assert_eq!(remote_user(mx), Some(RemoteUserId::new(remote)));
+            assert_eq!(mxid(remote).as_deref(), Some(mx));
+            assert_eq!(mxid(mx).as_deref(), Some(mx));
+        }
+        for bad in [
+            "alice",
+            "%example.org",
+            "alice%",
+            "Alice%example.org",
+            "a b%x",
+        ] {
+            assert_eq!(mxid(bad), None, "{bad}");
+        }
+        assert_eq!(remote_user("!room:example.org"), None);
+    }
+
+    #[test]
+    fn puppets_follow_the_suggested_mapping() {
+        for (jid, local) in [
+            ("juliet@example.org", "_xmpp_juliet=40example.org"),
+            ("Romeo@Example.org", "_xmpp_romeo=40example.org"),
+            ("a=b@x", "_xmpp_a=3db=40x"),
+            ("é@x", "_xmpp_=c3=a9=40x"),
+        ] {
+            assert_eq!(puppet_localpart("_xmpp_", jid), local);
+        }
+    }
+}

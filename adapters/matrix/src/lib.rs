@@ -1,0 +1,196 @@
+//! Causeway's Matrix adapter: an application service. Matrix users are reached from XMPP as
+//! `localpart%server@matrix.<domain>`; every XMPP user appears on Matrix as a puppet of the
+//! appservice (`@<prefix><encoded jid>:<server>`), registered on first use. The homeserver
+//! pushes transactions to Causeway's HTTP listener (`/_matrix/app/v1/...`); Causeway acts
+//! on Matrix through the client-server API with the appservice token, as its puppets.
+//!
+//! This version: the registration (`causeway gen-registration`), the appservice endpoint
+//! (hs_token checked, transactions applied once), puppets, and direct reach (an XMPP user
+//! writes to any Matrix user; the answer comes back from that user's JID).
+
+mod appservice;
+mod client;
+mod ids;
+mod registration;
+mod session;
+
+use async_trait::async_trait;
+use causeway_api::*;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock, RwLock};
+
+pub use registration::Registration;
+
+/// The `[networks.matrix]` config section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatrixConfig {
+    /// The homeserver's client-server API, e.g. "https://matrix.example.org".
+    pub homeserver_url: String,
+    /// The homeserver's name (the part after ':' in user ids).
+    pub server_name: String,
+    /// The appservice registration, written by `causeway gen-registration` and given to the
+    /// homeserver (`app_service_config_files` on Synapse). Its tokens are read from there.
+    pub registration: PathBuf,
+    /// Where the homeserver reaches Causeway's HTTP listener; empty = http://<http.listen>.
+    /// Used by `gen-registration`.
+    pub appservice_url: String,
+    /// Localpart prefix of the puppets of XMPP users (and of the appservice's own user).
+    pub user_prefix: String,
+}
+
+impl Default for MatrixConfig {
+    fn default() -> Self {
+        Self {
+            homeserver_url: String::new(),
+            server_name: String::new(),
+            registration: PathBuf::from("matrix-registration.yaml"),
+            appservice_url: String::new(),
+            user_prefix: "_xmpp_".into(),
+        }
+    }
+}
+
+impl MatrixConfig {
+    /// Problems with this section, as (key, message).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if !(self.homeserver_url.starts_with("https://")
+            || self.homeserver_url.starts_with("http://"))
+        {
+            p.push((
+                "homeserver_url".into(),
+                format!("{:?} is not an http(s) URL", self.homeserver_url),
+            ));
+        }
+        if self.server_name.is_empty() || self.server_name.contains(['/', ' ', '@']) {
+            p.push((
+                "server_name".into(),
+                "the homeserver's name, e.g. \"example.org\"".into(),
+            ));
+        }
+        let ok_prefix = !self.user_prefix.is_empty()
+            && self
+                .user_prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        if !ok_prefix {
+            p.push((
+                "user_prefix".into(),
+                "lowercase letters, digits, '.', '_' or '-'".into(),
+            ));
+        }
+        p
+    }
+}
+
+pub(crate) struct Shared {
+    pub cfg: MatrixConfig,
+    pub reg: Registration,
+    pub http: reqwest::Client,
+    pub store: OnceLock<Arc<dyn KvStore>>,
+    /// The relay session's event sink, once connected.
+    pub sink: RwLock<Option<EventSink>>,
+}
+
+impl Shared {
+    pub fn store(&self) -> Result<&Arc<dyn KvStore>, NetworkError> {
+        self.store
+            .get()
+            .ok_or_else(|| NetworkError::Other("the Matrix adapter has no state store".into()))
+    }
+}
+
+pub struct MatrixNetwork {
+    shared: Arc<Shared>,
+    caps: Capabilities,
+}
+
+pub const RELAY_LOGIN: &str = "matrix-appservice";
+
+impl MatrixNetwork {
+    /// Fails with (key, message) pairs naming what is wrong in the section or registration.
+    pub fn new(cfg: MatrixConfig) -> Result<Self, Vec<(String, String)>> {
+        let problems = cfg.problems();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let reg = Registration::read(&cfg.registration)
+            .map_err(|e| vec![("registration".to_string(), e)])?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| vec![("homeserver_url".to_string(), e.to_string())])?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                cfg,
+                reg,
+                http,
+                store: OnceLock::new(),
+                sink: RwLock::new(None),
+            }),
+            caps: Capabilities {
+                display_name: "Matrix".into(),
+                edits: false,
+                retractions: false,
+                reactions: false,
+                replies: false,
+                typing: false,
+                direct_messages: true,
+                max_text_len: 60_000,
+                max_reactions_per_user: None,
+            },
+        })
+    }
+}
+
+#[async_trait]
+impl Network for MatrixNetwork {
+    fn id(&self) -> NetworkId {
+        NetworkId::new("matrix")
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    fn login_flows(&self) -> &[LoginFlow] {
+        &[]
+    }
+
+    fn relay_login(&self) -> Option<LoginRecord> {
+        Some(LoginRecord {
+            login: LoginId::new(RELAY_LOGIN),
+            xmpp_user: None,
+            remote_name: "Matrix appservice".into(),
+            secrets: Secret::new(self.shared.reg.as_token.expose()),
+        })
+    }
+
+    async fn login(&self, _flow: &str, _input: LoginInput) -> Result<LoginRecord, NetworkError> {
+        Err(NetworkError::Unsupported(
+            "Matrix users are reached through the appservice; personal logins are not offered yet"
+                .into(),
+        ))
+    }
+
+    fn attach(&self, host: Host) {
+        let _ = self.shared.store.set(host.store);
+    }
+
+    fn http_endpoint(&self) -> Option<Arc<dyn HttpEndpoint>> {
+        Some(Arc::new(appservice::Endpoint {
+            shared: self.shared.clone(),
+        }))
+    }
+
+    async fn connect(
+        &self,
+        _login: &LoginRecord,
+        events: EventSink,
+    ) -> Result<Arc<dyn Session>, NetworkError> {
+        let session = session::MatrixSession::connect(self.shared.clone(), events).await?;
+        Ok(Arc::new(session))
+    }
+}
