@@ -137,6 +137,52 @@ impl MatrixUser {
         }
     }
 
+    async fn send_json(&mut self, room: &str, typ: &str, content: Value) -> String {
+        self.txn += 1;
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/{typ}/t{}",
+            room.replace('!', "%21").replace(':', "%3A"),
+            self.txn
+        );
+        let v = self.call(reqwest::Method::PUT, &path, Some(content)).await;
+        v["event_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("sent: {v}"))
+            .to_string()
+    }
+
+    async fn redact(&mut self, room: &str, event: &str) {
+        self.txn += 1;
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/redact/{}/t{}",
+            room.replace('!', "%21").replace(':', "%3A"),
+            event.replace('$', "%24"),
+            self.txn
+        );
+        self.call(reqwest::Method::PUT, &path, Some(json!({})))
+            .await;
+    }
+
+    async fn upload(&self, name: &str, ctype: &str, bytes: Vec<u8>) -> String {
+        let text = self
+            .http
+            .post(format!(
+                "{}/_matrix/media/v3/upload?filename={name}",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .header("Content-Type", ctype)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload")
+            .text()
+            .await
+            .expect("upload body");
+        let v: Value = serde_json::from_str(&text).expect("upload json");
+        v["content_uri"].as_str().expect("content uri").to_string()
+    }
+
     async fn send(&mut self, room: &str, text: &str) -> String {
         self.txn += 1;
         let path = format!(
@@ -308,6 +354,209 @@ async fn matrix_direct_reach_on_prosody() {
         .filter(|e| body(e).as_deref() == Some("only once"))
         .count();
     assert_eq!(again, 0, "applied once");
+
+    // --- a public room joined by alias: members are occupants, messages both ways ---
+    let created = alice
+        .call(
+            reqwest::Method::POST,
+            "/_matrix/client/v3/createRoom",
+            Some(json!({"preset": "public_chat", "room_alias_name": "lobby", "name": "Lobby", "topic": "all welcome"})),
+        )
+        .await;
+    let lobby = created["room_id"]
+        .as_str()
+        .expect("room created")
+        .to_string();
+    let found = iq(
+        &mut juliet,
+        "g1",
+        "set",
+        MATRIX,
+        "<query xmlns='jabber:iq:gateway'><prompt>#lobby:localhost</prompt></query>",
+    )
+    .await;
+    let room_jid = found
+        .get_child("query", "jabber:iq:gateway")
+        .and_then(|q| q.children().find(|c| c.name() == "jid"))
+        .map(|j| j.text())
+        .unwrap_or_else(|| panic!("a JID for the alias: {}", String::from(&found)));
+    juliet.join(&room_jid, "Juliet").await;
+    let alice_occ = format!("{room_jid}/alice");
+    assert!(
+        juliet
+            .inbox
+            .iter()
+            .any(|e| e.name() == "presence" && e.attr("from") == Some(alice_occ.as_str())),
+        "alice is an occupant: {}",
+        juliet.dump()
+    );
+    let send_html = |body: &str, html: &str| json!({"msgtype": "m.text", "body": body, "format": "org.matrix.custom.html", "formatted_body": html});
+    let m1 = alice
+        .send_json(
+            &lobby,
+            "m.room.message",
+            send_html("bold hi", "<strong>bold</strong> hi"),
+        )
+        .await;
+    let (_, s1) = juliet.expect_body(&alice_occ, "*bold* hi").await;
+    assert_eq!(s1, m1, "the stanza-id is the event id");
+    // edit and reaction from Matrix
+    let mut edit = send_html("* bold there", "* <strong>bold</strong> there");
+    edit["m.new_content"] = send_html("bold there", "<strong>bold</strong> there");
+    edit["m.relates_to"] = json!({"rel_type": "m.replace", "event_id": m1});
+    alice.send_json(&lobby, "m.room.message", edit).await;
+    let fixed = juliet.expect_body(&alice_occ, "*bold* there").await.0;
+    assert_eq!(
+        attr_of(&fixed, "replace", "urn:xmpp:message-correct:0", "id"),
+        Some(m1.clone())
+    );
+    let r1 = alice
+        .send_json(
+            &lobby,
+            "m.reaction",
+            json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": m1, "key": "👍"}}),
+        )
+        .await;
+    juliet
+        .expect("alice's reaction", SEC, |e| {
+            reaction_set(e) == Some((m1.clone(), vec!["👍".to_string()]))
+        })
+        .await;
+    alice.redact(&lobby, &r1).await;
+    juliet
+        .expect("alice's reaction taken back", SEC, |e| {
+            reaction_set(e) == Some((m1.clone(), vec![]))
+        })
+        .await;
+
+    // from XMPP: markup, a reply, an edit, a reaction, a retraction, a file
+    let gc = |id: &str, inner: &str| {
+        format!("<message xmlns='jabber:client' type='groupchat' to='{room_jid}' id='{id}'>{inner}</message>")
+    };
+    juliet
+        .send_xml(&gc("j1", "<body>hello *world*</body>"))
+        .await;
+    let (_, js1) = juliet
+        .expect_body(&format!("{room_jid}/Juliet"), "hello *world*")
+        .await;
+    let seen = alice
+        .until("juliet's styled message", |v| {
+            timeline(v)
+                .into_iter()
+                .find(|(r, e)| *r == lobby && e["event_id"] == js1.as_str())
+        })
+        .await
+        .1;
+    assert_eq!(seen["content"]["body"], "hello world");
+    assert_eq!(
+        seen["content"]["formatted_body"],
+        "hello <strong>world</strong>"
+    );
+    assert_eq!(seen["sender"], puppet);
+    juliet
+        .send_xml(&gc(
+            "j2",
+            &format!(
+                "<body>agreed</body><reply xmlns='urn:xmpp:reply:0' to='{alice_occ}' id='{m1}'/>"
+            ),
+        ))
+        .await;
+    let reply = alice
+        .until("juliet's reply", |v| {
+            timeline(v)
+                .into_iter()
+                .find(|(_, e)| e["content"]["body"] == "agreed")
+        })
+        .await
+        .1;
+    assert_eq!(
+        reply["content"]["m.relates_to"]["m.in_reply_to"]["event_id"],
+        m1.as_str()
+    );
+    juliet
+        .send_xml(&gc(
+            "j3",
+            "<body>hello moon</body><replace xmlns='urn:xmpp:message-correct:0' id='j1'/>",
+        ))
+        .await;
+    let edited = alice
+        .until("juliet's edit", |v| {
+            timeline(v)
+                .into_iter()
+                .find(|(_, e)| e["content"]["m.relates_to"]["rel_type"] == "m.replace")
+        })
+        .await
+        .1;
+    assert_eq!(edited["content"]["m.relates_to"]["event_id"], js1.as_str());
+    assert_eq!(edited["content"]["m.new_content"]["body"], "hello moon");
+    juliet
+        .send_xml(&gc("j4", &format!("<reactions xmlns='urn:xmpp:reactions:0' id='{m1}'><reaction>🎉</reaction></reactions>")))
+        .await;
+    let reacted = alice
+        .until("juliet's reaction", |v| {
+            timeline(v)
+                .into_iter()
+                .find(|(_, e)| e["type"] == "m.reaction")
+        })
+        .await
+        .1;
+    assert_eq!(reacted["content"]["m.relates_to"]["key"], "🎉");
+    assert_eq!(reacted["content"]["m.relates_to"]["event_id"], m1.as_str());
+    juliet
+        .send_xml(&gc("j5", &format!("<retract xmlns='urn:xmpp:message-retract:1' id='{js1}'/><body>/me retracted</body>")))
+        .await;
+    alice
+        .until("juliet's retraction", |v| {
+            timeline(v)
+                .into_iter()
+                .find(|(_, e)| e["type"] == "m.room.redaction" && e["redacts"] == js1.as_str())
+        })
+        .await;
+    let files = file_server(vec![(
+        "/pic.png",
+        "image/png",
+        vec![137, 80, 78, 71, 9, 9, 9],
+        false,
+    )])
+    .await;
+    let url = format!("http://{files}/pic.png");
+    juliet
+        .send_xml(&gc(
+            "j6",
+            &format!("<body>{url}</body><x xmlns='jabber:x:oob'><url>{url}</url></x>"),
+        ))
+        .await;
+    let image = alice
+        .until("juliet's image", |v| {
+            timeline(v)
+                .into_iter()
+                .find(|(_, e)| e["content"]["msgtype"] == "m.image")
+        })
+        .await
+        .1;
+    assert_eq!(image["content"]["info"]["mimetype"], "image/png");
+    assert!(image["content"]["url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("mxc://")));
+
+    // an image from Matrix arrives re-hosted by Causeway
+    let mxc = alice
+        .upload("photo.png", "image/png", vec![137, 80, 78, 71, 1, 2, 3])
+        .await;
+    alice
+        .send_json(&lobby, "m.room.message", json!({"msgtype": "m.image", "body": "photo.png", "url": mxc, "info": {"mimetype": "image/png", "size": 7}}))
+        .await;
+    let photo = juliet
+        .expect("alice's image", SEC, |e| {
+            e.attr("from") == Some(alice_occ.as_str()) && e.get_child("x", "jabber:x:oob").is_some()
+        })
+        .await;
+    let link = body(&photo).unwrap_or_default();
+    let path = link
+        .strip_prefix(&format!("http://{}", gw.http))
+        .unwrap_or_else(|| panic!("served by Causeway: {link}"));
+    let (code, _, bytes) = http_fetch(&gw.http, path).await;
+    assert_eq!((code, bytes), (200, vec![137, 80, 78, 71, 1, 2, 3]));
 
     juliet.close().await;
     gw.stop().await;

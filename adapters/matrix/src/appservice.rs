@@ -2,18 +2,13 @@
 //! (hs_token checked; each transaction id applied once, remembered in the store), user and
 //! alias queries, ping.
 
-use crate::{ids, Shared, RELAY_LOGIN};
+use crate::client::seg;
+use crate::events::MEDIA_PATH;
+use crate::Shared;
 use async_trait::async_trait;
 use causeway_api::*;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 pub struct Endpoint {
     pub(crate) shared: Arc<Shared>,
@@ -33,6 +28,31 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl Endpoint {
+    /// A Matrix file, fetched with the appservice's token for whoever holds our signed link
+    /// (Causeway's media copier, which cannot send the token).
+    async fn media(&self, rest: &str) -> HttpResponse {
+        let parts: Vec<&str> = rest.split('/').collect();
+        let [server, id, sig] = parts.as_slice() else {
+            return error(404, "M_NOT_FOUND", "no such file");
+        };
+        if !same(sig, &self.shared.media_sig(server, id)) {
+            return error(404, "M_NOT_FOUND", "no such file");
+        }
+        let path = format!(
+            "/_matrix/client/v1/media/download/{}/{}",
+            seg(server),
+            seg(id)
+        );
+        match self.shared.download(&path).await {
+            Ok((content_type, body)) => HttpResponse {
+                status: 200,
+                content_type,
+                body,
+            },
+            Err(e) => error(502, "M_UNKNOWN", &e.to_string()),
+        }
+    }
+
     /// The hs_token from `Authorization: Bearer` or the legacy `access_token` parameter.
     fn token(req: &HttpRequest) -> Option<&str> {
         req.header("authorization")
@@ -68,14 +88,33 @@ impl Endpoint {
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             return error(400, "M_NOT_JSON", "the transaction is not JSON");
         };
-        for event in v["events"].as_array().into_iter().flatten() {
-            match self.event(event).await {
-                Ok(Some(ev)) => {
-                    if sink.send(ev).await.is_err() {
-                        return error(503, "M_UNKNOWN", "the bridge is stopping");
+        // Ephemeral events come under their stable name or MSC2409's.
+        let ephemeral = v["ephemeral"]
+            .as_array()
+            .or(v["de.sorunome.msc2409.ephemeral"].as_array());
+        let timeline = v["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| (e, false));
+        let all = timeline.chain(ephemeral.into_iter().flatten().map(|e| (e, true)));
+        for (event, ephemeral) in all {
+            let converted = if !ephemeral {
+                self.shared.timeline_event(event).await
+            } else if event["type"] == "m.typing" {
+                self.shared.typing_event(event).await
+            } else {
+                Ok(Vec::new())
+            };
+            match converted {
+                Ok(events) => {
+                    for ev in events {
+                        if sink.send(ev).await.is_err() {
+                            return error(503, "M_UNKNOWN", "the bridge is stopping");
+                        }
                     }
                 }
-                Ok(None) => {}
+                // Not acknowledged: the homeserver sends the transaction again.
                 Err(e) => return error(500, "M_UNKNOWN", &e.to_string()),
             }
         }
@@ -86,83 +125,6 @@ impl Endpoint {
         }
         HttpResponse::json(200, &json!({}))
     }
-
-    /// A timeline event as a remote event, if it is about a room Causeway bridges.
-    async fn event(&self, e: &Value) -> Result<Option<RemoteEvent>, NetworkError> {
-        let sender = e["sender"].as_str().unwrap_or("");
-        if self.is_ours(sender) {
-            return Ok(None); // our puppets' own events
-        }
-        let (Some(room), Some(user)) = (e["room_id"].as_str(), ids::remote_user(sender)) else {
-            return Ok(None);
-        };
-        let store = self.shared.store()?;
-        if store.get(&format!("room:{room}")).await?.is_none() {
-            return Ok(None);
-        }
-        let content = &e["content"];
-        let id = e["event_id"].as_str().unwrap_or("");
-        let kind = match e["type"].as_str() {
-            Some("m.room.message") => {
-                let relates = &content["m.relates_to"];
-                if relates["rel_type"] == "m.replace" {
-                    let new = &content["m.new_content"];
-                    RemoteEventKind::Edit {
-                        target: RemoteMessageId::new(relates["event_id"].as_str().unwrap_or("")),
-                        content: text_content(new),
-                    }
-                } else {
-                    RemoteEventKind::Message {
-                        id: RemoteMessageId::new(id),
-                        content: text_content(content),
-                        reply_to: None,
-                        txn: None,
-                    }
-                }
-            }
-            Some("m.room.redaction") => {
-                let target = e["redacts"]
-                    .as_str()
-                    .or(content["redacts"].as_str())
-                    .unwrap_or("");
-                RemoteEventKind::Retract {
-                    target: RemoteMessageId::new(target),
-                    by_author: true,
-                }
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(RemoteEvent {
-            room: RoomKey {
-                room: RemoteRoomId::new(room),
-                receiver: Some(LoginId::new(RELAY_LOGIN)),
-            },
-            sender: user,
-            at: e["origin_server_ts"].as_i64().unwrap_or_else(now_ms),
-            kind,
-        }))
-    }
-
-    /// The appservice's own users: its bot and the puppets of XMPP users.
-    fn is_ours(&self, user: &str) -> bool {
-        let server = format!(":{}", self.shared.cfg.server_name);
-        user.ends_with(&server)
-            && (user.starts_with(&format!("@{}", self.shared.cfg.user_prefix))
-                || user == self.shared.bot_user())
-    }
-}
-
-/// The text of an `m.room.message` content.
-fn text_content(c: &Value) -> Content {
-    Content {
-        text: c["body"].as_str().unwrap_or("").to_string(),
-        kind: match c["msgtype"].as_str() {
-            Some("m.emote") => TextKind::Emote,
-            Some("m.notice") => TextKind::Notice,
-            _ => TextKind::Normal,
-        },
-        ..Content::default()
-    }
 }
 
 #[async_trait]
@@ -172,6 +134,9 @@ impl HttpEndpoint for Endpoint {
     }
 
     async fn handle(&self, req: HttpRequest) -> HttpResponse {
+        if let Some(rest) = req.path.strip_prefix(MEDIA_PATH) {
+            return self.media(rest).await;
+        }
         match Self::token(&req) {
             None => return error(401, "M_UNAUTHORIZED", "no token"),
             Some(t) if !same(t, self.shared.reg.hs_token.expose()) => {
@@ -188,7 +153,7 @@ impl HttpEndpoint for Endpoint {
                     .replace("%40", "@")
                     .replace("%3A", ":")
                     .replace("%3a", ":");
-                if self.is_ours(&user) {
+                if self.shared.is_ours(&user) {
                     HttpResponse::json(200, &json!({}))
                 } else {
                     error(404, "M_NOT_FOUND", "not one of ours")

@@ -26,7 +26,7 @@ pub fn seg(s: &str) -> String {
 }
 
 impl Shared {
-    /// One call; `user` is the puppet (or appservice user) to act as.
+    /// One JSON call; `user` is the puppet (or appservice user) to act as.
     pub async fn call(
         &self,
         method: Method,
@@ -34,6 +34,49 @@ impl Shared {
         user: Option<&str>,
         body: Option<Value>,
     ) -> Result<Value, NetworkError> {
+        let body = body.map(|b| ("application/json".to_string(), b.to_string().into_bytes()));
+        let (_, bytes) = self.raw(method, path, user, body).await?;
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Download a file of the media repository: its content type and bytes.
+    pub async fn download(&self, path: &str) -> Result<(String, Vec<u8>), NetworkError> {
+        self.raw(Method::GET, path, None, None).await
+    }
+
+    /// Upload a file as `user`: its mxc:// URI.
+    pub async fn upload(
+        &self,
+        user: &str,
+        name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, NetworkError> {
+        let path = format!("/_matrix/media/v3/upload?filename={}", seg(name));
+        let (_, answer) = self
+            .raw(
+                Method::POST,
+                &path,
+                Some(user),
+                Some((content_type.to_string(), bytes)),
+            )
+            .await?;
+        let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        v["content_uri"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| NetworkError::Other("the homeserver gave no content URI".into()))
+    }
+
+    /// A request with retries: `M_LIMIT_EXCEEDED` waits `retry_after_ms`; an unreachable or
+    /// failing (5xx) homeserver is retried with backoff for up to two minutes.
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Result<(String, Vec<u8>), NetworkError> {
         let base = self.cfg.homeserver_url.trim_end_matches('/');
         let mut url = format!("{base}{path}");
         if let Some(u) = user {
@@ -48,34 +91,43 @@ impl Shared {
                 "Authorization",
                 format!("Bearer {}", self.reg.as_token.expose()),
             );
-            if let Some(b) = &body {
+            if let Some((ctype, bytes)) = &body {
                 req = req
-                    .header("Content-Type", "application/json")
-                    .body(b.to_string());
+                    .header("Content-Type", ctype.as_str())
+                    .body(bytes.clone());
             }
             let answer = match req.send().await {
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let text = r.text().await.unwrap_or_default();
-                    Ok((status, text))
+                    let ctype = r
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("application/octet-stream")
+                        .to_string();
+                    match r.bytes().await {
+                        Ok(b) => Ok((status, ctype, b.to_vec())),
+                        Err(e) => Err(e.without_url().to_string()),
+                    }
                 }
                 Err(e) => Err(e.without_url().to_string()),
             };
+            let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
             let retry_in = match &answer {
-                Ok((status, text)) if (200..300).contains(status) => {
-                    return Ok(serde_json::from_str(text).unwrap_or(Value::Null));
+                Ok((status, ctype, bytes)) if (200..300).contains(status) => {
+                    return Ok((ctype.clone(), bytes.clone()));
                 }
-                Ok((429, text)) => {
-                    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+                Ok((429, _, bytes)) => {
+                    let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
                     Duration::from_millis(v["retry_after_ms"].as_u64().unwrap_or(1000))
                 }
-                Ok((status, _)) if *status >= 500 => delay,
-                Ok((status, text)) => return Err(classify(*status, text)),
+                Ok((status, _, _)) if *status >= 500 => delay,
+                Ok((status, _, bytes)) => return Err(classify(*status, &text(bytes))),
                 Err(_) => delay,
             };
             if started.elapsed() + retry_in > GIVE_UP_AFTER {
                 return Err(match answer {
-                    Ok((status, text)) => classify(status, &text),
+                    Ok((status, _, bytes)) => classify(status, &text(&bytes)),
                     Err(e) => NetworkError::Other(format!("the homeserver is unreachable: {e}")),
                 });
             }

@@ -4,21 +4,28 @@
 //! pushes transactions to Causeway's HTTP listener (`/_matrix/app/v1/...`); Causeway acts
 //! on Matrix through the client-server API with the appservice token, as its puppets.
 //!
-//! This version: the registration (`causeway gen-registration`), the appservice endpoint
-//! (hs_token checked, transactions applied once), puppets, and direct reach (an XMPP user
-//! writes to any Matrix user; the answer comes back from that user's JID).
+//! Built so far: the registration (`causeway gen-registration`), the appservice endpoint
+//! (hs_token checked, transactions applied once), puppets, direct reach (an XMPP user writes
+//! to any Matrix user; the answer comes back from that user's JID), shared rooms joined by
+//! id, alias or matrix.to link, spaces, and messages both ways with HTML, mentions, edits,
+//! redactions, reactions, replies, files and typing.
 
+mod actions;
 mod appservice;
 mod client;
+mod convert;
+mod events;
 mod ids;
 mod registration;
+mod rooms;
 mod session;
 
 use async_trait::async_trait;
 use causeway_api::*;
 use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 pub use registration::Registration;
 
@@ -92,6 +99,8 @@ pub(crate) struct Shared {
     pub store: OnceLock<Arc<dyn KvStore>>,
     /// The relay session's event sink, once connected.
     pub sink: RwLock<Option<EventSink>>,
+    /// Who was typing in each room at the last `m.typing`.
+    pub typing: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl Shared {
@@ -129,14 +138,15 @@ impl MatrixNetwork {
                 http,
                 store: OnceLock::new(),
                 sink: RwLock::new(None),
+                typing: Mutex::new(HashMap::new()),
             }),
             caps: Capabilities {
                 display_name: "Matrix".into(),
-                edits: false,
-                retractions: false,
-                reactions: false,
-                replies: false,
-                typing: false,
+                edits: true,
+                retractions: true,
+                reactions: true,
+                replies: true,
+                typing: true,
                 direct_messages: true,
                 max_text_len: 60_000,
                 max_reactions_per_user: None,

@@ -2,6 +2,7 @@
 //! messages sent as the puppets.
 
 use crate::client::seg;
+use crate::rooms::Record;
 use crate::{ids, Shared};
 use async_trait::async_trait;
 use causeway_api::*;
@@ -12,11 +13,6 @@ use std::sync::Arc;
 pub struct MatrixSession {
     shared: Arc<Shared>,
     login: LoginId,
-}
-
-/// What the adapter remembers of a room it opened.
-pub(crate) fn room_record(xmpp: &str, with: &str) -> String {
-    json!({"kind": "dm", "xmpp": xmpp, "with": with}).to_string()
 }
 
 impl MatrixSession {
@@ -35,31 +31,6 @@ impl MatrixSession {
         let login = events.login().clone();
         *shared.sink.write().unwrap_or_else(|p| p.into_inner()) = Some(events);
         Ok(Self { shared, login })
-    }
-
-    /// The puppet of an XMPP user: registered on first use, named after their nick.
-    async fn puppet(&self, persona: &Persona) -> Result<String, NetworkError> {
-        let local = ids::puppet_localpart(&self.shared.cfg.user_prefix, &persona.xmpp_user);
-        let user = format!("@{local}:{}", self.shared.cfg.server_name);
-        let store = self.shared.store()?;
-        let key = format!("puppet:{local}");
-        let known = store.get(&key).await?;
-        if known.is_none() {
-            self.shared.register(&local).await?;
-        }
-        if known.as_deref() != Some(persona.nick.as_str()) {
-            let path = format!("/_matrix/client/v3/profile/{}/displayname", seg(&user));
-            self.shared
-                .call(
-                    Method::PUT,
-                    &path,
-                    Some(&user),
-                    Some(json!({"displayname": persona.nick})),
-                )
-                .await?;
-            store.put(&key, &persona.nick).await?;
-        }
-        Ok(user)
     }
 
     async fn profile(&self, mxid: &str) -> Result<Value, NetworkError> {
@@ -89,50 +60,11 @@ impl MatrixSession {
 #[async_trait]
 impl Session for MatrixSession {
     async fn send_message(&self, msg: OutgoingMessage) -> Result<Sent, NetworkError> {
-        let puppet = self.puppet(self.persona(msg.persona.as_ref())?).await?;
-        let msgtype = match msg.content.kind {
-            TextKind::Normal => "m.text",
-            TextKind::Emote => "m.emote",
-            TextKind::Notice => "m.notice",
-        };
-        let body = json!({"msgtype": msgtype, "body": msg.content.text});
-        let room = msg.room.room.as_str();
-        let path = format!(
-            "/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
-            seg(room),
-            seg(msg.txn.as_str())
-        );
-        // The same transaction id makes a retried send a no-op on the homeserver.
-        let sent = match self
-            .shared
-            .call(Method::PUT, &path, Some(&puppet), Some(body.clone()))
-            .await
-        {
-            Err(NetworkError::Forbidden(_)) => {
-                let join = format!("/_matrix/client/v3/rooms/{}/join", seg(room));
-                self.shared
-                    .call(Method::POST, &join, Some(&puppet), Some(json!({})))
-                    .await?;
-                self.shared
-                    .call(Method::PUT, &path, Some(&puppet), Some(body))
-                    .await?
-            }
-            other => other?,
-        };
-        let id = sent["event_id"]
-            .as_str()
-            .ok_or_else(|| NetworkError::Other("the homeserver gave no event id".into()))?;
-        Ok(Sent {
-            ids: vec![RemoteMessageId::new(id)],
-            at: crate::appservice::now_ms(),
-        })
+        self.shared.send(msg).await
     }
 
     async fn apply(&self, action: Action) -> Result<(), NetworkError> {
-        Err(NetworkError::Unsupported(format!(
-            "{} is not bridged to Matrix yet",
-            action.kind.name()
-        )))
+        self.shared.apply(action).await
     }
 
     async fn rooms(&self) -> Result<Vec<RoomInfo>, NetworkError> {
@@ -140,25 +72,30 @@ impl Session for MatrixSession {
     }
 
     async fn room_info(&self, room: &RoomKey) -> Result<RoomInfo, NetworkError> {
-        let store = self.shared.store()?;
-        let record = store
-            .get(&format!("room:{}", room.room))
-            .await?
-            .and_then(|r| serde_json::from_str::<Value>(&r).ok())
-            .ok_or_else(|| NetworkError::NotFound(format!("Matrix room {}", room.room)))?;
-        let with = record["with"].as_str().unwrap_or_default().to_string();
-        let user = self
-            .user_info(&ids::remote_user(&with).unwrap_or_default())
-            .await?;
-        Ok(RoomInfo {
-            key: self.key(room.room.as_str()),
-            name: user.display_name.clone(),
-            topic: None,
-            kind: RoomKind::Direct,
-            space: None,
-            avatar_url: None,
-            members: vec![user],
-        })
+        let id = room.room.as_str();
+        match self.shared.record(id).await? {
+            Some(Record::Direct { with, .. }) => {
+                let user = self
+                    .user_info(&ids::remote_user(&with).unwrap_or_default())
+                    .await?;
+                Ok(RoomInfo {
+                    key: self.key(id),
+                    name: user.display_name.clone(),
+                    topic: None,
+                    kind: RoomKind::Direct,
+                    space: None,
+                    avatar_url: None,
+                    members: vec![user],
+                })
+            }
+            Some(Record::Shared) => self.shared.shared_info(id).await,
+            // A room seen for the first time (a join, a link): the bot joins it.
+            None if id.starts_with('!') && room.receiver.is_none() => {
+                let id = self.shared.join_shared(id).await?;
+                self.shared.shared_info(&id).await
+            }
+            None => Err(NetworkError::NotFound(format!("Matrix room {id}"))),
+        }
     }
 
     async fn user_info(&self, user: &RemoteUserId) -> Result<UserInfo, NetworkError> {
@@ -189,7 +126,7 @@ impl Session for MatrixSession {
             return Ok(self.key(&room));
         }
         self.profile(&mx).await?;
-        let puppet = self.puppet(persona).await?;
+        let puppet = self.shared.puppet(persona).await?;
         let created = self
             .shared
             .call(
@@ -202,12 +139,11 @@ impl Session for MatrixSession {
         let room = created["room_id"]
             .as_str()
             .ok_or_else(|| NetworkError::Other("the homeserver gave no room id".into()))?;
-        store
-            .put(
-                &format!("room:{room}"),
-                &room_record(&persona.xmpp_user, &mx),
-            )
-            .await?;
+        let record = Record::Direct {
+            xmpp: persona.xmpp_user.clone(),
+            with: mx.clone(),
+        };
+        self.shared.remember(room, &record).await?;
         store.put(&key, room).await?;
         tracing::info!(room, "direct room opened on Matrix");
         Ok(self.key(room))
@@ -227,7 +163,18 @@ impl Session for MatrixSession {
         *self.shared.sink.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    async fn spaces(&self) -> Result<Vec<SpaceInfo>, NetworkError> {
+        Ok(Vec::new())
+    }
+
+    async fn space_info(&self, space: &RemoteSpaceId) -> Result<SpaceInfo, NetworkError> {
+        self.shared.space_info(space.as_str()).await
+    }
+
     async fn resolve(&self, address: &str) -> Result<Resolved, NetworkError> {
+        if let Some(room) = self.shared.room_id(address).await? {
+            return Ok(Resolved::Room(RoomKey::shared(room)));
+        }
         let a = address.trim();
         let a = a.strip_prefix("https://matrix.to/#/").unwrap_or(a);
         match ids::remote_user(a).or_else(|| ids::mxid(a).and_then(|m| ids::remote_user(&m))) {

@@ -1,0 +1,255 @@
+//! Core -> Matrix, as the XMPP user's puppet: messages (HTML and mentions, replies, files
+//! uploaded to the media repository), edits (`m.replace`, always on the original), deletions
+//! (redactions), reactions (one `m.reaction` per key, taken back by redacting it), typing,
+//! read receipts.
+
+use crate::client::seg;
+use crate::{convert, ids, Shared};
+use causeway_api::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+impl Shared {
+    /// The puppet of an XMPP user: registered on first use, named after their nick.
+    pub async fn puppet(&self, persona: &Persona) -> Result<String, NetworkError> {
+        let local = ids::puppet_localpart(&self.cfg.user_prefix, &persona.xmpp_user);
+        let user = format!("@{local}:{}", self.cfg.server_name);
+        let store = self.store()?;
+        let key = format!("puppet:{local}");
+        let known = store.get(&key).await?;
+        if known.is_none() {
+            self.register(&local).await?;
+        }
+        if known.as_deref() != Some(persona.nick.as_str()) {
+            let path = format!("/_matrix/client/v3/profile/{}/displayname", seg(&user));
+            self.call(
+                Method::PUT,
+                &path,
+                Some(&user),
+                Some(json!({"displayname": persona.nick})),
+            )
+            .await?;
+            store.put(&key, &persona.nick).await?;
+        }
+        Ok(user)
+    }
+
+    /// Send one event as `user`, joining the room first if the puppet is not in it yet.
+    async fn send_event(
+        &self,
+        room: &str,
+        user: &str,
+        typ: &str,
+        txn: &str,
+        body: Value,
+    ) -> Result<String, NetworkError> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/{typ}/{}",
+            seg(room),
+            seg(txn)
+        );
+        // The same transaction id makes a retried send a no-op on the homeserver.
+        let sent = match self
+            .call(Method::PUT, &path, Some(user), Some(body.clone()))
+            .await
+        {
+            Err(NetworkError::Forbidden(_)) => {
+                let join = format!("/_matrix/client/v3/rooms/{}/join", seg(room));
+                self.call(Method::POST, &join, Some(user), Some(json!({})))
+                    .await?;
+                self.call(Method::PUT, &path, Some(user), Some(body))
+                    .await?
+            }
+            other => other?,
+        };
+        sent["event_id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| NetworkError::Other("the homeserver gave no event id".into()))
+    }
+
+    /// Text content as an `m.room.message` body (with HTML when there is markup).
+    fn text_body(content: &Content) -> Value {
+        let msgtype = match content.kind {
+            TextKind::Normal => "m.text",
+            TextKind::Emote => "m.emote",
+            TextKind::Notice => "m.notice",
+        };
+        let mut body = json!({"msgtype": msgtype, "body": content.text, "m.mentions": {}});
+        if let Some((html, mentions)) = convert::to_html(content) {
+            body["format"] = json!("org.matrix.custom.html");
+            body["formatted_body"] = json!(html);
+            body["m.mentions"] = json!({"user_ids": mentions});
+        }
+        body
+    }
+
+    /// Upload an XMPP user's file; the message that shows it.
+    async fn file_body(&self, user: &str, a: &Attachment) -> Result<Value, NetworkError> {
+        let resp = self
+            .http
+            .get(&a.url)
+            .send()
+            .await
+            .map_err(|e| NetworkError::Other(format!("{}: {}", a.name, e.without_url())))?;
+        if !resp.status().is_success() {
+            return Err(NetworkError::Other(format!(
+                "{}: HTTP {}",
+                a.name,
+                resp.status().as_u16()
+            )));
+        }
+        let ctype = a
+            .content_type
+            .clone()
+            .or_else(|| {
+                resp.headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| NetworkError::Other(format!("{}: {}", a.name, e.without_url())))?
+            .to_vec();
+        let size = bytes.len();
+        let mxc = self.upload(user, &a.name, &ctype, bytes).await?;
+        let msgtype = match ctype.split('/').next() {
+            Some("image") => "m.image",
+            Some("video") => "m.video",
+            Some("audio") => "m.audio",
+            _ => "m.file",
+        };
+        Ok(json!({
+            "msgtype": msgtype, "body": a.name, "filename": a.name, "url": mxc,
+            "info": {"mimetype": ctype, "size": size}
+        }))
+    }
+
+    pub async fn send(&self, msg: OutgoingMessage) -> Result<Sent, NetworkError> {
+        let persona = msg.persona.as_ref().ok_or_else(|| {
+            NetworkError::BadRequest("the appservice posts for an XMPP user only".into())
+        })?;
+        let user = self.puppet(persona).await?;
+        let room = msg.room.room.as_str();
+        let mut bodies = Vec::new();
+        let only_files = msg
+            .content
+            .attachments
+            .iter()
+            .any(|a| a.url == msg.content.text.trim());
+        if !msg.content.text.is_empty() && !only_files {
+            bodies.push(Self::text_body(&msg.content));
+        }
+        for a in &msg.content.attachments {
+            bodies.push(self.file_body(&user, a).await?);
+        }
+        if let (Some(reply), Some(first)) = (&msg.reply_to, bodies.first_mut()) {
+            first["m.relates_to"] = json!({"m.in_reply_to": {"event_id": reply.as_str()}});
+        }
+        let mut ids = Vec::new();
+        for (i, body) in bodies.into_iter().enumerate() {
+            let txn = format!("{}.{i}", msg.txn.as_str());
+            ids.push(RemoteMessageId::new(
+                self.send_event(room, &user, "m.room.message", &txn, body)
+                    .await?,
+            ));
+        }
+        if ids.is_empty() {
+            return Err(NetworkError::BadRequest("an empty message".into()));
+        }
+        Ok(Sent {
+            ids,
+            at: crate::events::now_ms(),
+        })
+    }
+
+    pub async fn apply(&self, action: Action) -> Result<(), NetworkError> {
+        let persona = action.persona.as_ref().ok_or_else(|| {
+            NetworkError::BadRequest("the appservice acts for an XMPP user only".into())
+        })?;
+        let user = self.puppet(persona).await?;
+        let room = action.room.room.as_str();
+        let store = self.store()?;
+        let txn = format!("a{}{}", crate::events::now_ms(), rand::random::<u32>());
+        match action.kind {
+            ActionKind::Edit {
+                target,
+                content,
+                txn,
+            } => {
+                let mut new = Self::text_body(&content);
+                let mut body = new.clone();
+                body["body"] = json!(format!("* {}", content.text));
+                if let Some(h) = body["formatted_body"].as_str().map(|h| format!("* {h}")) {
+                    body["formatted_body"] = json!(h);
+                }
+                new.as_object_mut().map(|o| o.remove("m.relates_to"));
+                body["m.new_content"] = new;
+                body["m.relates_to"] =
+                    json!({"rel_type": "m.replace", "event_id": target.as_str()});
+                self.send_event(room, &user, "m.room.message", txn.as_str(), body)
+                    .await?;
+            }
+            ActionKind::Retract { target } => {
+                let path = format!(
+                    "/_matrix/client/v3/rooms/{}/redact/{}/{}",
+                    seg(room),
+                    seg(target.as_str()),
+                    seg(&txn)
+                );
+                self.call(Method::PUT, &path, Some(&user), Some(json!({})))
+                    .await?;
+            }
+            ActionKind::ReactionAdd { target, emoji } => {
+                let body = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": target.as_str(), "key": emoji}});
+                let id = self
+                    .send_event(room, &user, "m.reaction", &txn, body)
+                    .await?;
+                store
+                    .put(&format!("my-reaction:{user}|{target}|{emoji}"), &id)
+                    .await?;
+            }
+            ActionKind::ReactionRemove { target, emoji } => {
+                let key = format!("my-reaction:{user}|{target}|{emoji}");
+                if let Some(id) = store.get(&key).await? {
+                    let path = format!(
+                        "/_matrix/client/v3/rooms/{}/redact/{}/{}",
+                        seg(room),
+                        seg(&id),
+                        seg(&txn)
+                    );
+                    self.call(Method::PUT, &path, Some(&user), Some(json!({})))
+                        .await?;
+                    store.delete(&key).await?;
+                }
+            }
+            ActionKind::Typing { active } => {
+                let path = format!(
+                    "/_matrix/client/v3/rooms/{}/typing/{}",
+                    seg(room),
+                    seg(&user)
+                );
+                let body = if active {
+                    json!({"typing": true, "timeout": 30000})
+                } else {
+                    json!({"typing": false})
+                };
+                self.call(Method::PUT, &path, Some(&user), Some(body))
+                    .await?;
+            }
+            ActionKind::ReadMarker { up_to } => {
+                let path = format!(
+                    "/_matrix/client/v3/rooms/{}/receipt/m.read/{}",
+                    seg(room),
+                    seg(up_to.as_str())
+                );
+                self.call(Method::POST, &path, Some(&user), Some(json!({})))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
