@@ -222,8 +222,16 @@ async fn put(url: &str, token: Option<&str>, body: &Value) -> u16 {
     req.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn matrix_direct_reach_on_prosody() {
+/// Prosody, Synapse loaded with the registration `gen-registration` wrote, and the config.
+struct Setup {
+    server: Server,
+    synapse: Synapse,
+    reg: causeway_matrix::Registration,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
     let server = Server::start(Kind::Prosody);
     let dir = tempfile::tempdir().expect("tempdir");
     let http = format!("127.0.0.1:{}", free_port());
@@ -240,10 +248,14 @@ async fn matrix_direct_reach_on_prosody() {
             domain = "{MATRIX}"
             network = "matrix"
             secret = "{SECRET}"
+            spaces_domain = "spaces.{MATRIX}"
             [store]
             url = "{store}"
             [http]
             listen = "{http}"
+            [bridge]
+            admins = ["admin@localhost"]
+            history_on_join = 0
             [media]
             dir = "{media}"
             [networks.matrix]
@@ -265,9 +277,29 @@ async fn matrix_direct_reach_on_prosody() {
     std::fs::write(&registration, yaml).expect("write registration");
     let synapse = Synapse::start(&registration);
     std::fs::write(&path, config_text(&synapse.url)).expect("config");
-    let config = causeway::config::Config::load_with_env(&path, Vec::new()).expect("config");
-    let gw = Running::start(config).await;
     let reg = causeway_matrix::Registration::read(&registration).expect("registration");
+    Setup {
+        server,
+        synapse,
+        reg,
+        config: path,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    async fn start(&self) -> Running {
+        let config =
+            causeway::config::Config::load_with_env(&self.config, Vec::new()).expect("config");
+        Running::start(config).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_direct_reach_on_prosody() {
+    let m = setup().await;
+    let (server, synapse, reg) = (&m.server, &m.synapse, &m.reg);
+    let gw = m.start().await;
 
     // an XMPP user with no Matrix account writes to alice
     let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
@@ -560,5 +592,144 @@ async fn matrix_direct_reach_on_prosody() {
 
     juliet.close().await;
     gw.stop().await;
-    drop(synapse);
+}
+
+/// The JID the gateway gives for a pasted address (XEP-0100).
+async fn gateway_jid(c: &mut XmppClient, id: &str, address: &str) -> String {
+    let found = iq(
+        c,
+        id,
+        "set",
+        MATRIX,
+        &format!("<query xmlns='jabber:iq:gateway'><prompt>{address}</prompt></query>"),
+    )
+    .await;
+    found
+        .get_child("query", "jabber:iq:gateway")
+        .and_then(|q| q.children().find(|c| c.name() == "jid"))
+        .map(|j| j.text())
+        .unwrap_or_else(|| panic!("a JID for {address}: {}", String::from(&found)))
+}
+
+impl MatrixUser {
+    async fn create_room(&self, body: Value) -> String {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(body),
+            )
+            .await;
+        v["room_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("room created: {v}"))
+            .to_string()
+    }
+
+    async fn add_child(&self, space: &str, child: &str, order: &str) {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/state/m.space.child/{}",
+            space.replace('!', "%21").replace(':', "%3A"),
+            child.replace('!', "%21").replace(':', "%3A")
+        );
+        let v = self
+            .call(
+                reqwest::Method::PUT,
+                &path,
+                Some(json!({"via": ["localhost"], "order": order})),
+            )
+            .await;
+        assert!(v["event_id"].is_string(), "child added: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_spaces_on_prosody() {
+    let m = setup().await;
+    let gw = m.start().await;
+    let alice = MatrixUser::login(&m.synapse.url, "alice").await;
+    let space = alice
+        .create_room(json!({"name": "Community", "preset": "public_chat", "creation_content": {"type": "m.space"}}))
+        .await;
+    let general = alice
+        .create_room(json!({"name": "General", "preset": "public_chat"}))
+        .await;
+    let random = alice
+        .create_room(json!({"name": "Random", "preset": "public_chat"}))
+        .await;
+    alice.add_child(&space, &general, "1").await;
+    alice.add_child(&space, &random, "2").await;
+
+    // an admin links the space; its two rooms are its items
+    let mut admin = XmppClient::register(&m.server, "admin", "desk").await;
+    let form = format!("<x xmlns='jabber:x:data' type='submit'><field var='space'><value>{space}</value></field></x>");
+    let done = iq(
+        &mut admin,
+        "link",
+        "set",
+        MATRIX,
+        &format!("<command xmlns='http://jabber.org/protocol/commands' node='link-space' action='complete' sessionid='s'>{form}</command>"),
+    )
+    .await;
+    assert!(
+        String::from(&done).contains("Linked Community: 2 rooms"),
+        "{}",
+        String::from(&done)
+    );
+    let mut juliet = XmppClient::connect(&m.server, "juliet", "balcony").await;
+    let general_jid = gateway_jid(&mut juliet, "g1", &general).await;
+    let random_jid = gateway_jid(&mut juliet, "g2", &random).await;
+    let spaces = format!("spaces.{MATRIX}");
+    let pubsub = "http://jabber.org/protocol/pubsub";
+    let items = iq(
+        &mut juliet,
+        "p1",
+        "get",
+        &spaces,
+        &format!("<pubsub xmlns='{pubsub}'><items node='{space}'/></pubsub>"),
+    )
+    .await;
+    let xml = String::from(&items);
+    for jid in [&general_jid, &random_jid] {
+        assert!(xml.contains(&format!("id='{jid}'")), "{jid} in {xml}");
+    }
+    assert!(xml.contains("General") && xml.contains("Random"), "{xml}");
+    let sub = iq(
+        &mut juliet,
+        "p2",
+        "set",
+        &spaces,
+        &format!(
+            "<pubsub xmlns='{pubsub}'><subscribe node='{space}' jid='juliet@localhost'/></pubsub>"
+        ),
+    )
+    .await;
+    assert!(
+        String::from(&sub).contains("subscription='subscribed'"),
+        "{}",
+        String::from(&sub)
+    );
+
+    // a child added on Matrix appears live
+    let news = alice
+        .create_room(json!({"name": "News", "preset": "public_chat"}))
+        .await;
+    alice.add_child(&space, &news, "3").await;
+    let note = juliet
+        .expect("the new child's notification", SEC, |e| {
+            e.get_child("event", "http://jabber.org/protocol/pubsub#event")
+                .is_some()
+                && String::from(e).contains("News")
+        })
+        .await;
+    let news_jid = gateway_jid(&mut juliet, "g3", &news).await;
+    assert!(
+        String::from(&note).contains(&news_jid),
+        "{}",
+        String::from(&note)
+    );
+
+    juliet.close().await;
+    admin.close().await;
+    gw.stop().await;
 }

@@ -65,7 +65,7 @@ impl Server {
             ("COMPONENT_PORT".to_string(), component.to_string()),
             (
                 "COMPONENTS".to_string(),
-                format!("{DOMAIN}:{SECRET} spaces.{DOMAIN}:{SECRET} {DISCORD}:{SECRET} spaces.{DISCORD}:{SECRET} {MATRIX}:{SECRET}"),
+                format!("{DOMAIN}:{SECRET} spaces.{DOMAIN}:{SECRET} {DISCORD}:{SECRET} spaces.{DISCORD}:{SECRET} {MATRIX}:{SECRET} spaces.{MATRIX}:{SECRET}"),
             ),
             ("USERS".to_string(), users.join(" ")),
         ];
