@@ -302,7 +302,7 @@ async fn matrix_direct_reach_on_prosody() {
     let gw = m.start().await;
 
     // an XMPP user with no Matrix account writes to alice
-    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    let mut juliet = XmppClient::connect(server, "juliet", "balcony").await;
     let alice_jid = format!("alice%localhost@{MATRIX}");
     let chat = |id: &str, text: &str| {
         format!("<message xmlns='jabber:client' type='chat' to='{alice_jid}' id='{id}'><body>{text}</body></message>")
