@@ -733,3 +733,60 @@ async fn matrix_spaces_on_prosody() {
     admin.close().await;
     gw.stop().await;
 }
+
+/// The adapter's own state, in memory (the core keeps it in its store).
+#[derive(Default)]
+struct MemoryKv(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+#[async_trait::async_trait]
+impl causeway_api::KvStore for MemoryKv {
+    async fn get(&self, key: &str) -> Result<Option<String>, causeway_api::NetworkError> {
+        Ok(self.0.lock().expect("kv").get(key).cloned())
+    }
+    async fn put(&self, key: &str, value: &str) -> Result<(), causeway_api::NetworkError> {
+        self.0.lock().expect("kv").insert(key.into(), value.into());
+        Ok(())
+    }
+    async fn put_new(&self, key: &str, value: &str) -> Result<bool, causeway_api::NetworkError> {
+        let mut m = self.0.lock().expect("kv");
+        if m.contains_key(key) {
+            return Ok(false);
+        }
+        m.insert(key.into(), value.into());
+        Ok(true)
+    }
+    async fn delete(&self, key: &str) -> Result<(), causeway_api::NetworkError> {
+        self.0.lock().expect("kv").remove(key);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_conformance() {
+    use causeway_api::Network;
+    let m = setup().await;
+    let alice = MatrixUser::login(&m.synapse.url, "alice").await;
+    let room = alice
+        .create_room(json!({"name": "Conformance", "preset": "public_chat"}))
+        .await;
+    // the remote has a room for the relay login: the appservice's bot is in it
+    let joined = reqwest::Client::new()
+        .post(format!(
+            "{}/_matrix/client/v3/join/{}",
+            m.synapse.url,
+            room.replace('!', "%21").replace(':', "%3A")
+        ))
+        .bearer_auth(m.reg.as_token.expose())
+        .body("{}")
+        .send()
+        .await
+        .expect("join");
+    assert!(joined.status().is_success());
+    let config = causeway::config::Config::load_with_env(&m.config, Vec::new()).expect("config");
+    let section: causeway_matrix::MatrixConfig = config.network_section("matrix").expect("section");
+    let net = causeway_matrix::MatrixNetwork::new(section).expect("network");
+    net.attach(causeway_api::Host {
+        store: std::sync::Arc::new(MemoryKv::default()),
+    });
+    causeway_api::conformance::run(std::sync::Arc::new(net)).await;
+}

@@ -167,10 +167,11 @@ impl Shared {
     }
 
     pub async fn apply(&self, action: Action) -> Result<(), NetworkError> {
-        let persona = action.persona.as_ref().ok_or_else(|| {
-            NetworkError::BadRequest("the appservice acts for an XMPP user only".into())
-        })?;
-        let user = self.puppet(persona).await?;
+        // For an XMPP user, their puppet acts; without one (moderation), the bot.
+        let user = match &action.persona {
+            Some(p) => self.puppet(p).await?,
+            None => self.bot_user(),
+        };
         let room = action.room.room.as_str();
         let store = self.store()?;
         let txn = format!("a{}{}", crate::events::now_ms(), rand::random::<u32>());
@@ -200,8 +201,29 @@ impl Shared {
                     seg(target.as_str()),
                     seg(&txn)
                 );
-                self.call(Method::PUT, &path, Some(&user), Some(json!({})))
-                    .await?;
+                match self
+                    .call(Method::PUT, &path, Some(&user), Some(json!({})))
+                    .await
+                {
+                    // The bot may not redact others; a puppet may redact its own message.
+                    Err(NetworkError::Forbidden(e)) if action.persona.is_none() => {
+                        let ev = format!(
+                            "/_matrix/client/v3/rooms/{}/event/{}",
+                            seg(room),
+                            seg(target.as_str())
+                        );
+                        let sender = self.call(Method::GET, &ev, None, None).await?["sender"]
+                            .as_str()
+                            .map(str::to_string)
+                            .filter(|s| self.is_ours(s))
+                            .ok_or(NetworkError::Forbidden(e))?;
+                        self.call(Method::PUT, &path, Some(&sender), Some(json!({})))
+                            .await?;
+                    }
+                    other => {
+                        other?;
+                    }
+                }
             }
             ActionKind::ReactionAdd { target, emoji } => {
                 let body = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": target.as_str(), "key": emoji}});

@@ -100,6 +100,28 @@ impl Shared {
         content
     }
 
+    /// A message of a room's history (our puppets' too: the core knows their ids).
+    pub fn history_event(&self, room: &str, record: &Record, e: &Value) -> Option<RemoteEvent> {
+        if e["type"] != "m.room.message" || e["content"]["m.relates_to"]["rel_type"] == "m.replace"
+        {
+            return None;
+        }
+        let user = ids::remote_user(e["sender"].as_str()?)?;
+        let c = &e["content"];
+        let reply = c["m.relates_to"]["m.in_reply_to"]["event_id"].as_str();
+        Some(RemoteEvent {
+            room: Self::key(room, record),
+            sender: user,
+            at: e["origin_server_ts"].as_i64().unwrap_or_else(now_ms),
+            kind: RemoteEventKind::Message {
+                id: RemoteMessageId::new(e["event_id"].as_str()?),
+                content: self.message_content(c, reply.is_some()),
+                reply_to: reply.map(RemoteMessageId::new),
+                txn: None,
+            },
+        })
+    }
+
     /// One timeline event as the remote events it means (none for rooms not bridged).
     pub async fn timeline_event(&self, e: &Value) -> Result<Vec<RemoteEvent>, NetworkError> {
         let sender = e["sender"].as_str().unwrap_or("");

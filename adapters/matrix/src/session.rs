@@ -68,7 +68,30 @@ impl Session for MatrixSession {
     }
 
     async fn rooms(&self) -> Result<Vec<RoomInfo>, NetworkError> {
-        Ok(Vec::new())
+        let joined = self
+            .shared
+            .call(Method::GET, "/_matrix/client/v3/joined_rooms", None, None)
+            .await?;
+        let mut out = Vec::new();
+        for room in joined["joined_rooms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+        {
+            match self.shared.record(room).await? {
+                Some(Record::Shared) => {}
+                Some(Record::Direct { .. }) => continue,
+                // joined by the bot outside Causeway (an invitation accepted by hand)
+                None => self.shared.remember(room, &Record::Shared).await?,
+            }
+            match self.shared.shared_info(room).await {
+                Ok(info) => out.push(info),
+                Err(NetworkError::NotFound(_)) => {} // a space
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     async fn room_info(&self, room: &RoomKey) -> Result<RoomInfo, NetworkError> {
@@ -151,12 +174,52 @@ impl Session for MatrixSession {
 
     async fn history(
         &self,
-        _room: &RoomKey,
-        _after: Option<&RemoteMessageId>,
-        _limit: usize,
+        room: &RoomKey,
+        after: Option<&RemoteMessageId>,
+        limit: usize,
     ) -> Result<Vec<RemoteEvent>, NetworkError> {
-        // What the homeserver could not deliver while Causeway was down, it pushes again.
-        Ok(Vec::new())
+        // What the homeserver could not deliver while Causeway was down it pushes again, so
+        // this serves backfill and catch-up of rooms joined later.
+        let id = room.room.as_str();
+        let record = self
+            .shared
+            .record(id)
+            .await?
+            .ok_or_else(|| NetworkError::NotFound(format!("Matrix room {id}")))?;
+        let base = format!("/_matrix/client/v3/rooms/{}", seg(id));
+        let (dir, mut from) = match after {
+            Some(ev) => {
+                let ctx = format!("{base}/context/{}?limit=0", seg(ev.as_str()));
+                let v = self.shared.call(Method::GET, &ctx, None, None).await?;
+                ("f", v["end"].as_str().map(str::to_string))
+            }
+            None => ("b", None),
+        };
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let want = (limit - out.len()).min(100);
+            let token = from
+                .as_ref()
+                .map(|t| format!("&from={}", seg(t)))
+                .unwrap_or_default();
+            let path = format!("{base}/messages?dir={dir}&limit={want}{token}");
+            let v = self.shared.call(Method::GET, &path, None, None).await?;
+            let chunk = v["chunk"].as_array().cloned().unwrap_or_default();
+            out.extend(
+                chunk
+                    .iter()
+                    .filter_map(|e| self.shared.history_event(id, &record, e)),
+            );
+            from = v["end"].as_str().map(str::to_string);
+            if chunk.is_empty() || from.is_none() {
+                break;
+            }
+        }
+        out.truncate(limit);
+        if dir == "b" {
+            out.reverse();
+        }
+        Ok(out)
     }
 
     async fn disconnect(&self) {
