@@ -13,6 +13,8 @@ use std::time::Duration;
 struct Synapse {
     dir: tempfile::TempDir,
     url: String,
+    port: u16,
+    registration: PathBuf,
 }
 
 impl Synapse {
@@ -22,12 +24,24 @@ impl Synapse {
             .tempdir()
             .expect("tempdir");
         let port = free_port();
+        let s = Synapse {
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            registration: registration.to_path_buf(),
+        };
+        s.launch();
+        s
+    }
+
+    /// Start (or start again, on the same data and port).
+    fn launch(&self) {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let out = Command::new(root.join("scripts/start-synapse.sh"))
-            .arg(dir.path())
-            .env("PORT", port.to_string())
+            .arg(self.dir.path())
+            .env("PORT", self.port.to_string())
             .env("USERS", format!("alice:{PASSWORD}"))
-            .env("APPSERVICE_FILE", registration)
+            .env("APPSERVICE_FILE", &self.registration)
             .env("LOG_LEVEL", "WARNING")
             .output()
             .expect("run start-synapse.sh");
@@ -36,9 +50,16 @@ impl Synapse {
             "synapse did not start: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Synapse {
-            dir,
-            url: format!("http://127.0.0.1:{port}"),
+    }
+
+    /// SIGKILL: no clean shutdown.
+    fn kill(&self) {
+        let pid = std::fs::read_to_string(self.dir.path().join("synapse.pid")).expect("pid");
+        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        let proc = format!("/proc/{}", pid.trim());
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&proc).exists() && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -90,22 +111,31 @@ impl MatrixUser {
         }
     }
 
+    /// A call, retried while the homeserver is away (a restart).
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.body(b.to_string());
+        let end = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(&self.token);
+            if let Some(b) = &body {
+                req = req.body(b.to_string());
+            }
+            match req.send().await {
+                Ok(r) if r.status().as_u16() < 500 => {
+                    let text = r.text().await.unwrap_or_default();
+                    return serde_json::from_str(&text).unwrap_or(Value::Null);
+                }
+                _ => {
+                    assert!(
+                        tokio::time::Instant::now() < end,
+                        "homeserver away for a minute"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
         }
-        let text = req
-            .send()
-            .await
-            .expect("request")
-            .text()
-            .await
-            .expect("body");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
     /// Sync until `f` finds what it looks for in a sync answer.
@@ -789,4 +819,85 @@ async fn matrix_conformance() {
         store: std::sync::Arc::new(MemoryKv::default()),
     });
     causeway_api::conformance::run(std::sync::Arc::new(net)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_homeserver_restart_loses_nothing() {
+    let m = setup().await;
+    let gw = m.start().await;
+    let mut alice = MatrixUser::login(&m.synapse.url, "alice").await;
+    let lobby = alice
+        .create_room(json!({"name": "Lobby", "preset": "public_chat", "room_alias_name": "lobby"}))
+        .await;
+    let mut juliet = XmppClient::connect(&m.server, "juliet", "balcony").await;
+    let room_jid = gateway_jid(&mut juliet, "g1", "#lobby:localhost").await;
+    juliet.join(&room_jid, "Juliet").await;
+    let alice_occ = format!("{room_jid}/alice");
+    const N: usize = 200;
+
+    // XMPP -> Matrix: Synapse killed (SIGKILL) and restarted in the middle of 200 messages
+    for i in 0..N {
+        juliet
+            .send_xml(&format!("<message xmlns='jabber:client' type='groupchat' to='{room_jid}' id='x{i}'><body>x{i}</body></message>"))
+            .await;
+        if i == 60 {
+            m.synapse.kill();
+            m.synapse.launch();
+        }
+    }
+    let mut got: Vec<String> = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(90);
+    while got.len() < N {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "only {} of {N} reached Matrix",
+            got.len()
+        );
+        let found = alice.until("a sync", |v| Some(timeline(v))).await;
+        got.extend(
+            found
+                .into_iter()
+                .filter(|(r, e)| *r == lobby && e["type"] == "m.room.message")
+                .filter_map(|(_, e)| e["content"]["body"].as_str().map(str::to_string))
+                .filter(|b| b.starts_with('x')),
+        );
+    }
+    let want: Vec<String> = (0..N).map(|i| format!("x{i}")).collect();
+    assert_eq!(got, want, "every message once, in order");
+
+    // Matrix -> XMPP: the same, the other way
+    juliet.inbox.clear();
+    for i in 0..N {
+        alice
+            .send_json(
+                &lobby,
+                "m.room.message",
+                json!({"msgtype": "m.text", "body": format!("y{i}")}),
+            )
+            .await;
+        if i == 60 {
+            m.synapse.kill();
+            m.synapse.launch();
+        }
+    }
+    let last = format!("y{}", N - 1);
+    let (el, _) = tokio::time::timeout(
+        Duration::from_secs(90),
+        juliet.expect_body(&alice_occ, &last),
+    )
+    .await
+    .expect("the last message");
+    juliet.inbox.push(el);
+    let more = juliet.drain(Duration::from_millis(800)).await;
+    let got: Vec<String> = more
+        .iter()
+        .filter(|e| e.attr("from") == Some(alice_occ.as_str()))
+        .filter_map(body)
+        .filter(|b| b.starts_with('y'))
+        .collect();
+    let want: Vec<String> = (0..N).map(|i| format!("y{i}")).collect();
+    assert_eq!(got, want, "every message once, in order");
+
+    juliet.close().await;
+    gw.stop().await;
 }
