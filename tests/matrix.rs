@@ -881,12 +881,11 @@ async fn matrix_homeserver_restart_loses_nothing() {
         }
     }
     let last = format!("y{}", N - 1);
-    let (el, _) = tokio::time::timeout(
-        Duration::from_secs(90),
-        juliet.expect_body(&alice_occ, &last),
-    )
-    .await
-    .expect("the last message");
+    let el = juliet
+        .expect("the last message", Duration::from_secs(90), |e| {
+            e.attr("from") == Some(alice_occ.as_str()) && body(e).as_deref() == Some(last.as_str())
+        })
+        .await;
     juliet.inbox.push(el);
     let more = juliet.drain(Duration::from_millis(800)).await;
     let got: Vec<String> = more
