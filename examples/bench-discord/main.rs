@@ -20,10 +20,9 @@ mod client;
 
 use causeway_api::Secret;
 use causeway_demo::{DemoConfig, DemoNetwork};
-use client::{el, login, median, next, Client};
-use fake_discord::{FakeDiscord, Options, Post};
+use client::{el, login, median, next, to_network, Client};
 use futures::SinkExt;
-use std::collections::HashSet;
+use fake_discord::{FakeDiscord, Options, Post};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -33,36 +32,6 @@ const WINDOW: usize = 32;
 
 fn body(e: &Element) -> Option<String> {
     e.children().find(|x| x.name() == "body").map(|b| b.text())
-}
-
-/// N messages to `room` with `window` in flight, each done when reflected: messages/s.
-async fn to_network(c: &mut Client, room: &str, tag: &str, n: usize, window: usize) -> f64 {
-    let mine = format!("{room}/Bench");
-    let mut in_flight: HashSet<String> = HashSet::new();
-    let (mut next_i, mut done) = (0, 0);
-    let start = Instant::now();
-    while done < n {
-        while next_i < n && in_flight.len() < window {
-            let token = format!("{tag}-{next_i}");
-            let msg = el(&format!("<message xmlns='jabber:client' type='groupchat' id='{token}' to='{room}'><body>{token}</body></message>"));
-            c.feed(&msg).await.expect("send");
-            in_flight.insert(token);
-            next_i += 1;
-        }
-        SinkExt::<&Element>::flush(c).await.expect("flush");
-        let e = next(c).await;
-        if e.attr("from") == Some(mine.as_str()) {
-            if let Some(id) = e.attr("id") {
-                if in_flight.remove(id) {
-                    done += 1;
-                }
-            }
-            if e.attr("type") == Some("error") {
-                panic!("refused: {}", String::from(&e));
-            }
-        }
-    }
-    n as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Wait for `n` bodies `tag-i` from `room`: messages/s since `start`, and whether in order.

@@ -1,6 +1,10 @@
-//! A plain XMPP client for the benchmarks: c2s login over TCP, raw stanzas.
+//! A plain XMPP client for the benchmarks: c2s login over TCP, raw stanzas. Shared by the
+//! benchmarks; each uses part of it.
+#![allow(dead_code)]
 
 use futures::{SinkExt, StreamExt};
+use std::collections::HashSet;
+use std::time::Instant;
 use std::time::Duration;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
@@ -102,4 +106,34 @@ pub async fn login(port: u16) -> Client {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// N messages to `room` with `window` in flight, each done when reflected: messages/s.
+pub async fn to_network(c: &mut Client, room: &str, tag: &str, n: usize, window: usize) -> f64 {
+    let mine = format!("{room}/Bench");
+    let mut in_flight: HashSet<String> = HashSet::new();
+    let (mut next_i, mut done) = (0, 0);
+    let start = Instant::now();
+    while done < n {
+        while next_i < n && in_flight.len() < window {
+            let token = format!("{tag}-{next_i}");
+            let msg = el(&format!("<message xmlns='jabber:client' type='groupchat' id='{token}' to='{room}'><body>{token}</body></message>"));
+            c.feed(&msg).await.expect("send");
+            in_flight.insert(token);
+            next_i += 1;
+        }
+        SinkExt::<&Element>::flush(c).await.expect("flush");
+        let e = next(c).await;
+        if e.attr("from") == Some(mine.as_str()) {
+            if let Some(id) = e.attr("id") {
+                if in_flight.remove(id) {
+                    done += 1;
+                }
+            }
+            if e.attr("type") == Some("error") {
+                panic!("refused: {}", String::from(&e));
+            }
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
 }

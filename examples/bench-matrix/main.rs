@@ -1,0 +1,254 @@
+//! XMPP -> Matrix throughput against Synapse's own ceiling (run by scripts/bench-matrix, not a
+//! test).
+//!
+//! One private Prosody, one private Synapse (SQLite, rate limits lifted) loaded with
+//! Causeway's registration, one public room. In alternating rounds:
+//! - ceiling: a Matrix client posts N messages straight to Synapse, W requests in flight;
+//! - causeway: an XMPP client sends N messages to the room's MUC, W in flight; Causeway
+//!   reflects each only after Synapse took it, posting as the user's puppet, one at a time
+//!   per room (the order of a room must hold, and Matrix orders concurrent sends freely).
+//!
+//! Then the room is read back: every message of the Causeway run must be there once, in
+//! order. Ratios causeway/ceiling are paired within each round; medians are printed.
+//!
+//!   bench-matrix C2S_PORT COMPONENT_PORT SECRET [MESSAGES] [ROUNDS]
+
+#[path = "../bench/client.rs"]
+mod client;
+
+use client::{el, login, median, next, to_network};
+use futures::SinkExt;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const WINDOW: usize = 32;
+const PASSWORD: &str = "pass-for-tests";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Matrix {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Matrix {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let text = req.send().await.expect("request").text().await.expect("body");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+}
+
+fn seg(s: &str) -> String {
+    s.replace('!', "%21").replace(':', "%3A").replace('#', "%23")
+}
+
+/// N messages posted straight to Synapse, `window` in flight: messages/s.
+async fn ceiling(m: Arc<Matrix>, room: &str, tag: &str, n: usize, window: usize) -> f64 {
+    let start = Instant::now();
+    let sem = Arc::new(tokio::sync::Semaphore::new(window));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await.expect("semaphore");
+        let (m, path) = (
+            m.clone(),
+            format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{tag}-{i}", seg(room)),
+        );
+        let body = json!({"msgtype": "m.text", "body": format!("{tag}-{i}")});
+        tasks.push(tokio::spawn(async move {
+            let v = m.call(reqwest::Method::PUT, &path, Some(body)).await;
+            assert!(v["event_id"].is_string(), "sent: {v}");
+            drop(permit);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("send task");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The bodies starting with `tag-` in the room, oldest first.
+async fn read_back(m: &Matrix, room: &str, tag: &str, n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut from: Option<String> = None;
+    loop {
+        let token = from.as_ref().map(|t| format!("&from={t}")).unwrap_or_default();
+        let v = m
+            .call(
+                reqwest::Method::GET,
+                &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100{token}", seg(room)),
+                None,
+            )
+            .await;
+        let chunk = v["chunk"].as_array().cloned().unwrap_or_default();
+        for e in &chunk {
+            if let Some(i) = e["content"]["body"]
+                .as_str()
+                .and_then(|b| b.strip_prefix(&format!("{tag}-")))
+                .and_then(|i| i.parse().ok())
+            {
+                out.push(i);
+            }
+        }
+        from = v["end"].as_str().map(str::to_string);
+        if chunk.is_empty() || from.is_none() || out.len() >= n {
+            break;
+        }
+    }
+    out.reverse();
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_string());
+    let c2s: u16 = arg(1, "5222").parse().expect("C2S_PORT");
+    let comp: u16 = arg(2, "5347").parse().expect("COMPONENT_PORT");
+    let secret = arg(3, "secret");
+    let n: usize = arg(4, "300").parse().expect("MESSAGES");
+    let rounds: usize = arg(5, "3").parse().expect("ROUNDS");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+
+    // Causeway's registration, then Synapse with it
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http = format!("127.0.0.1:{}", free_port());
+    let hs_port = free_port();
+    let hs = format!("http://127.0.0.1:{hs_port}");
+    let reg_path = dir.path().join("registration.yaml");
+    let mcfg = causeway_matrix::MatrixConfig {
+        homeserver_url: hs.clone(),
+        server_name: "localhost".into(),
+        registration: reg_path.clone(),
+        ..causeway_matrix::MatrixConfig::default()
+    };
+    let reg = causeway_matrix::Registration::generate(&mcfg, &format!("http://{http}"));
+    std::fs::write(&reg_path, reg.to_yaml()).expect("registration");
+    let synapse_dir = dir.path().join("synapse");
+    let out = std::process::Command::new(root.join("scripts/start-synapse.sh"))
+        .arg(&synapse_dir)
+        .env("PORT", hs_port.to_string())
+        .env("USERS", format!("alice:{PASSWORD}"))
+        .env("APPSERVICE_FILE", &reg_path)
+        .env("LOG_LEVEL", "WARNING")
+        .output()
+        .expect("start-synapse.sh");
+    assert!(out.status.success(), "synapse: {}", String::from_utf8_lossy(&out.stderr));
+    let stop_synapse = || {
+        let _ = std::process::Command::new(root.join("scripts/stop.sh"))
+            .arg(synapse_dir.join("synapse.pid"))
+            .status();
+    };
+
+    let cfg_path = dir.path().join("causeway.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[xmpp]\nserver = \"127.0.0.1:{comp}\"\nserver_domain = \"localhost\"\n\
+             [[xmpp.components]]\ndomain = \"matrix.localhost\"\nnetwork = \"matrix\"\nsecret = \"{secret}\"\n\
+             [store]\nurl = \"sqlite://{}/cw.db?mode=rwc\"\n[http]\nlisten = \"{http}\"\n[log]\nlevel = \"warn\"\n\
+             [bridge]\nhistory_on_join = 0\n[media]\ndir = \"{}\"\n\
+             [networks.matrix]\nhomeserver_url = \"{hs}\"\nserver_name = \"localhost\"\nregistration = \"{}\"\n",
+            dir.path().display(),
+            dir.path().join("media").display(),
+            reg_path.display()
+        ),
+    )
+    .expect("config");
+    let config = causeway::config::Config::load(&cfg_path).expect("config loads");
+    let nets = causeway::networks::build(&config).expect("networks");
+    let shutdown = CancellationToken::new();
+    let gw_shutdown = shutdown.clone();
+    let gw = std::thread::spawn(move || {
+        causeway::runtime(config.runtime.worker_threads)
+            .expect("runtime")
+            .block_on(causeway::run_with(config, nets, gw_shutdown))
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    // alice and her room
+    let http_client = reqwest::Client::new();
+    let login_body = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": PASSWORD});
+    let v: Value = serde_json::from_str(
+        &http_client
+            .post(format!("{hs}/_matrix/client/v3/login"))
+            .body(login_body.to_string())
+            .send()
+            .await
+            .expect("login")
+            .text()
+            .await
+            .expect("login body"),
+    )
+    .expect("login json");
+    let alice = Arc::new(Matrix {
+        http: http_client,
+        base: hs.clone(),
+        token: v["access_token"].as_str().expect("token").to_string(),
+    });
+    let created = alice
+        .call(
+            reqwest::Method::POST,
+            "/_matrix/client/v3/createRoom",
+            Some(json!({"preset": "public_chat", "room_alias_name": "bench", "name": "Bench"})),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_string();
+
+    // the XMPP client finds the room by its alias and joins
+    let mut c = login(c2s).await;
+    c.send(&el("<iq xmlns='jabber:client' type='set' id='gw' to='matrix.localhost'><query xmlns='jabber:iq:gateway'><prompt>#bench:localhost</prompt></query></iq>")).await.expect("gateway");
+    let jid = loop {
+        let e = next(&mut c).await;
+        if e.attr("id") == Some("gw") {
+            let q = e.get_child("query", "jabber:iq:gateway").expect("gateway answer");
+            break q.children().find(|x| x.name() == "jid").expect("jid").text();
+        }
+    };
+    c.send(&el(&format!("<presence xmlns='jabber:client' id='join' to='{jid}/Bench'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"))).await.expect("join");
+    while next(&mut c).await.attr("id") != Some("join") {}
+    to_network(&mut c, &jid, "warm-causeway", 20, WINDOW).await;
+    ceiling(alice.clone(), &room, "warm-ceiling", 20, WINDOW).await;
+
+    println!("{:<10} {:>6} {:>6} {:>9} {:>8}", "target", "window", "msgs", "msg/s", "ordered");
+    let (mut ratios, mut ratios1, mut all_ordered) = (Vec::new(), Vec::new(), true);
+    for round in 0..rounds {
+        let ceil = ceiling(alice.clone(), &room, &format!("c{round}"), n, WINDOW).await;
+        println!("{:<10} {WINDOW:>6} {n:>6} {ceil:>9.1} {:>8}", "ceiling", "-");
+        let ceil1 = ceiling(alice.clone(), &room, &format!("d{round}"), n / 3, 1).await;
+        println!("{:<10} {:>6} {:>6} {ceil1:>9.1} {:>8}", "ceiling", 1, n / 3, "-");
+        let tag = format!("x{round}");
+        let rate = to_network(&mut c, &jid, &tag, n, WINDOW).await;
+        let order = read_back(&alice, &room, &tag, n).await;
+        let ordered = order == (0..n).collect::<Vec<_>>();
+        all_ordered &= ordered;
+        println!("{:<10} {WINDOW:>6} {n:>6} {rate:>9.1} {ordered:>8}", "causeway");
+        ratios.push(rate / ceil);
+        ratios1.push(rate / ceil1);
+    }
+    println!("median of {rounds} rounds (paired within each round):");
+    println!(
+        "  XMPP -> Matrix: causeway / ceiling at window {WINDOW}: {:.2} (budget >= 0.9); / ceiling at window 1: {:.2}",
+        median(ratios),
+        median(ratios1)
+    );
+    println!("  every message once, in order: {all_ordered}");
+    shutdown.cancel();
+    let _ = gw.join();
+    stop_synapse();
+}
