@@ -331,8 +331,10 @@ async fn matrix_direct_reach_on_prosody() {
     let (server, synapse, reg) = (&m.server, &m.synapse, &m.reg);
     let gw = m.start().await;
 
-    // an XMPP user with no Matrix account writes to alice
+    // an XMPP user with no Matrix account (but an avatar in her vCard) writes to alice
     let mut juliet = XmppClient::connect(server, "juliet", "balcony").await;
+    let set = iq(&mut juliet, "vc", "set", "juliet@localhost", "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>iVBORw0KGgoAAAANSUhEUg==</BINVAL></PHOTO></vCard>").await;
+    assert_eq!(set.attr("type"), Some("result"));
     let alice_jid = format!("alice%localhost@{MATRIX}");
     let chat = |id: &str, text: &str| {
         format!("<message xmlns='jabber:client' type='chat' to='{alice_jid}' id='{id}'><body>{text}</body></message>")
@@ -386,6 +388,25 @@ async fn matrix_direct_reach_on_prosody() {
                 .find(|(r, e)| *r == room && e["content"]["body"] == "second")
         })
         .await;
+
+    // the puppet is named after juliet and wears her avatar (read from her vCard)
+    let profile = alice
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/_matrix/client/v3/profile/{}",
+                puppet.replace('@', "%40").replace(':', "%3A")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(profile["displayname"], "juliet@localhost", "{profile}");
+    assert!(
+        profile["avatar_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("mxc://")),
+        "{profile}"
+    );
 
     // the appservice endpoint refuses wrong tokens
     let txn_url = |id: &str| format!("http://{}/_matrix/app/v1/transactions/{id}", gw.http);

@@ -49,13 +49,21 @@ impl Matrix {
         if let Some(b) = body {
             req = req.body(b.to_string());
         }
-        let text = req.send().await.expect("request").text().await.expect("body");
+        let text = req
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 }
 
 fn seg(s: &str) -> String {
-    s.replace('!', "%21").replace(':', "%3A").replace('#', "%23")
+    s.replace('!', "%21")
+        .replace(':', "%3A")
+        .replace('#', "%23")
 }
 
 /// N messages posted straight to Synapse, `window` in flight: messages/s.
@@ -67,7 +75,10 @@ async fn ceiling(m: Arc<Matrix>, room: &str, tag: &str, n: usize, window: usize)
         let permit = sem.clone().acquire_owned().await.expect("semaphore");
         let (m, path) = (
             m.clone(),
-            format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{tag}-{i}", seg(room)),
+            format!(
+                "/_matrix/client/v3/rooms/{}/send/m.room.message/{tag}-{i}",
+                seg(room)
+            ),
         );
         let body = json!({"msgtype": "m.text", "body": format!("{tag}-{i}")});
         tasks.push(tokio::spawn(async move {
@@ -87,11 +98,17 @@ async fn read_back(m: &Matrix, room: &str, tag: &str, n: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let mut from: Option<String> = None;
     loop {
-        let token = from.as_ref().map(|t| format!("&from={t}")).unwrap_or_default();
+        let token = from
+            .as_ref()
+            .map(|t| format!("&from={t}"))
+            .unwrap_or_default();
         let v = m
             .call(
                 reqwest::Method::GET,
-                &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100{token}", seg(room)),
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100{token}",
+                    seg(room)
+                ),
                 None,
             )
             .await;
@@ -148,7 +165,11 @@ async fn main() {
         .env("LOG_LEVEL", "WARNING")
         .output()
         .expect("start-synapse.sh");
-    assert!(out.status.success(), "synapse: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "synapse: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stop_synapse = || {
         let _ = std::process::Command::new(root.join("scripts/stop.sh"))
             .arg(synapse_dir.join("synapse.pid"))
@@ -216,8 +237,14 @@ async fn main() {
     let jid = loop {
         let e = next(&mut c).await;
         if e.attr("id") == Some("gw") {
-            let q = e.get_child("query", "jabber:iq:gateway").expect("gateway answer");
-            break q.children().find(|x| x.name() == "jid").expect("jid").text();
+            let q = e
+                .get_child("query", "jabber:iq:gateway")
+                .expect("gateway answer");
+            break q
+                .children()
+                .find(|x| x.name() == "jid")
+                .expect("jid")
+                .text();
         }
     };
     c.send(&el(&format!("<presence xmlns='jabber:client' id='join' to='{jid}/Bench'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"))).await.expect("join");
@@ -225,19 +252,34 @@ async fn main() {
     to_network(&mut c, &jid, "warm-causeway", 20, WINDOW).await;
     ceiling(alice.clone(), &room, "warm-ceiling", 20, WINDOW).await;
 
-    println!("{:<10} {:>6} {:>6} {:>9} {:>8}", "target", "window", "msgs", "msg/s", "ordered");
+    println!(
+        "{:<10} {:>6} {:>6} {:>9} {:>8}",
+        "target", "window", "msgs", "msg/s", "ordered"
+    );
     let (mut ratios, mut ratios1, mut all_ordered) = (Vec::new(), Vec::new(), true);
     for round in 0..rounds {
         let ceil = ceiling(alice.clone(), &room, &format!("c{round}"), n, WINDOW).await;
-        println!("{:<10} {WINDOW:>6} {n:>6} {ceil:>9.1} {:>8}", "ceiling", "-");
+        println!(
+            "{:<10} {WINDOW:>6} {n:>6} {ceil:>9.1} {:>8}",
+            "ceiling", "-"
+        );
         let ceil1 = ceiling(alice.clone(), &room, &format!("d{round}"), n / 3, 1).await;
-        println!("{:<10} {:>6} {:>6} {ceil1:>9.1} {:>8}", "ceiling", 1, n / 3, "-");
+        println!(
+            "{:<10} {:>6} {:>6} {ceil1:>9.1} {:>8}",
+            "ceiling",
+            1,
+            n / 3,
+            "-"
+        );
         let tag = format!("x{round}");
         let rate = to_network(&mut c, &jid, &tag, n, WINDOW).await;
         let order = read_back(&alice, &room, &tag, n).await;
         let ordered = order == (0..n).collect::<Vec<_>>();
         all_ordered &= ordered;
-        println!("{:<10} {WINDOW:>6} {n:>6} {rate:>9.1} {ordered:>8}", "causeway");
+        println!(
+            "{:<10} {WINDOW:>6} {n:>6} {rate:>9.1} {ordered:>8}",
+            "causeway"
+        );
         ratios.push(rate / ceil);
         ratios1.push(rate / ceil1);
     }

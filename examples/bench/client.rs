@@ -4,8 +4,8 @@
 
 use futures::{SinkExt, StreamExt};
 use std::collections::HashSet;
-use std::time::Instant;
 use std::time::Duration;
+use std::time::Instant;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio_xmpp::minidom::Element;

@@ -31,7 +31,53 @@ impl Shared {
             .await?;
             store.put(&key, &persona.nick).await?;
         }
+        if let Some(url) = &persona.avatar_url {
+            let key = format!("puppet-avatar:{local}");
+            if store.get(&key).await?.as_deref() != Some(url.as_str()) {
+                match self.set_avatar(&user, url).await {
+                    Ok(()) => store.put(&key, url).await?,
+                    // The message matters more than the picture: tried again next time.
+                    Err(e) => tracing::info!("puppet avatar not set: {e}"),
+                }
+            }
+        }
         Ok(user)
+    }
+
+    /// Copy an XMPP user's avatar (served by Causeway) to the puppet's profile.
+    async fn set_avatar(&self, user: &str, url: &str) -> Result<(), NetworkError> {
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| NetworkError::Other(format!("avatar: {}", e.without_url())))?;
+        if !resp.status().is_success() {
+            return Err(NetworkError::Other(format!(
+                "avatar: HTTP {}",
+                resp.status().as_u16()
+            )));
+        }
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("image/png")
+            .to_string();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| NetworkError::Other(format!("avatar: {}", e.without_url())))?;
+        let mxc = self.upload(user, "avatar", &ctype, bytes.to_vec()).await?;
+        let path = format!("/_matrix/client/v3/profile/{}/avatar_url", seg(user));
+        self.call(
+            Method::PUT,
+            &path,
+            Some(user),
+            Some(json!({"avatar_url": mxc})),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Send one event as `user`, joining the room first if the puppet is not in it yet.

@@ -18,6 +18,15 @@ fn error(status: u16, code: &str, text: &str) -> HttpResponse {
     HttpResponse::json(status, &json!({"errcode": code, "error": text}))
 }
 
+fn hex_digest(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(body)
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Compare without stopping at the first difference.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -69,9 +78,18 @@ impl Endpoint {
             Ok(s) => s,
             Err(e) => return error(500, "M_UNKNOWN", &e.to_string()),
         };
+        // A transaction is known by its id and its content: a homeserver that crashed before
+        // recording a transaction as sent may reuse its id for new events (Synapse does), and
+        // those must not be dropped as a retry. Events applied twice are dropped by the core.
         let key = format!("txn:{txn}");
+        let digest = hex_digest(body);
         match store.get(&key).await {
-            Ok(Some(_)) => return HttpResponse::json(200, &json!({})), // already applied
+            Ok(Some(d)) if d == digest => return HttpResponse::json(200, &json!({})), // a retry
+            Ok(Some(_)) => {
+                // The homeserver restarted: events it lost may be missing before these.
+                tracing::info!(txn, "transaction id reused with new events: applied");
+                self.shared.mark_gap();
+            }
             Ok(None) => {}
             Err(e) => return error(500, "M_UNKNOWN", &e.to_string()),
         }
@@ -88,6 +106,7 @@ impl Endpoint {
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             return error(400, "M_NOT_JSON", "the transaction is not JSON");
         };
+        self.shared.resync_if_needed().await;
         // Ephemeral events come under their stable name or MSC2409's.
         let ephemeral = v["ephemeral"]
             .as_array()
@@ -108,6 +127,13 @@ impl Endpoint {
             };
             match converted {
                 Ok(events) => {
+                    if let (Some(room), Some(id)) =
+                        (event["room_id"].as_str(), event["event_id"].as_str())
+                    {
+                        if !events.is_empty() && !ephemeral {
+                            self.shared.seen(room, id);
+                        }
+                    }
                     for ev in events {
                         if sink.send(ev).await.is_err() {
                             return error(503, "M_UNKNOWN", "the bridge is stopping");
@@ -120,7 +146,7 @@ impl Endpoint {
         }
         // Marked applied only after every event was handed on: a crash in between means the
         // homeserver sends it again, and the core drops what it already has.
-        if let Err(e) = store.put(&key, "applied").await {
+        if let Err(e) = store.put(&key, &digest).await {
             return error(500, "M_UNKNOWN", &e.to_string());
         }
         HttpResponse::json(200, &json!({}))

@@ -36,7 +36,7 @@ impl Shared {
             .collect()
     }
 
-    fn media_url(&self, mxc: &str) -> Option<String> {
+    pub fn media_url(&self, mxc: &str) -> Option<String> {
         let (server, id) = mxc.strip_prefix("mxc://")?.split_once('/')?;
         let safe = |s: &str| {
             !s.is_empty()

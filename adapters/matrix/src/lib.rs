@@ -17,6 +17,7 @@ mod convert;
 mod events;
 mod ids;
 mod registration;
+mod resync;
 mod rooms;
 mod session;
 
@@ -101,6 +102,10 @@ pub(crate) struct Shared {
     pub sink: RwLock<Option<EventSink>>,
     /// Who was typing in each room at the last `m.typing`.
     pub typing: Mutex<HashMap<String, HashSet<String>>>,
+    /// The last event handed on per room, to find gaps after a homeserver crash.
+    pub last_seen: Mutex<HashMap<String, String>>,
+    pub health: Mutex<resync::Health>,
+    pub resync_lock: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -139,6 +144,9 @@ impl MatrixNetwork {
                 store: OnceLock::new(),
                 sink: RwLock::new(None),
                 typing: Mutex::new(HashMap::new()),
+                last_seen: Mutex::new(HashMap::new()),
+                health: Mutex::new(resync::Health::default()),
+                resync_lock: tokio::sync::Mutex::new(()),
             }),
             caps: Capabilities {
                 display_name: "Matrix".into(),

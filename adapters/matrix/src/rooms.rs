@@ -157,7 +157,7 @@ impl Shared {
                 Some(UserInfo {
                     id: ids::remote_user(id)?,
                     display_name: m["display_name"].as_str().unwrap_or(id).to_string(),
-                    avatar_url: None,
+                    avatar_url: m["avatar_url"].as_str().and_then(|u| self.media_url(u)),
                     is_bot: false,
                 })
             })
@@ -226,5 +226,54 @@ impl Shared {
             rooms,
             children,
         })
+    }
+    /// Messages of a room, oldest first: those after `after`, or the latest ones.
+    pub async fn history(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RemoteEvent>, NetworkError> {
+        // What the homeserver could not deliver while Causeway was down it pushes again, so
+        // this serves backfill and catch-up of rooms joined later.
+        let id = room;
+        let record = self
+            .record(id)
+            .await?
+            .ok_or_else(|| NetworkError::NotFound(format!("Matrix room {id}")))?;
+        let base = format!("/_matrix/client/v3/rooms/{}", seg(id));
+        let (dir, mut from) = match after {
+            Some(ev) => {
+                let ctx = format!("{base}/context/{}?limit=0", seg(ev));
+                let v = self.call(Method::GET, &ctx, None, None).await?;
+                ("f", v["end"].as_str().map(str::to_string))
+            }
+            None => ("b", None),
+        };
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let want = (limit - out.len()).min(100);
+            let token = from
+                .as_ref()
+                .map(|t| format!("&from={}", seg(t)))
+                .unwrap_or_default();
+            let path = format!("{base}/messages?dir={dir}&limit={want}{token}");
+            let v = self.call(Method::GET, &path, None, None).await?;
+            let chunk = v["chunk"].as_array().cloned().unwrap_or_default();
+            out.extend(
+                chunk
+                    .iter()
+                    .filter_map(|e| self.history_event(id, &record, e)),
+            );
+            from = v["end"].as_str().map(str::to_string);
+            if chunk.is_empty() || from.is_none() {
+                break;
+            }
+        }
+        out.truncate(limit);
+        if dir == "b" {
+            out.reverse();
+        }
+        Ok(out)
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub struct MatrixSession {
     shared: Arc<Shared>,
     login: LoginId,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl MatrixSession {
@@ -30,7 +31,12 @@ impl MatrixSession {
         );
         let login = events.login().clone();
         *shared.sink.write().unwrap_or_else(|p| p.into_inner()) = Some(events);
-        Ok(Self { shared, login })
+        let watcher = tokio::spawn(crate::resync::watch(shared.clone()));
+        Ok(Self {
+            shared,
+            login,
+            watcher,
+        })
     }
 
     async fn profile(&self, mxid: &str) -> Result<Value, NetworkError> {
@@ -129,7 +135,9 @@ impl Session for MatrixSession {
         Ok(UserInfo {
             id: user.clone(),
             display_name: p["displayname"].as_str().unwrap_or(&mx).to_string(),
-            avatar_url: None,
+            avatar_url: p["avatar_url"]
+                .as_str()
+                .and_then(|u| self.shared.media_url(u)),
             is_bot: false,
         })
     }
@@ -178,51 +186,13 @@ impl Session for MatrixSession {
         after: Option<&RemoteMessageId>,
         limit: usize,
     ) -> Result<Vec<RemoteEvent>, NetworkError> {
-        // What the homeserver could not deliver while Causeway was down it pushes again, so
-        // this serves backfill and catch-up of rooms joined later.
-        let id = room.room.as_str();
-        let record = self
-            .shared
-            .record(id)
-            .await?
-            .ok_or_else(|| NetworkError::NotFound(format!("Matrix room {id}")))?;
-        let base = format!("/_matrix/client/v3/rooms/{}", seg(id));
-        let (dir, mut from) = match after {
-            Some(ev) => {
-                let ctx = format!("{base}/context/{}?limit=0", seg(ev.as_str()));
-                let v = self.shared.call(Method::GET, &ctx, None, None).await?;
-                ("f", v["end"].as_str().map(str::to_string))
-            }
-            None => ("b", None),
-        };
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let want = (limit - out.len()).min(100);
-            let token = from
-                .as_ref()
-                .map(|t| format!("&from={}", seg(t)))
-                .unwrap_or_default();
-            let path = format!("{base}/messages?dir={dir}&limit={want}{token}");
-            let v = self.shared.call(Method::GET, &path, None, None).await?;
-            let chunk = v["chunk"].as_array().cloned().unwrap_or_default();
-            out.extend(
-                chunk
-                    .iter()
-                    .filter_map(|e| self.shared.history_event(id, &record, e)),
-            );
-            from = v["end"].as_str().map(str::to_string);
-            if chunk.is_empty() || from.is_none() {
-                break;
-            }
-        }
-        out.truncate(limit);
-        if dir == "b" {
-            out.reverse();
-        }
-        Ok(out)
+        self.shared
+            .history(room.room.as_str(), after.map(|a| a.as_str()), limit)
+            .await
     }
 
     async fn disconnect(&self) {
+        self.watcher.abort();
         *self.shared.sink.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
@@ -246,5 +216,11 @@ impl Session for MatrixSession {
                 "{address:?} names no Matrix user"
             ))),
         }
+    }
+}
+
+impl Drop for MatrixSession {
+    fn drop(&mut self) {
+        self.watcher.abort();
     }
 }
