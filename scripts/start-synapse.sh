@@ -48,6 +48,10 @@ if ! "$PY" -c 'import synapse' 2>/dev/null; then
   t=$SECONDS; "$SYNAPSE_VENV/bin/pip" install -q "$SYNAPSE_SPEC" >&2; log "installed in $((SECONDS - t)) s"
 fi
 
+# INSTALL_ONLY=1: install Synapse into the venv and stop there (scripts/test does this once,
+# before tests start several Synapses in parallel).
+[[ ${INSTALL_ONLY:-} == 1 ]] && exit 0
+
 if pid_alive "$PIDFILE" "$DIR/homeserver.yaml"; then
   log "synapse already running from $DIR"
   cat "$PIDFILE"; exit 0
