@@ -585,6 +585,64 @@ async fn matrix_direct_reach_on_prosody() {
         .1;
     assert_eq!(reacted["content"]["m.relates_to"]["key"], "🎉");
     assert_eq!(reacted["content"]["m.relates_to"]["event_id"], m1.as_str());
+    // from Matrix: a reply (its fallback stripped), a pill, a deletion
+    let reply_body = format!("> <{puppet}> hello world\n\nnice");
+    alice
+        .send_json(&lobby, "m.room.message", json!({"msgtype": "m.text", "body": reply_body, "m.relates_to": {"m.in_reply_to": {"event_id": js1}}}))
+        .await;
+    let answer = juliet
+        .expect("alice's reply", SEC, |e| {
+            e.attr("from") == Some(alice_occ.as_str())
+                && body(e).is_some_and(|b| b.ends_with("\nnice"))
+        })
+        .await;
+    assert!(
+        body(&answer).is_some_and(|b| b.starts_with("> Juliet:\n")),
+        "the Matrix fallback stripped, XMPP's own quote added: {:?}",
+        body(&answer)
+    );
+    assert_eq!(
+        attr_of(&answer, "reply", "urn:xmpp:reply:0", "id"),
+        Some(js1.clone())
+    );
+    alice
+        .send_json(
+            &lobby,
+            "m.room.message",
+            send_html(
+                "Juliet hi",
+                &format!("<a href=\"https://matrix.to/#/{puppet}\">Juliet</a> hi"),
+            ),
+        )
+        .await;
+    juliet.expect_body(&alice_occ, "Juliet hi").await;
+    alice.redact(&lobby, &m1).await;
+    juliet
+        .expect("m1 retracted", SEC, |e| {
+            String::from(e).contains("urn:xmpp:message-retract:1")
+                && String::from(e).contains(&format!("id='{m1}'"))
+        })
+        .await;
+    // from XMPP: @alice is a pill with m.mentions
+    juliet.send_xml(&gc("jm", "<body>@alice look</body>")).await;
+    let pill = alice
+        .until("juliet's mention", |v| {
+            timeline(v)
+                .into_iter()
+                .find(|(_, e)| e["content"]["body"] == "@alice look")
+        })
+        .await
+        .1;
+    assert_eq!(
+        pill["content"]["m.mentions"]["user_ids"],
+        json!(["@alice:localhost"])
+    );
+    assert!(
+        pill["content"]["formatted_body"]
+            .as_str()
+            .is_some_and(|h| h.contains("https://matrix.to/#/@alice:localhost")),
+        "{pill}"
+    );
     juliet
         .send_xml(&gc("j5", &format!("<retract xmlns='urn:xmpp:message-retract:1' id='{js1}'/><body>/me retracted</body>")))
         .await;

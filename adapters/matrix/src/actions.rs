@@ -174,12 +174,17 @@ impl Shared {
         }))
     }
 
-    pub async fn send(&self, msg: OutgoingMessage) -> Result<Sent, NetworkError> {
+    pub async fn send(&self, mut msg: OutgoingMessage) -> Result<Sent, NetworkError> {
         let persona = msg.persona.as_ref().ok_or_else(|| {
             NetworkError::BadRequest("the appservice posts for an XMPP user only".into())
         })?;
         let user = self.puppet(persona).await?;
-        let room = msg.room.room.as_str();
+        let room = msg.room.room.to_string();
+        let room = room.as_str();
+        if matches!(self.record(room).await?, Some(crate::rooms::Record::Shared)) {
+            let names = self.names(room).await;
+            convert::add_mentions(&mut msg.content, &names);
+        }
         let mut bodies = Vec::new();
         let only_files = msg
             .content

@@ -304,6 +304,57 @@ impl Writer<'_> {
     }
 }
 
+/// `@Name` anywhere and `Name:` / `Name,` at the start, naming a member (longest name first,
+/// any case), become mentions; text already styled is left alone.
+pub fn add_mentions(c: &mut Content, names: &[(String, String)]) {
+    let free =
+        |spans: &[Span], a: usize, b: usize| spans.iter().all(|s| s.end <= a || s.start >= b);
+    let matches = |at: usize, name: &str| {
+        c.text
+            .get(at..at + name.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(name))
+    };
+    let mut found: Vec<Span> = Vec::new();
+    if let Some((name, id)) = names.iter().find(|(n, _)| {
+        !n.is_empty()
+            && matches(0, n)
+            && matches!(c.text.as_bytes().get(n.len()), Some(b':' | b','))
+    }) {
+        if let Some(u) = ids::remote_user(id) {
+            found.push(Span {
+                start: 0,
+                end: name.len(),
+                style: Style::Mention(u),
+            });
+        }
+    }
+    for (at, _) in c.text.match_indices('@') {
+        // an address (mail@al) is no mention
+        if c.text[..at].ends_with(|ch: char| ch.is_alphanumeric()) {
+            continue;
+        }
+        let hit = names.iter().find(|(n, _)| {
+            !n.is_empty()
+                && matches(at + 1, n)
+                && !c.text[at + 1 + n.len()..].starts_with(|ch: char| ch.is_alphanumeric())
+        });
+        if let Some((name, id)) = hit {
+            let end = at + 1 + name.len();
+            if let (Some(u), true) = (ids::remote_user(id), free(&found, at, end)) {
+                found.push(Span {
+                    start: at,
+                    end,
+                    style: Style::Mention(u),
+                });
+            }
+        }
+    }
+    found.retain(|s| free(&c.spans, s.start, s.end));
+    c.spans.extend(found);
+    c.spans
+        .sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+}
+
 /// A plain body without the reply fallback (`> <@user> ...` lines and the blank line after).
 pub fn strip_reply_fallback(body: &str) -> &str {
     if !body.starts_with("> ") {
@@ -465,6 +516,41 @@ mod tests {
             let c = from_html(html);
             let (back, _) = to_html(&c).expect("markup");
             assert_eq!(from_html(&back), c, "{html} -> {back}");
+        }
+    }
+
+    #[test]
+    fn mentions_by_name() {
+        let names = vec![
+            ("Alice A".to_string(), "@alice:x".to_string()),
+            ("Al".to_string(), "@al:x".to_string()),
+        ];
+        for (text, want) in [
+            ("hi @alice a!", vec![("@alice a", "alice%x")]),
+            (
+                "Al: look at @Alice A",
+                vec![("Al", "al%x"), ("@Alice A", "alice%x")],
+            ),
+            ("@Alicia", vec![]),
+            ("mail@al", vec![]),
+            ("(@al)", vec![("@al", "al%x")]),
+            ("no one", vec![]),
+        ] {
+            let mut c = Content::text(text);
+            add_mentions(&mut c, &names);
+            let got: Vec<(String, String)> = c
+                .spans
+                .iter()
+                .map(|s| match &s.style {
+                    Style::Mention(u) => (c.span_text(s).to_string(), u.to_string()),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            let want: Vec<(String, String)> = want
+                .into_iter()
+                .map(|(a, b)| (a.into(), b.into()))
+                .collect();
+            assert_eq!(got, want, "{text}");
         }
     }
 

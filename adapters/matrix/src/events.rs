@@ -201,6 +201,8 @@ impl Shared {
                     return Ok(Vec::new());
                 };
                 let joined = c["membership"] == "join";
+                let name = c["displayname"].as_str().unwrap_or(member);
+                self.member_changed(room, member, joined.then_some(name));
                 RemoteEventKind::Membership {
                     user: UserInfo {
                         id: who,

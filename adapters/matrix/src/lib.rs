@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     pub sink: RwLock<Option<EventSink>>,
     /// Who was typing in each room at the last `m.typing`.
     pub typing: Mutex<HashMap<String, HashSet<String>>>,
+    /// Members' display names per room, longest first, for `@Name` mentions: (name, user id).
+    pub names: Mutex<HashMap<String, Vec<(String, String)>>>,
     /// The last event handed on per room, to find gaps after a homeserver crash.
     pub last_seen: Mutex<HashMap<String, String>>,
     pub health: Mutex<resync::Health>,
@@ -145,6 +147,7 @@ impl MatrixNetwork {
                 sink: RwLock::new(None),
                 typing: Mutex::new(HashMap::new()),
                 last_seen: Mutex::new(HashMap::new()),
+                names: Mutex::new(HashMap::new()),
                 health: Mutex::new(resync::Health::default()),
                 resync_lock: tokio::sync::Mutex::new(()),
             }),

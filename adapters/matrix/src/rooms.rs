@@ -163,7 +163,56 @@ impl Shared {
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
+        let names = out
+            .iter()
+            .filter_map(|u| Some((u.display_name.clone(), ids::mxid(u.id.as_str())?)))
+            .collect();
+        self.set_names(room, names);
         Ok(out)
+    }
+
+    fn set_names(&self, room: &str, mut names: Vec<(String, String)>) {
+        names.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let mut all = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        all.insert(room.to_string(), names);
+    }
+
+    /// A member joined, left or was renamed: the names `@Name` is matched against follow.
+    pub fn member_changed(&self, room: &str, mxid: &str, name: Option<&str>) {
+        let mut names = {
+            let all = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            match all.get(room) {
+                Some(n) => n.clone(),
+                None => return, // read in full when first needed
+            }
+        };
+        names.retain(|(_, id)| id != mxid);
+        if let Some(n) = name {
+            names.push((n.to_string(), mxid.to_string()));
+        }
+        self.set_names(room, names);
+    }
+
+    /// Members' names in a room (read once, then kept current by membership events).
+    pub async fn names(&self, room: &str) -> Vec<(String, String)> {
+        let known = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+            .cloned();
+        match known {
+            Some(n) => n,
+            None => {
+                let _ = self.members(room).await;
+                self.names
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(room)
+                    .cloned()
+                    .unwrap_or_default()
+            }
+        }
     }
 
     /// A shared room as the core shows it.
@@ -241,11 +290,21 @@ impl Shared {
             .record(id)
             .await?
             .ok_or_else(|| NetworkError::NotFound(format!("Matrix room {id}")))?;
+        // The bot reads shared rooms; a direct room is read by the XMPP user's puppet.
+        let reader = match &record {
+            Record::Direct { xmpp, .. } => Some(format!(
+                "@{}:{}",
+                ids::puppet_localpart(&self.cfg.user_prefix, xmpp),
+                self.cfg.server_name
+            )),
+            Record::Shared => None,
+        };
+        let reader = reader.as_deref();
         let base = format!("/_matrix/client/v3/rooms/{}", seg(id));
         let (dir, mut from) = match after {
             Some(ev) => {
                 let ctx = format!("{base}/context/{}?limit=0", seg(ev));
-                let v = self.call(Method::GET, &ctx, None, None).await?;
+                let v = self.call(Method::GET, &ctx, reader, None).await?;
                 ("f", v["end"].as_str().map(str::to_string))
             }
             None => ("b", None),
@@ -258,7 +317,7 @@ impl Shared {
                 .map(|t| format!("&from={}", seg(t)))
                 .unwrap_or_default();
             let path = format!("{base}/messages?dir={dir}&limit={want}{token}");
-            let v = self.call(Method::GET, &path, None, None).await?;
+            let v = self.call(Method::GET, &path, reader, None).await?;
             let chunk = v["chunk"].as_array().cloned().unwrap_or_default();
             out.extend(
                 chunk
