@@ -464,6 +464,17 @@ async fn matrix_direct_reach_on_prosody() {
         .map(|j| j.text())
         .unwrap_or_else(|| panic!("a JID for the alias: {}", String::from(&found)));
     juliet.join(&room_jid, "Juliet").await;
+    // juliet's puppet joins the Matrix room with her
+    alice
+        .until("juliet's puppet joining", |v| {
+            timeline(v).into_iter().find(|(r, e)| {
+                *r == lobby
+                    && e["type"] == "m.room.member"
+                    && e["state_key"] == puppet
+                    && e["content"]["membership"] == "join"
+            })
+        })
+        .await;
     let alice_occ = format!("{room_jid}/alice");
     assert!(
         juliet

@@ -100,6 +100,11 @@ pub enum ActionKind {
     ReadMarker {
         up_to: RemoteMessageId,
     },
+    /// The XMPP user (the persona) joined or left the room (their first session came, their
+    /// last went). Networks without memberships for relayed users answer Ok.
+    Membership {
+        joined: bool,
+    },
 }
 
 impl ActionKind {
@@ -110,6 +115,7 @@ impl ActionKind {
             Self::ReactionAdd { .. } | Self::ReactionRemove { .. } => "reaction",
             Self::Typing { .. } => "typing",
             Self::ReadMarker { .. } => "read_marker",
+            Self::Membership { .. } => "membership",
         }
     }
 }

@@ -436,7 +436,7 @@ impl State {
             | ActionKind::ReactionAdd { target, .. }
             | ActionKind::ReactionRemove { target, .. }
             | ActionKind::ReadMarker { up_to: target } => self.has_message(&action.room, target)?,
-            ActionKind::Typing { .. } => {
+            ActionKind::Typing { .. } | ActionKind::Membership { .. } => {
                 self.room(&action.room)?;
             }
         }

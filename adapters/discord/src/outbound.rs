@@ -380,6 +380,8 @@ pub async fn apply(inner: &Inner, action: Action) -> Result<(), NetworkError> {
             }
             Ok(())
         }
+        // Webhook posts need no membership: the persona is a name and a picture per post.
+        ActionKind::Membership { .. } => Ok(()),
         ActionKind::ReadMarker { .. } => Err(NetworkError::Unsupported(
             "Discord bots have no read markers".into(),
         )),

@@ -313,6 +313,15 @@ impl Shared {
                 self.call(Method::PUT, &path, Some(&user), Some(body))
                     .await?;
             }
+            ActionKind::Membership { joined } => {
+                if action.persona.is_none() {
+                    return Ok(());
+                }
+                let verb = if joined { "join" } else { "leave" };
+                let path = format!("/_matrix/client/v3/rooms/{}/{verb}", seg(room));
+                self.call(Method::POST, &path, Some(&user), Some(json!({})))
+                    .await?;
+            }
             ActionKind::ReadMarker { up_to } => {
                 let path = format!(
                     "/_matrix/client/v3/rooms/{}/receipt/m.read/{}",

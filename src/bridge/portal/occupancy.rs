@@ -258,6 +258,9 @@ impl Portal {
             self.row.topic.as_deref().unwrap_or(""),
         ));
         self.send(items).await;
+        if is_new_occupant {
+            self.membership(&me, true).await;
+        }
     }
 
     /// Keep a user's joined sessions in the store, so a restart of Causeway does not drop
@@ -326,7 +329,8 @@ impl Portal {
             gone.sessions.insert(from.to_string());
             items.push(self.xmpp_presence(&gone, from, vec![110], true));
         }
-        if me.sessions.is_empty() {
+        let last = me.sessions.is_empty();
+        if last {
             self.occ.xmpp.remove(&bare);
             let others: Vec<u16> = codes.into_iter().filter(|c| *c != 110).collect();
             for to in self.occ.sessions() {
@@ -334,5 +338,21 @@ impl Portal {
             }
         }
         self.send(items).await;
+        if last {
+            self.membership(&me, false).await;
+        }
+    }
+
+    /// Tell the network an XMPP user is in the room now, or not any more (a Matrix puppet
+    /// joins or leaves); a failure is logged, the XMPP side is not held up by it.
+    async fn membership(&self, o: &XmppOccupant, joined: bool) {
+        let action = Action {
+            room: self.row.key.clone(),
+            persona: Some(self.shared.personas.persona(&o.bare, &o.nick)),
+            kind: ActionKind::Membership { joined },
+        };
+        if let Err(e) = self.net.relay.apply(action).await {
+            tracing::info!(network = %self.net.id, joined, "membership not passed on: {e}");
+        }
     }
 }
