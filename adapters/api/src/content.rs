@@ -66,6 +66,44 @@ pub enum Style {
     Mention(crate::RemoteUserId),
 }
 
+/// Spans valid for a text of `len` bytes, sorted outer first (start ascending, end
+/// descending): the order the writers of every side walk them in.
+pub fn sorted_spans(spans: &[Span], len: usize) -> Vec<Span> {
+    let mut v: Vec<Span> = spans
+        .iter()
+        .filter(|s| s.start < s.end && s.end <= len)
+        .cloned()
+        .collect();
+    v.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    v
+}
+
+/// The outermost spans of a sorted list, each with the spans nested in it. A span that
+/// crosses an earlier one is dropped (spans nest but do not cross).
+pub fn outermost(spans: &[Span]) -> Vec<(Span, Vec<Span>)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut k = 0;
+    while k < spans.len() {
+        let s = &spans[k];
+        let end = spans[k + 1..]
+            .iter()
+            .position(|x| x.start >= s.end)
+            .map_or(spans.len(), |p| k + 1 + p);
+        if s.start >= pos {
+            let inner = spans[k + 1..end]
+                .iter()
+                .filter(|x| x.end <= s.end)
+                .cloned()
+                .collect();
+            out.push((s.clone(), inner));
+            pos = s.end;
+        }
+        k = end;
+    }
+    out
+}
+
 /// A file shared with a message, as a URL anyone with the link can fetch (the core re-hosts
 /// remote files that need tokens or expire).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,4 +121,33 @@ pub struct Persona {
     pub avatar_url: Option<String>,
     /// A stable, opaque id for the XMPP user (never the real JID unless configured).
     pub xmpp_user: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(start: usize, end: usize, style: Style) -> Span {
+        Span { start, end, style }
+    }
+
+    #[test]
+    fn spans_nest_outer_first() {
+        let spans = vec![
+            span(2, 4, Style::Italic),
+            span(0, 6, Style::Bold),
+            span(8, 9, Style::Code),
+            span(5, 8, Style::Strike), // crosses the bold span
+            span(3, 20, Style::Quote), // beyond the text
+        ];
+        let sorted = sorted_spans(&spans, 10);
+        assert_eq!(
+            sorted.iter().map(|s| s.start).collect::<Vec<_>>(),
+            vec![0, 2, 5, 8]
+        );
+        let top = outermost(&sorted);
+        let got: Vec<(usize, usize, usize)> =
+            top.iter().map(|(s, i)| (s.start, s.end, i.len())).collect();
+        assert_eq!(got, vec![(0, 6, 1), (8, 9, 0)]);
+    }
 }

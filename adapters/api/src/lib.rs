@@ -17,7 +17,7 @@ mod ids;
 mod secret;
 pub mod time;
 
-pub use content::{Attachment, Content, Persona, Span, Style, TextKind};
+pub use content::{outermost, sorted_spans, Attachment, Content, Persona, Span, Style, TextKind};
 pub use error::NetworkError;
 pub use event::*;
 pub use host::{Host, HttpEndpoint, HttpRequest, HttpResponse, KvStore};

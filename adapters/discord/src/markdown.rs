@@ -403,9 +403,7 @@ pub struct Mentionable<'a> {
 
 /// Discord markdown for a content, and the user ids it mentions (for `allowed_mentions`).
 pub fn render(c: &Content, who: &Mentionable<'_>) -> (String, Vec<String>) {
-    let mut spans = c.spans.clone();
-    spans.retain(|s| s.start < s.end && s.end <= c.text.len());
-    spans.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let spans = causeway_api::sorted_spans(&c.spans, c.text.len());
     let mut w = Writer {
         text: &c.text,
         who,
@@ -460,26 +458,10 @@ struct Writer<'a> {
 impl Writer<'_> {
     fn write(&mut self, spans: &[Span], from: usize, to: usize) {
         let mut pos = from;
-        let mut k = 0;
-        while k < spans.len() {
-            let s = &spans[k];
-            let inner_end = spans[k + 1..]
-                .iter()
-                .position(|x| x.start >= s.end)
-                .map_or(spans.len(), |p| k + 1 + p);
-            let inner: Vec<Span> = spans[k + 1..inner_end]
-                .iter()
-                .filter(|x| x.end <= s.end)
-                .cloned()
-                .collect();
-            if s.start < pos {
-                k = inner_end; // crossing span: skip it
-                continue;
-            }
+        for (s, inner) in causeway_api::outermost(spans) {
             self.plain(pos, s.start);
-            self.styled(s, &inner);
+            self.styled(&s, &inner);
             pos = s.end;
-            k = inner_end;
         }
         self.plain(pos, to);
     }

@@ -200,9 +200,7 @@ pub fn to_html(c: &Content) -> Option<(String, Vec<String>)> {
     if c.spans.is_empty() {
         return None;
     }
-    let mut spans = c.spans.clone();
-    spans.retain(|s| s.start < s.end && s.end <= c.text.len());
-    spans.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let spans = causeway_api::sorted_spans(&c.spans, c.text.len());
     let mut w = Writer {
         text: &c.text,
         out: String::new(),
@@ -221,29 +219,15 @@ struct Writer<'a> {
 impl Writer<'_> {
     fn write(&mut self, spans: &[Span], from: usize, to: usize, pre: bool) {
         let mut pos = from;
-        let mut k = 0;
-        while k < spans.len() {
-            let s = &spans[k];
-            let end = spans[k + 1..]
-                .iter()
-                .position(|x| x.start >= s.end)
-                .map_or(spans.len(), |p| k + 1 + p);
-            let inner: Vec<Span> = spans[k + 1..end]
-                .iter()
-                .filter(|x| x.end <= s.end)
-                .cloned()
-                .collect();
-            if s.start >= pos {
-                self.plain(pos, s.start, pre);
-                self.styled(s, &inner, pre);
-                pos = s.end;
-                // A block ends its line: the line break after it is not one more.
-                let block = matches!(s.style, Style::Quote | Style::Pre(_));
-                if block && !pre && self.text[pos..].starts_with('\n') {
-                    pos += 1;
-                }
+        for (s, inner) in causeway_api::outermost(spans) {
+            self.plain(pos, s.start.max(pos), pre);
+            self.styled(&s, &inner, pre);
+            pos = s.end;
+            // A block ends its line: the line break after it is not one more.
+            let block = matches!(s.style, Style::Quote | Style::Pre(_));
+            if block && !pre && self.text[pos..].starts_with('\n') {
+                pos += 1;
             }
-            k = end;
         }
         self.plain(pos, to, pre);
     }
