@@ -389,6 +389,46 @@ async fn matrix_direct_reach_on_prosody() {
         })
         .await;
 
+    // a Matrix user opens a direct room with an XMPP user (romeo, who never wrote to her)
+    let mut romeo = XmppClient::connect(server, "romeo", "garden").await;
+    let romeo_puppet = "@_xmpp_romeo=40localhost:localhost";
+    let dm = alice
+        .create_room(
+            json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [romeo_puppet]}),
+        )
+        .await;
+    alice
+        .send_json(
+            &dm,
+            "m.room.message",
+            json!({"msgtype": "m.text", "body": "hello romeo"}),
+        )
+        .await;
+    let hello = romeo
+        .expect("alice's first message", Duration::from_secs(20), |e| {
+            body(e).as_deref() == Some("hello romeo")
+        })
+        .await;
+    assert!(
+        hello
+            .attr("from")
+            .is_some_and(|f| f.starts_with(&alice_jid)),
+        "{}",
+        String::from(&hello)
+    );
+    assert_eq!(hello.attr("type"), Some("chat"));
+    romeo
+        .send_xml(&format!("<message xmlns='jabber:client' type='chat' to='{alice_jid}' id='r1'><body>hi alice</body></message>"))
+        .await;
+    alice
+        .until("romeo's answer in her room", |v| {
+            timeline(v).into_iter().find(|(r, e)| {
+                *r == dm && e["content"]["body"] == "hi alice" && e["sender"] == romeo_puppet
+            })
+        })
+        .await;
+    romeo.close().await;
+
     // the puppet is named after juliet and wears her avatar (read from her vCard)
     let profile = alice
         .call(

@@ -339,6 +339,31 @@ impl Bridge {
         }
     }
 
+    /// A direct room a remote user opened with an XMPP user: its portal, and the remote
+    /// user in the XMPP user's roster.
+    async fn remote_direct(&self, net: &NetCtx, room: &RoomKey) -> Option<PortalRow> {
+        let info = net.relay.room_info(room).await.ok()?;
+        let owner = info.xmpp_user.clone()?;
+        let remote = info.members.first()?;
+        if info.kind != RoomKind::Direct {
+            return None;
+        }
+        let puppet = xmpp::encode_local(remote.id.as_str());
+        match self
+            .ensure_portal(net, &info, Some((&puppet, &owner)))
+            .await
+        {
+            Ok(row) => {
+                self.add_contact(net, &owner, &puppet, &info.name).await;
+                Some(row)
+            }
+            Err(e) => {
+                tracing::error!(network = %net.id, "cannot create portal: {e}");
+                None
+            }
+        }
+    }
+
     /// A new 1:1 contact lands in the user's roster (XEP-0356 when the server allows it,
     /// else a XEP-0144 suggestion).
     async fn add_contact(&self, net: &NetCtx, owner: &str, puppet_local: &str, name: &str) {
@@ -408,10 +433,13 @@ impl Bridge {
                         continue;
                     }
                 },
-                Ok(None) => {
-                    tracing::debug!(network = %net.id, room = %room.room, "event for a direct room without portal");
-                    continue;
-                }
+                Ok(None) => match self.remote_direct(&net, &room).await {
+                    Some(row) => row,
+                    None => {
+                        tracing::debug!(network = %net.id, room = %room.room, "event for a direct room without portal");
+                        continue;
+                    }
+                },
                 Err(e) => {
                     tracing::error!(network = %net.id, "store error: {e}");
                     continue;

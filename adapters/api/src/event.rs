@@ -158,6 +158,10 @@ pub struct RoomInfo {
     pub avatar_url: Option<String>,
     /// Known members at the time of the call (may be partial on large rooms).
     pub members: Vec<UserInfo>,
+    /// For a direct room a remote user opened with an XMPP user (a Matrix invitation to a
+    /// puppet): that XMPP user's bare JID. The first member is the remote user.
+    #[serde(default)]
+    pub xmpp_user: Option<String>,
 }
 
 /// A group of rooms (a Discord guild, a Matrix space), shown on XMPP as a XEP-0503 space.

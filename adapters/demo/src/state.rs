@@ -189,6 +189,7 @@ impl State {
             space: None,
             avatar_url: None,
             members,
+            xmpp_user: None,
         };
         self.rooms.entry(key).or_insert(Room {
             info,
@@ -489,6 +490,7 @@ impl State {
             space: None,
             avatar_url: None,
             members: vec![info],
+            xmpp_user: None,
         };
         self.rooms.entry(key.clone()).or_insert(Room {
             info: room,

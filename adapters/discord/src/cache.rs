@@ -256,6 +256,7 @@ impl Cache {
             space: Some(self.space_of(c)),
             avatar_url: self.guilds.get(&c.guild).and_then(|g| g.icon.clone()),
             members,
+            xmpp_user: None,
         })
     }
 

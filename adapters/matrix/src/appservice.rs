@@ -118,6 +118,12 @@ impl Endpoint {
             .map(|e| (e, false));
         let all = timeline.chain(ephemeral.into_iter().flatten().map(|e| (e, true)));
         for (event, ephemeral) in all {
+            tracing::debug!(
+                txn,
+                kind = event["type"].as_str().unwrap_or("?"),
+                room = event["room_id"].as_str().unwrap_or("?"),
+                "transaction event"
+            );
             let converted = if !ephemeral {
                 self.shared.timeline_event(event).await
             } else if event["type"] == "m.typing" {
@@ -141,7 +147,13 @@ impl Endpoint {
                     }
                 }
                 // Not acknowledged: the homeserver sends the transaction again.
-                Err(e) => return error(500, "M_UNKNOWN", &e.to_string()),
+                Err(e) => {
+                    tracing::warn!(
+                        txn,
+                        "transaction not applied (the homeserver will send it again): {e}"
+                    );
+                    return error(500, "M_UNKNOWN", &e.to_string());
+                }
             }
         }
         // Marked applied only after every event was handed on: a crash in between means the
@@ -180,6 +192,14 @@ impl HttpEndpoint for Endpoint {
                     .replace("%3A", ":")
                     .replace("%3a", ":");
                 if self.shared.is_ours(&user) {
+                    // The homeserver asks before an invitation to a puppet: it must exist.
+                    let local = user
+                        .strip_prefix('@')
+                        .and_then(|u| u.split(':').next())
+                        .unwrap_or("");
+                    if let Err(e) = self.shared.register(local).await {
+                        return error(500, "M_UNKNOWN", &e.to_string());
+                    }
                     HttpResponse::json(200, &json!({}))
                 } else {
                     error(404, "M_NOT_FOUND", "not one of ours")

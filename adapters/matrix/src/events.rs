@@ -122,13 +122,53 @@ impl Shared {
         })
     }
 
+    /// A Matrix user invited an XMPP user's puppet to a direct room: the puppet joins, the
+    /// room becomes that XMPP user's 1:1 conversation (what was said before comes along).
+    async fn invited(&self, room: &str, e: &Value) -> Result<Vec<RemoteEvent>, NetworkError> {
+        let target = e["state_key"].as_str().unwrap_or("");
+        let sender = e["sender"].as_str().unwrap_or("");
+        let local = target
+            .strip_prefix('@')
+            .and_then(|t| t.strip_suffix(&format!(":{}", self.cfg.server_name)))
+            .unwrap_or("");
+        let Some(xmpp) = ids::puppet_jid(&self.cfg.user_prefix, local) else {
+            return Ok(Vec::new()); // not a puppet (the bot is invited through joins by admins)
+        };
+        if self.record(room).await?.is_some() || self.is_ours(sender) {
+            return Ok(Vec::new());
+        }
+        if e["content"]["is_direct"] != true {
+            tracing::info!(room, "a puppet was invited to a group room: not bridged");
+            return Ok(Vec::new());
+        }
+        self.register(local).await?; // invited before it ever posted: it may not exist yet
+        let join = format!("/_matrix/client/v3/rooms/{}/join", crate::client::seg(room));
+        self.call(reqwest::Method::POST, &join, Some(target), Some(json!({})))
+            .await?;
+        // Later messages between the two, from either side, use this room.
+        self.store()?
+            .put_new(&format!("dm:{xmpp}|{sender}"), room)
+            .await?;
+        let record = Record::Direct {
+            xmpp,
+            with: sender.to_string(),
+        };
+        self.remember(room, &record).await?;
+        tracing::info!(room, "a Matrix user opened a direct room with an XMPP user");
+        self.history(room, None, 50).await
+    }
+
     /// One timeline event as the remote events it means (none for rooms not bridged).
     pub async fn timeline_event(&self, e: &Value) -> Result<Vec<RemoteEvent>, NetworkError> {
         let sender = e["sender"].as_str().unwrap_or("");
         let Some(room) = e["room_id"].as_str() else {
             return Ok(Vec::new());
         };
+        let invite = e["type"] == "m.room.member" && e["content"]["membership"] == "invite";
         let Some(record) = self.record(room).await? else {
+            if invite {
+                return self.invited(room, e).await;
+            }
             return Ok(Vec::new());
         };
         let typ = e["type"].as_str().unwrap_or("");

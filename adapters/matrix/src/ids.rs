@@ -38,6 +38,25 @@ pub fn puppet_localpart(prefix: &str, bare_jid: &str) -> String {
     out
 }
 
+/// The bare JID behind a puppet localpart (the inverse of `puppet_localpart`).
+pub fn puppet_jid(prefix: &str, localpart: &str) -> Option<String> {
+    let rest = localpart.strip_prefix(prefix)?.as_bytes();
+    let mut out = Vec::with_capacity(rest.len());
+    let mut i = 0;
+    while i < rest.len() {
+        if rest[i] == b'=' {
+            let hex = std::str::from_utf8(rest.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(rest[i]);
+            i += 1;
+        }
+    }
+    let jid = String::from_utf8(out).ok()?;
+    jid.contains('@').then_some(jid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +92,10 @@ mod tests {
             ("é@x", "_xmpp_=c3=a9=40x"),
         ] {
             assert_eq!(puppet_localpart("_xmpp_", jid), local);
+            assert_eq!(
+                puppet_jid("_xmpp_", local).as_deref(),
+                Some(jid.to_lowercase().as_str())
+            );
         }
     }
 }

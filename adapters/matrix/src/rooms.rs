@@ -231,6 +231,7 @@ impl Shared {
             space: None,
             avatar_url: None,
             members: self.members(room).await?,
+            xmpp_user: None,
         })
     }
 

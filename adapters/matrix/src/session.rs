@@ -103,7 +103,7 @@ impl Session for MatrixSession {
     async fn room_info(&self, room: &RoomKey) -> Result<RoomInfo, NetworkError> {
         let id = room.room.as_str();
         match self.shared.record(id).await? {
-            Some(Record::Direct { with, .. }) => {
+            Some(Record::Direct { with, xmpp }) => {
                 let user = self
                     .user_info(&ids::remote_user(&with).unwrap_or_default())
                     .await?;
@@ -115,6 +115,7 @@ impl Session for MatrixSession {
                     space: None,
                     avatar_url: None,
                     members: vec![user],
+                    xmpp_user: Some(xmpp),
                 })
             }
             Some(Record::Shared) => self.shared.shared_info(id).await,
