@@ -370,7 +370,7 @@ async fn matrix_direct_reach_on_prosody() {
     assert_eq!(first.1["sender"], puppet, "from juliet's puppet");
 
     // alice answers; juliet gets it from alice's JID
-    alice.send(&room, "hi juliet").await;
+    let hi = alice.send(&room, "hi juliet").await;
     let answer = juliet
         .expect("alice's answer", SEC, |e| {
             e.attr("from").is_some_and(|f| f.starts_with(&alice_jid))
@@ -378,6 +378,44 @@ async fn matrix_direct_reach_on_prosody() {
         })
         .await;
     assert_eq!(answer.attr("type"), Some("chat"));
+    // juliet's displayed marker is her puppet's read receipt on Matrix
+    let answer_id = answer.attr("id").expect("message id").to_string();
+    juliet
+        .send_xml(&format!("<message xmlns='jabber:client' type='chat' to='{alice_jid}' id='d1'><displayed xmlns='urn:xmpp:chat-markers:0' id='{answer_id}'/></message>"))
+        .await;
+    alice
+        .until("juliet's read receipt", |v| {
+            v["rooms"]["join"][room.as_str()]["ephemeral"]["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| {
+                    e["type"] == "m.receipt"
+                        && e["content"][hi.as_str()]["m.read"][puppet].is_object()
+                })
+                .cloned()
+        })
+        .await;
+
+    // alice's read receipt is a displayed marker for juliet's message (its XMPP id)
+    let first_id = first.1["event_id"].as_str().expect("event id").to_string();
+    alice
+        .call(
+            reqwest::Method::POST,
+            &format!(
+                "/_matrix/client/v3/rooms/{}/receipt/m.read/{}",
+                room.replace('!', "%21").replace(':', "%3A"),
+                first_id.replace('$', "%24")
+            ),
+            Some(json!({})),
+        )
+        .await;
+    juliet
+        .expect("alice's displayed marker", SEC, |e| {
+            e.attr("from").is_some_and(|f| f.starts_with(&alice_jid))
+                && attr_of(e, "displayed", "urn:xmpp:chat-markers:0", "id").as_deref() == Some("m1")
+        })
+        .await;
 
     // a second message goes to the same room
     juliet.send_xml(&chat("m2", "second")).await;

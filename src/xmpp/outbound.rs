@@ -210,6 +210,8 @@ pub struct Extras {
     pub retracted_at: Option<i64>,
     /// XEP-0393: the body is not to be shown styled.
     pub unstyled: bool,
+    /// XEP-0333: the sender displayed everything up to this message.
+    pub displayed: Option<String>,
 }
 
 impl Extras {
@@ -286,6 +288,13 @@ fn decorate(el: &mut Element, body: &str, x: &Extras) {
         el.append_child(
             Element::builder("x", ns::OOB)
                 .append(text("url", ns::OOB, url))
+                .build(),
+        );
+    }
+    if let Some(id) = &x.displayed {
+        el.append_child(
+            Element::builder("displayed", ns::MARKERS)
+                .at("id", id.as_str())
                 .build(),
         );
     }

@@ -54,6 +54,10 @@ pub enum RemoteEventKind {
     Typing {
         active: bool,
     },
+    /// The sender has read everything up to `up_to` (a read receipt).
+    ReadUpTo {
+        up_to: RemoteMessageId,
+    },
     /// A room was created or changed (name, topic, space).
     RoomChanged(RoomInfo),
     /// The room is gone (deleted, or the login lost access).

@@ -128,6 +128,8 @@ impl Endpoint {
                 self.shared.timeline_event(event).await
             } else if event["type"] == "m.typing" {
                 self.shared.typing_event(event).await
+            } else if event["type"] == "m.receipt" {
+                self.shared.receipt_event(event).await
             } else {
                 Ok(Vec::new())
             };

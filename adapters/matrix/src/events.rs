@@ -307,6 +307,32 @@ impl Shared {
         }])
     }
 
+    /// `m.receipt` (ephemeral): who read up to which event.
+    pub async fn receipt_event(&self, e: &Value) -> Result<Vec<RemoteEvent>, NetworkError> {
+        let Some(room) = e["room_id"].as_str() else {
+            return Ok(Vec::new());
+        };
+        let Some(record) = self.record(room).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (event, kinds) in e["content"].as_object().into_iter().flatten() {
+            for (user, _) in kinds["m.read"].as_object().into_iter().flatten() {
+                if let (Some(u), false) = (ids::remote_user(user), self.is_ours(user)) {
+                    out.push(RemoteEvent {
+                        room: Self::key(room, &record),
+                        sender: u,
+                        at: now_ms(),
+                        kind: RemoteEventKind::ReadUpTo {
+                            up_to: RemoteMessageId::new(event),
+                        },
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// `m.typing` (ephemeral): who started or stopped typing since the last one.
     pub async fn typing_event(&self, e: &Value) -> Result<Vec<RemoteEvent>, NetworkError> {
         let Some(room) = e["room_id"].as_str() else {

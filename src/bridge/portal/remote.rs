@@ -168,6 +168,23 @@ impl Portal {
             RemoteEventKind::ReactionsCleared { target, emoji } => {
                 self.remote_reactions_cleared(&ev, &target, emoji).await
             }
+            RemoteEventKind::ReadUpTo { up_to } => {
+                // XEP-0333 in 1:1 chats; rooms get no per-reader markers (they would flood).
+                if self.row.kind != RoomKind::Direct {
+                    return;
+                }
+                let Some(m) = self.find_remote(&up_to).await else {
+                    return;
+                };
+                let extras = Extras {
+                    displayed: Some(self.reference(&m)),
+                    ..Extras::default()
+                };
+                let who = format!("remote:{}", ev.sender);
+                let items =
+                    self.as_remote_user(&ev.sender, "", &who, &fresh_id("read"), "", extras);
+                self.send(items).await;
+            }
             RemoteEventKind::Typing { active } => {
                 let nick = self.nick_of(&ev.sender).await;
                 let extras = Extras {
