@@ -417,6 +417,38 @@ async fn matrix_direct_reach_on_prosody() {
         })
         .await;
 
+    // presence both ways: alice's status reaches juliet, juliet's reaches alice
+    alice
+        .call(
+            reqwest::Method::PUT,
+            "/_matrix/client/v3/presence/%40alice%3Alocalhost/status",
+            Some(json!({"presence": "online", "status_msg": "around"})),
+        )
+        .await;
+    juliet
+        .expect("alice's presence", Duration::from_secs(20), |e| {
+            e.name() == "presence"
+                && e.attr("from").is_some_and(|f| f.starts_with(&alice_jid))
+                && e.get_child("status", "jabber:client")
+                    .map(|s| s.text())
+                    .as_deref()
+                    == Some("around")
+        })
+        .await;
+    juliet
+        .send_xml(&format!("<presence xmlns='jabber:client' to='{alice_jid}'><show>away</show><status>busy</status></presence>"))
+        .await;
+    alice
+        .until("juliet's presence", |v| {
+            v["presence"]["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["sender"] == puppet && e["content"]["status_msg"] == "busy")
+                .cloned()
+        })
+        .await;
+
     // a second message goes to the same room
     juliet.send_xml(&chat("m2", "second")).await;
     alice

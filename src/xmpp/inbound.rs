@@ -63,6 +63,9 @@ pub enum ServiceQuery {
     PuppetPresence {
         puppet: String,
         typ: String,
+        /// `<show/>` and `<status/>` of an available presence.
+        show: Option<String>,
+        status: Option<String>,
     },
 }
 
@@ -428,11 +431,7 @@ fn presence(
         (Some(room), Some(_), "unavailable") => {
             Classified::Event(XmppEvent::Leave { room, from, id })
         }
-        (Some(_), None, "") => error_for(
-            &el,
-            Condition::JidMalformed,
-            "join a room as room@domain/nick",
-        ),
+
         // Presence to the gateway itself: subscriptions, probes, availability.
         (None, None, t) => Classified::Service {
             query: ServiceQuery::Presence { typ: t.to_string() },
@@ -440,16 +439,21 @@ fn presence(
             from,
             id: el.attr("id").unwrap_or_default().to_string(),
         },
-        // Puppets accept every subscription and are always available.
-        (Some(puppet), None, t @ ("subscribe" | "probe" | "unsubscribe")) => Classified::Service {
-            query: ServiceQuery::PuppetPresence {
-                puppet,
-                typ: t.to_string(),
-            },
-            to: el.attr("to").unwrap_or_default().to_string(),
-            from,
-            id: el.attr("id").unwrap_or_default().to_string(),
-        },
+        // Presence to a bare JID: a puppet's subscriptions and probes, or the user's
+        // availability sent to a contact (a bare room JID gets an error from the service).
+        (Some(puppet), None, t @ ("subscribe" | "probe" | "unsubscribe" | "" | "unavailable")) => {
+            Classified::Service {
+                query: ServiceQuery::PuppetPresence {
+                    puppet,
+                    typ: t.to_string(),
+                    show: el.get_child("show", ns::STREAM).map(|s| s.text()),
+                    status: el.get_child("status", ns::STREAM).map(|s| s.text()),
+                },
+                to: el.attr("to").unwrap_or_default().to_string(),
+                from,
+                id: el.attr("id").unwrap_or_default().to_string(),
+            }
+        }
         _ => Classified::Ignore,
     }
 }

@@ -120,6 +120,34 @@ pub fn presence(from: &str, to: &str, typ: Option<&str>) -> Outgoing {
     }
 }
 
+/// A contact's availability: available (with `<show>away</show>` when away) or unavailable,
+/// with its status text.
+pub fn availability(
+    from: &str,
+    to: &str,
+    available: bool,
+    away: bool,
+    status: Option<&str>,
+) -> Outgoing {
+    let mut el = Element::builder("presence", ns::STREAM)
+        .at("from", from)
+        .at("to", to)
+        .build();
+    if !available {
+        set_attr(&mut el, "type", "unavailable");
+    }
+    if away {
+        el.append_child(Element::builder("show", ns::STREAM).append("away").build());
+    }
+    if let Some(s) = status {
+        el.append_child(Element::builder("status", ns::STREAM).append(s).build());
+    }
+    Outgoing {
+        element: el,
+        durable: false,
+    }
+}
+
 /// One child of a space node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SpaceItem {

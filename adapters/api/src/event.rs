@@ -54,6 +54,11 @@ pub enum RemoteEventKind {
     Typing {
         active: bool,
     },
+    /// The sender's availability changed.
+    Presence {
+        availability: Availability,
+        status: Option<String>,
+    },
     /// The sender has read everything up to `up_to` (a read receipt).
     ReadUpTo {
         up_to: RemoteMessageId,
@@ -104,6 +109,12 @@ pub enum ActionKind {
     ReadMarker {
         up_to: RemoteMessageId,
     },
+    /// The XMPP user's (the persona's) availability, as they told the remote user of this
+    /// direct room.
+    Presence {
+        availability: Availability,
+        status: Option<String>,
+    },
     /// The XMPP user (the persona) joined or left the room (their first session came, their
     /// last went). Networks without memberships for relayed users answer Ok.
     Membership {
@@ -120,8 +131,17 @@ impl ActionKind {
             Self::Typing { .. } => "typing",
             Self::ReadMarker { .. } => "read_marker",
             Self::Membership { .. } => "membership",
+            Self::Presence { .. } => "presence",
         }
     }
+}
+
+/// Whether someone is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Availability {
+    Online,
+    Away,
+    Offline,
 }
 
 /// A message the core sends into a room.

@@ -437,7 +437,9 @@ impl State {
             | ActionKind::ReactionAdd { target, .. }
             | ActionKind::ReactionRemove { target, .. }
             | ActionKind::ReadMarker { up_to: target } => self.has_message(&action.room, target)?,
-            ActionKind::Typing { .. } | ActionKind::Membership { .. } => {
+            ActionKind::Typing { .. }
+            | ActionKind::Membership { .. }
+            | ActionKind::Presence { .. } => {
                 self.room(&action.room)?;
             }
         }

@@ -382,6 +382,9 @@ pub async fn apply(inner: &Inner, action: Action) -> Result<(), NetworkError> {
         }
         // Webhook posts need no membership: the persona is a name and a picture per post.
         ActionKind::Membership { .. } => Ok(()),
+        ActionKind::Presence { .. } => Err(NetworkError::Unsupported(
+            "no direct messages in community mode".into(),
+        )),
         ActionKind::ReadMarker { .. } => Err(NetworkError::Unsupported(
             "Discord bots have no read markers".into(),
         )),

@@ -313,6 +313,23 @@ impl Shared {
                 self.call(Method::PUT, &path, Some(&user), Some(body))
                     .await?;
             }
+            ActionKind::Presence {
+                availability,
+                status,
+            } => {
+                let presence = match availability {
+                    Availability::Online => "online",
+                    Availability::Away => "unavailable",
+                    Availability::Offline => "offline",
+                };
+                let mut body = json!({ "presence": presence });
+                if let Some(s) = status {
+                    body["status_msg"] = json!(s);
+                }
+                let path = format!("/_matrix/client/v3/presence/{}/status", seg(&user));
+                self.call(Method::PUT, &path, Some(&user), Some(body))
+                    .await?;
+            }
             ActionKind::Membership { joined } => {
                 if action.persona.is_none() {
                     return Ok(());

@@ -130,6 +130,8 @@ impl Endpoint {
                 self.shared.typing_event(event).await
             } else if event["type"] == "m.receipt" {
                 self.shared.receipt_event(event).await
+            } else if event["type"] == "m.presence" {
+                self.shared.presence_event(event).await
             } else {
                 Ok(Vec::new())
             };

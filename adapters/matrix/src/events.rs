@@ -307,6 +307,40 @@ impl Shared {
         }])
     }
 
+    /// `m.presence` (ephemeral): a Matrix user's availability, for each XMPP user with a
+    /// direct room with them.
+    pub async fn presence_event(&self, e: &Value) -> Result<Vec<RemoteEvent>, NetworkError> {
+        let sender = e["sender"].as_str().unwrap_or("");
+        let Some(user) = ids::remote_user(sender).filter(|_| !self.is_ours(sender)) else {
+            return Ok(Vec::new());
+        };
+        let availability = match e["content"]["presence"].as_str() {
+            Some("online") => Availability::Online,
+            Some("unavailable") => Availability::Away,
+            _ => Availability::Offline,
+        };
+        let status = e["content"]["status_msg"]
+            .as_str()
+            .filter(|s| !s.is_empty());
+        Ok(self
+            .direct_rooms_of(sender)
+            .await?
+            .into_iter()
+            .map(|room| RemoteEvent {
+                room: RoomKey {
+                    room: RemoteRoomId::new(room),
+                    receiver: Some(LoginId::new(RELAY_LOGIN)),
+                },
+                sender: user.clone(),
+                at: now_ms(),
+                kind: RemoteEventKind::Presence {
+                    availability,
+                    status: status.map(str::to_string),
+                },
+            })
+            .collect())
+    }
+
     /// `m.receipt` (ephemeral): who read up to which event.
     pub async fn receipt_event(&self, e: &Value) -> Result<Vec<RemoteEvent>, NetworkError> {
         let Some(room) = e["room_id"].as_str() else {

@@ -60,9 +60,28 @@ impl Shared {
     }
 
     pub async fn remember(&self, room: &str, r: &Record) -> Result<(), NetworkError> {
+        if let Record::Direct { with, .. } = r {
+            // the direct rooms of a Matrix user, for their presence
+            let mut rooms = self.direct_rooms_of(with).await?;
+            if !rooms.iter().any(|x| x == room) {
+                rooms.push(room.to_string());
+                self.store()?
+                    .put(&format!("dm-of:{with}"), &json!(rooms).to_string())
+                    .await?;
+            }
+        }
         self.store()?
             .put(&format!("room:{room}"), &r.to_json())
             .await
+    }
+
+    pub async fn direct_rooms_of(&self, mxid: &str) -> Result<Vec<String>, NetworkError> {
+        Ok(self
+            .store()?
+            .get(&format!("dm-of:{mxid}"))
+            .await?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
     }
 
     /// The bot joins a room (by id or alias) and remembers it; returns the room id.

@@ -168,6 +168,22 @@ impl Portal {
             RemoteEventKind::ReactionsCleared { target, emoji } => {
                 self.remote_reactions_cleared(&ev, &target, emoji).await
             }
+            RemoteEventKind::Presence {
+                availability,
+                status,
+            } => {
+                // The remote user of a 1:1 chat, as the XMPP user's contact.
+                if let (RoomKind::Direct, Some(owner)) = (self.row.kind, &self.row.xmpp_user) {
+                    let item = crate::xmpp::service_xml::availability(
+                        &self.puppet_jid(&ev.sender),
+                        owner,
+                        availability != Availability::Offline,
+                        availability == Availability::Away,
+                        status.as_deref(),
+                    );
+                    self.send(vec![item]).await;
+                }
+            }
             RemoteEventKind::ReadUpTo { up_to } => {
                 // XEP-0333 in 1:1 chats; rooms get no per-reader markers (they would flood).
                 if self.row.kind != RoomKind::Direct {

@@ -133,9 +133,15 @@ impl Bridge {
                     .store(roster, std::sync::atomic::Ordering::Relaxed);
                 Vec::new()
             }
-            ServiceQuery::PuppetPresence { puppet, typ } => {
-                self.puppet_presence(&ask, &puppet, &typ).await
-            }
+            ServiceQuery::PuppetPresence {
+                puppet,
+                typ,
+                show,
+                status,
+            } => match typ.as_str() {
+                "" | "unavailable" => self.availability(&ask, &puppet, &typ, show, status).await,
+                _ => self.puppet_presence(&ask, &puppet, &typ).await,
+            },
             ServiceQuery::DiscoInfo { .. } => ask.iq_error(Condition::ItemNotFound, ""),
             // answered by disco::answer before reaching here
             ServiceQuery::DiscoItems { .. } | ServiceQuery::Version | ServiceQuery::Ping => {
@@ -224,6 +230,51 @@ impl Bridge {
         };
         let photo_ref = photo.as_ref().map(|(t, b)| (t.as_str(), b.as_slice()));
         vec![out::vcard(&ask.to, &ask.from, &ask.id, &name, photo_ref)]
+    }
+
+    /// An XMPP user's availability sent to a contact: passed on through their direct
+    /// conversation with that remote user, if there is one. Presence to a room's bare JID is
+    /// a join without a nick.
+    async fn availability(
+        &self,
+        ask: &Ask<'_>,
+        puppet: &str,
+        typ: &str,
+        show: Option<String>,
+        status: Option<String>,
+    ) -> Vec<Outgoing> {
+        if self.known_puppet(ask.net, puppet).await.is_err() {
+            if typ == "unavailable" {
+                return Vec::new();
+            }
+            return vec![ask.error(
+                "presence",
+                Condition::JidMalformed,
+                "join a room as room@domain/nick",
+            )];
+        }
+        let owner = ask.bare().to_string();
+        let local = xmpp::direct_portal_local(puppet, &owner);
+        let Ok(Some(row)) = self.shared.store.portal_by_jid(&ask.net.id, &local).await else {
+            return Vec::new(); // no conversation with them yet
+        };
+        let availability = match (typ, show.as_deref()) {
+            ("unavailable", _) => Availability::Offline,
+            (_, Some("away" | "xa" | "dnd")) => Availability::Away,
+            _ => Availability::Online,
+        };
+        let action = Action {
+            room: row.key,
+            persona: Some(self.shared.personas.persona(&owner, &owner)),
+            kind: ActionKind::Presence {
+                availability,
+                status: status.filter(|s| !s.is_empty()),
+            },
+        };
+        if let Err(e) = ask.net.relay.apply(action).await {
+            tracing::debug!(network = %ask.net.id, "presence not passed on: {e}");
+        }
+        Vec::new()
     }
 
     async fn puppet_presence(&self, ask: &Ask<'_>, puppet: &str, typ: &str) -> Vec<Outgoing> {
