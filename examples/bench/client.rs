@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use futures::{SinkExt, StreamExt};
-use std::collections::HashSet;
 use std::time::Duration;
 use std::time::Instant;
 use tokio::io::BufStream;
@@ -110,30 +109,48 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 
 /// N messages to `room` with `window` in flight, each done when reflected: messages/s.
 pub async fn to_network(c: &mut Client, room: &str, tag: &str, n: usize, window: usize) -> f64 {
+    to_network_timed(c, room, tag, n, window).await.0
+}
+
+/// The same, with each message's time from sent to reflected (ms, sorted).
+pub async fn to_network_timed(
+    c: &mut Client,
+    room: &str,
+    tag: &str,
+    n: usize,
+    window: usize,
+) -> (f64, Vec<f64>) {
     let mine = format!("{room}/Bench");
-    let mut in_flight: HashSet<String> = HashSet::new();
-    let (mut next_i, mut done) = (0, 0);
+    let mut in_flight: std::collections::HashMap<String, Instant> = Default::default();
+    let (mut next_i, mut lat) = (0, Vec::with_capacity(n));
     let start = Instant::now();
-    while done < n {
+    while lat.len() < n {
         while next_i < n && in_flight.len() < window {
             let token = format!("{tag}-{next_i}");
             let msg = el(&format!("<message xmlns='jabber:client' type='groupchat' id='{token}' to='{room}'><body>{token}</body></message>"));
             c.feed(&msg).await.expect("send");
-            in_flight.insert(token);
+            in_flight.insert(token, Instant::now());
             next_i += 1;
         }
         SinkExt::<&Element>::flush(c).await.expect("flush");
         let e = next(c).await;
         if e.attr("from") == Some(mine.as_str()) {
-            if let Some(id) = e.attr("id") {
-                if in_flight.remove(id) {
-                    done += 1;
-                }
+            if let Some(t) = e.attr("id").and_then(|id| in_flight.remove(id)) {
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             if e.attr("type") == Some("error") {
                 panic!("refused: {}", String::from(&e));
             }
         }
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    lat.sort_by(|a, b| a.total_cmp(b));
+    (n as f64 / start.elapsed().as_secs_f64(), lat)
+}
+
+/// A percentile of sorted figures.
+pub fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(0.0)
 }

@@ -544,7 +544,9 @@ mod tests {
             (format!("<iq type='result' id='1' {u}='gw.example'/>"), "ignore"),
             (format!("<iq type='get' id='1' {u}='lobby@gw.example/me'><ping xmlns='{}'/></iq>", ns::PING), "selfping"),
             (format!("<presence {u}='Lobby@gw.example/me'><x xmlns='{}'><history maxstanzas='0'/></x></presence>", ns::MUC), "join:0"),
-            (format!("<presence {u}='lobby@gw.example'/>"), "jid-malformed"),
+            // a bare JID: a contact's availability, or a join without a nick (the service
+            // knows which, and answers jid-malformed to the latter)
+            (format!("<presence {u}='lobby@gw.example'/>"), "service"),
             (format!("<presence type='unavailable' {u}='lobby@gw.example/me'/>"), "leave"),
             (format!("<message type='groupchat' id='m' {u}='lobby@gw.example'><body>hi</body></message>"), "groupchat"),
             (format!("<message type='groupchat' {u}='lobby@gw.example'><body>{}</body></message>", "x".repeat(101)), "not-acceptable"),
