@@ -67,13 +67,13 @@ async fn main() {
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .init();
     }
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_string());
-    let c2s: u16 = arg(1, "5222").parse().expect("C2S_PORT");
-    let comp: u16 = arg(2, "5347").parse().expect("COMPONENT_PORT");
-    let secret = arg(3, "secret");
-    let n: usize = arg(4, "2000").parse().expect("MESSAGES");
-    let rounds: usize = arg(5, "3").parse().expect("ROUNDS");
+    let client::Args {
+        c2s,
+        comp,
+        secret,
+        n,
+        rounds,
+    } = client::Args::parse(2000);
 
     let fake = FakeDiscord::start(Options::default())
         .await

@@ -144,13 +144,13 @@ async fn read_back(m: &Matrix, room: &str, tag: &str, n: usize) -> Vec<usize> {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |i: usize, d: &str| args.get(i).cloned().unwrap_or_else(|| d.to_string());
-    let c2s: u16 = arg(1, "5222").parse().expect("C2S_PORT");
-    let comp: u16 = arg(2, "5347").parse().expect("COMPONENT_PORT");
-    let secret = arg(3, "secret");
-    let n: usize = arg(4, "300").parse().expect("MESSAGES");
-    let rounds: usize = arg(5, "3").parse().expect("ROUNDS");
+    let client::Args {
+        c2s,
+        comp,
+        secret,
+        n,
+        rounds,
+    } = client::Args::parse(300);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
 
     // Causeway's registration, then Synapse with it

@@ -154,3 +154,26 @@ pub fn pct(sorted: &[f64], p: f64) -> f64 {
         .copied()
         .unwrap_or(0.0)
 }
+
+/// The benchmarks' command line: C2S_PORT COMPONENT_PORT SECRET [MESSAGES] [ROUNDS].
+pub struct Args {
+    pub c2s: u16,
+    pub comp: u16,
+    pub secret: String,
+    pub n: usize,
+    pub rounds: usize,
+}
+
+impl Args {
+    pub fn parse(default_messages: usize) -> Args {
+        let args: Vec<String> = std::env::args().collect();
+        let arg = |i: usize| args.get(i).cloned();
+        Args {
+            c2s: arg(1).map_or(5222, |v| v.parse().expect("C2S_PORT")),
+            comp: arg(2).map_or(5347, |v| v.parse().expect("COMPONENT_PORT")),
+            secret: arg(3).unwrap_or_else(|| "secret".into()),
+            n: arg(4).map_or(default_messages, |v| v.parse().expect("MESSAGES")),
+            rounds: arg(5).map_or(3, |v| v.parse().expect("ROUNDS")),
+        }
+    }
+}

@@ -14,13 +14,22 @@ impl Shared {
     pub async fn puppet(&self, persona: &Persona) -> Result<String, NetworkError> {
         let local = ids::puppet_localpart(&self.cfg.user_prefix, &persona.xmpp_user);
         let user = format!("@{local}:{}", self.cfg.server_name);
+        let (name_key, avatar_key) = (format!("puppet:{local}"), format!("puppet-avatar:{local}"));
+        let cached = self
+            .puppets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&local)
+            .cloned();
         let store = self.store()?;
-        let key = format!("puppet:{local}");
-        let known = store.get(&key).await?;
-        if known.is_none() {
+        let (mut name, mut avatar) = match cached {
+            Some(known) => known,
+            None => (store.get(&name_key).await?, store.get(&avatar_key).await?),
+        };
+        if name.is_none() {
             self.register(&local).await?;
         }
-        if known.as_deref() != Some(persona.nick.as_str()) {
+        if name.as_deref() != Some(persona.nick.as_str()) {
             let path = format!("/_matrix/client/v3/profile/{}/displayname", seg(&user));
             self.call(
                 Method::PUT,
@@ -29,18 +38,25 @@ impl Shared {
                 Some(json!({"displayname": persona.nick})),
             )
             .await?;
-            store.put(&key, &persona.nick).await?;
+            store.put(&name_key, &persona.nick).await?;
+            name = Some(persona.nick.clone());
         }
-        if let Some(url) = &persona.avatar_url {
-            let key = format!("puppet-avatar:{local}");
-            if store.get(&key).await?.as_deref() != Some(url.as_str()) {
-                match self.set_avatar(&user, url).await {
-                    Ok(()) => store.put(&key, url).await?,
-                    // The message matters more than the picture: tried again next time.
-                    Err(e) => tracing::info!("puppet avatar not set: {e}"),
+        if let Some(url) = persona
+            .avatar_url
+            .as_ref()
+            .filter(|u| avatar.as_ref() != Some(u))
+        {
+            match self.set_avatar(&user, url).await {
+                Ok(()) => {
+                    store.put(&avatar_key, url).await?;
+                    avatar = Some(url.clone());
                 }
+                // The message matters more than the picture: tried again next time.
+                Err(e) => tracing::info!("puppet avatar not set: {e}"),
             }
         }
+        let mut all = self.puppets.lock().unwrap_or_else(|p| p.into_inner());
+        all.insert(local, (name, avatar));
         Ok(user)
     }
 

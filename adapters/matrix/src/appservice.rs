@@ -2,7 +2,7 @@
 //! (hs_token checked; each transaction id applied once, remembered in the store), user and
 //! alias queries, ping.
 
-use crate::client::seg;
+use crate::client::{seg, unseg};
 use crate::events::MEDIA_PATH;
 use crate::Shared;
 use async_trait::async_trait;
@@ -191,10 +191,7 @@ impl HttpEndpoint for Endpoint {
         match (req.method.as_str(), path.split_once('/')) {
             ("PUT", Some(("transactions", txn))) => self.transaction(txn, &req.body).await,
             ("GET", Some(("users", user))) => {
-                let user = user
-                    .replace("%40", "@")
-                    .replace("%3A", ":")
-                    .replace("%3a", ":");
+                let user = unseg(user);
                 if self.shared.is_ours(&user) {
                     // The homeserver asks before an invitation to a puppet: it must exist.
                     let local = user

@@ -25,6 +25,28 @@ pub fn seg(s: &str) -> String {
     out
 }
 
+/// Decode a percent-encoded path segment (invalid escapes stay as they are).
+pub fn unseg(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if let (b'%', Some(h), Some(l)) = (
+            b[i],
+            b.get(i + 1).and_then(|c| hex(*c)),
+            b.get(i + 2).and_then(|c| hex(*c)),
+        ) {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl Shared {
     /// One JSON call; `user` is the puppet (or appservice user) to act as.
     pub async fn call(
@@ -199,6 +221,10 @@ mod tests {
     fn segments_and_errors() {
         assert_eq!(seg("!abc:example.org"), "%21abc%3Aexample.org");
         assert_eq!(seg("$ev/ent"), "%24ev%2Fent");
+        for s in ["@alice:example.org", "$ev/ent", "é%", "%zz"] {
+            assert_eq!(unseg(&seg(s)), s);
+        }
+        assert_eq!(unseg("%40a%3ab%zz"), "@a:b%zz");
         assert!(matches!(
             classify(401, r#"{"errcode":"M_UNKNOWN_TOKEN","error":"x"}"#),
             NetworkError::LoggedOut(_)

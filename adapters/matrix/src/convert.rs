@@ -2,7 +2,7 @@
 //! (html5ever through scraper). Reply fallbacks (`<mx-reply>`) are dropped on the way in.
 
 use crate::ids;
-use causeway_api::{Content, RemoteUserId, Span, Style};
+use causeway_api::{Content, Span, Style};
 use ego_tree::NodeRef;
 use scraper::{Html, Node};
 
@@ -350,15 +350,13 @@ pub fn strip_reply_fallback(body: &str) -> &str {
     }
 }
 
-/// A user id as a mention, for tests and conversions.
-#[allow(dead_code)]
-pub fn mention(user: &str) -> Style {
-    Style::Mention(RemoteUserId::new(user))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mention(user: &str) -> Style {
+        Style::Mention(causeway_api::RemoteUserId::new(user))
+    }
 
     fn spans(c: &Content) -> Vec<(String, Style)> {
         c.spans

@@ -93,6 +93,9 @@ impl MatrixConfig {
     }
 }
 
+/// What a puppet (by localpart) was last given: display name and avatar URL.
+pub(crate) type PuppetState = (Option<String>, Option<String>);
+
 pub(crate) struct Shared {
     pub cfg: MatrixConfig,
     pub reg: Registration,
@@ -107,6 +110,10 @@ pub(crate) struct Shared {
     /// The last event handed on per room, to find gaps after a homeserver crash.
     pub last_seen: Mutex<HashMap<String, String>>,
     pub health: Mutex<resync::Health>,
+    /// What the store holds of rooms and puppets, read once: every event and every send
+    /// looks them up (the store stays the record across restarts).
+    pub records: Mutex<HashMap<String, rooms::Record>>,
+    pub puppets: Mutex<HashMap<String, PuppetState>>,
     pub resync_lock: tokio::sync::Mutex<()>,
 }
 
@@ -149,6 +156,8 @@ impl MatrixNetwork {
                 last_seen: Mutex::new(HashMap::new()),
                 names: Mutex::new(HashMap::new()),
                 health: Mutex::new(resync::Health::default()),
+                records: Mutex::new(HashMap::new()),
+                puppets: Mutex::new(HashMap::new()),
                 resync_lock: tokio::sync::Mutex::new(()),
             }),
             caps: Capabilities {

@@ -52,11 +52,24 @@ pub struct State {
 
 impl Shared {
     pub async fn record(&self, room: &str) -> Result<Option<Record>, NetworkError> {
-        Ok(self
+        if let Some(r) = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+        {
+            return Ok(Some(r.clone()));
+        }
+        let found = self
             .store()?
             .get(&format!("room:{room}"))
             .await?
-            .and_then(|s| Record::parse(&s)))
+            .and_then(|s| Record::parse(&s));
+        if let Some(r) = &found {
+            let mut all = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            all.insert(room.to_string(), r.clone());
+        }
+        Ok(found)
     }
 
     pub async fn remember(&self, room: &str, r: &Record) -> Result<(), NetworkError> {
@@ -72,7 +85,10 @@ impl Shared {
         }
         self.store()?
             .put(&format!("room:{room}"), &r.to_json())
-            .await
+            .await?;
+        let mut all = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        all.insert(room.to_string(), r.clone());
+        Ok(())
     }
 
     pub async fn direct_rooms_of(&self, mxid: &str) -> Result<Vec<String>, NetworkError> {
