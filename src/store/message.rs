@@ -47,14 +47,64 @@ pub(super) fn from_row(r: &AnyRow) -> Result<MessageRow> {
 /// parameter's name by a linear scan, so binding costs grow with the square of the count.
 const ROWS_PER_STATEMENT: usize = 8;
 
+/// Rows per INSERT statement on SQLite, where parameters are anonymous (`?`, bound in order,
+/// no name lookup): one statement for a usual group commit.
+const SQLITE_ROWS_PER_STATEMENT: usize = 128;
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+fn bind_row<'q>(q: Query<'q>, m: &'q MessageRow) -> Query<'q> {
+    q.bind(m.portal_id)
+        .bind(m.remote_id.as_str())
+        .bind(m.part)
+        .bind(&m.stanza_id)
+        .bind(m.origin_id.as_deref())
+        .bind(m.xmpp_id.as_deref())
+        .bind(&m.sender)
+        .bind(&m.sender_nick)
+        .bind(i64::from(m.from_xmpp))
+        .bind(m.body.as_deref())
+        .bind(m.reply_to.as_deref())
+        .bind(m.sent_at)
+}
+
+fn insert_statement(values: &[String]) -> String {
+    format!(
+        "INSERT INTO message ({COLS}) VALUES {} ON CONFLICT (portal_id, remote_id, part) DO NOTHING
+         RETURNING portal_id, remote_id, part",
+        values.join(", ")
+    )
+}
+
+/// Per row, whether it is among the `inserted` keys and not repeated earlier in `rows`.
+fn fresh_rows(rows: &[&MessageRow], returned: &[AnyRow]) -> Result<Vec<bool>> {
+    let inserted: HashSet<(i64, String, i64)> = returned
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("portal_id")?,
+                r.try_get("remote_id")?,
+                r.try_get("part")?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let mut seen: HashSet<(i64, &str, i64)> = HashSet::new();
+    Ok(rows
+        .iter()
+        .map(|m| {
+            let key = (m.portal_id, m.remote_id.as_str(), m.part);
+            inserted.contains(&(key.0, key.1.to_string(), key.2)) && seen.insert(key)
+        })
+        .collect())
+}
+
 /// Store message rows, several per statement. Returns, per row, whether it was new (false =
 /// already stored, or repeated earlier in `rows`: a duplicate delivery).
 pub(super) async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
     rows: &[&MessageRow],
 ) -> Result<Vec<bool>> {
-    let mut fresh = Vec::with_capacity(rows.len());
-    let mut seen: HashSet<(i64, &str, i64)> = HashSet::new();
+    let mut returned = Vec::new();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
@@ -62,45 +112,34 @@ pub(super) async fn insert_rows(
                 format!("({})", p.join(", "))
             })
             .collect();
-        let mut q = sqlx::query(sql!(
-            "INSERT INTO message ({COLS}) VALUES {} ON CONFLICT (portal_id, remote_id, part) DO NOTHING
-             RETURNING portal_id, remote_id, part",
-            values.join(", ")
-        ));
+        let mut q = sqlx::query(sql!("{}", insert_statement(&values)));
         for m in chunk {
-            q = q
-                .bind(m.portal_id)
-                .bind(m.remote_id.as_str())
-                .bind(m.part)
-                .bind(&m.stanza_id)
-                .bind(m.origin_id.as_deref())
-                .bind(m.xmpp_id.as_deref())
-                .bind(&m.sender)
-                .bind(&m.sender_nick)
-                .bind(i64::from(m.from_xmpp))
-                .bind(m.body.as_deref())
-                .bind(m.reply_to.as_deref())
-                .bind(m.sent_at);
+            q = bind_row(q, m);
         }
-        let inserted: HashSet<(i64, String, i64)> = q
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("portal_id")?,
-                    r.try_get("remote_id")?,
-                    r.try_get("part")?,
-                ))
-            })
-            .collect::<Result<_>>()?;
-        for m in chunk {
-            let key = (m.portal_id, m.remote_id.as_str(), m.part);
-            let new = inserted.contains(&(key.0, key.1.to_string(), key.2)) && seen.insert(key);
-            fresh.push(new);
-        }
+        returned.extend(q.fetch_all(&mut *conn).await?);
     }
-    Ok(fresh)
+    fresh_rows(rows, &returned)
+}
+
+/// The same on SQLite in one round trip to the connection's thread, after `prefix` (a
+/// statement such as BEGIN): every statement in one query text.
+pub(super) async fn insert_rows_sqlite(
+    conn: &mut sqlx::AnyConnection,
+    prefix: &str,
+    rows: &[&MessageRow],
+) -> Result<Vec<bool>> {
+    let mut text = String::from(prefix);
+    let row = format!("({})", vec!["?"; 12].join(", "));
+    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        text.push_str(&insert_statement(&vec![row.clone(); chunk.len()]));
+        text.push(';');
+    }
+    let mut q = sqlx::query(sql!("{text}"));
+    for m in rows {
+        q = bind_row(q, m);
+    }
+    let returned = q.fetch_all(&mut *conn).await?;
+    fresh_rows(rows, &returned)
 }
 
 impl Store {
@@ -238,24 +277,16 @@ mod tests {
                 },
             ];
             let out = s.record_batch("gw.example", &records).await.expect("batch");
-            assert_eq!(out[1], None, "a duplicate inside the batch is dropped");
-            assert_eq!(out[3], Some(vec![]));
-            let seqs: Vec<i64> = [&out[0], &out[2]]
-                .into_iter()
-                .flatten()
-                .flatten()
-                .copied()
-                .collect();
-            assert_eq!(seqs.len(), 5);
-            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-            let pending: Vec<String> = s
-                .outbox_pending("gw.example")
-                .await
-                .expect("pending")
-                .into_iter()
-                .map(|e| e.stanza)
-                .collect();
-            assert_eq!(pending, [a, c].concat(), "stanzas kept in the order given");
+            assert_eq!(
+                out.kept,
+                [true, false, true, true],
+                "a duplicate inside the batch is dropped"
+            );
+            let seq = out.seq.expect("stanzas kept in one row");
+            let pending = s.outbox_pending("gw.example").await.expect("pending");
+            assert_eq!(pending.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq]);
+            assert_eq!(pending[0].stanzas, [a, c].concat().concat());
+            assert_eq!(s.outbox_depth().await.expect("depth"), 5);
             assert_eq!(
                 s.cursor(p.id).await.expect("cursor").map(|c| c.0),
                 Some("m2".into())
@@ -278,14 +309,16 @@ mod tests {
                 .record_batch("gw.example", &[record(&first)])
                 .await
                 .expect("insert");
-            assert_eq!(queued[0].as_ref().map(|q| q.len()), Some(1));
+            assert_eq!(queued.kept, [true]);
+            assert!(queued.seq.is_some());
             // the same remote message delivered again is a duplicate: nothing is queued
             let again = [msg(p.id, "m1", None)];
             let queued = s
                 .record_batch("gw.example", &[record(&again)])
                 .await
                 .expect("again");
-            assert_eq!(queued, [None]);
+            assert_eq!(queued.kept, [false]);
+            assert_eq!(queued.seq, None);
             assert_eq!(s.outbox_depth().await.expect("depth"), 1);
             assert_eq!(
                 s.cursor(p.id).await.expect("cursor").map(|c| c.0),
@@ -325,6 +358,19 @@ mod tests {
                     .as_str(),
                 "m2"
             );
+            // a failed batch (no such portal) stores nothing and leaves no transaction open
+            let orphan = [msg(p.id + 1000, "m9", None)];
+            assert!(s
+                .record_batch("gw.example", &[record(&orphan)])
+                .await
+                .is_err());
+            let next = [msg(p.id, "m3", None)];
+            let after = s
+                .record_batch("gw.example", &[record(&next)])
+                .await
+                .expect("the writer works after a failed batch");
+            assert_eq!(after.kept, [true]);
+            assert_eq!(s.outbox_depth().await.expect("depth"), 2, "the failed batch kept nothing");
         }
     }
 }

@@ -68,6 +68,9 @@ fn pool_options(backend: Backend, max: u32, writer: bool) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
+        // A ping before each use costs SQLite a round trip to its connection thread, for a
+        // local file that cannot go away; PostgreSQL connections can.
+        .test_before_acquire(backend == Backend::Postgres)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {

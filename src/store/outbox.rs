@@ -1,45 +1,6 @@
-use super::message::insert_rows;
-use super::{now_ms, MessageRow, Result, Store};
+use super::message::{insert_rows, insert_rows_sqlite};
+use super::{now_ms, Backend, MessageRow, Result, Store, StoreError};
 use sqlx::Row;
-
-/// Stanzas per INSERT statement (small, for the same reason as message rows).
-const STANZAS_PER_STATEMENT: usize = 32;
-
-/// Keep stanzas in the outbox, several per statement; their sequence numbers, in order.
-/// The rows of one INSERT get ascending sequence numbers in the order of its VALUES (SQLite's
-/// AUTOINCREMENT and PostgreSQL's sequence both number rows as they are inserted), so the
-/// returned numbers, sorted, line up with the stanzas.
-async fn push_rows(
-    conn: &mut sqlx::AnyConnection,
-    domain: &str,
-    stanzas: &[&str],
-) -> Result<Vec<i64>> {
-    let mut seqs = Vec::with_capacity(stanzas.len());
-    let now = now_ms();
-    for chunk in stanzas.chunks(STANZAS_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("($1, $2, ${})", i + 3))
-            .collect();
-        let mut q = sqlx::query(sql!(
-            "INSERT INTO outbox (domain, created_at, stanza) VALUES {} RETURNING seq",
-            values.join(", ")
-        ))
-        .bind(domain)
-        .bind(now);
-        for s in chunk {
-            q = q.bind(*s);
-        }
-        let mut got: Vec<i64> = q
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| r.try_get("seq"))
-            .collect::<std::result::Result<_, _>>()?;
-        got.sort_unstable();
-        seqs.extend(got);
-    }
-    Ok(seqs)
-}
 
 /// One entry of a group commit (see `Store::record_batch`).
 pub struct Record<'a> {
@@ -47,54 +8,136 @@ pub struct Record<'a> {
     pub stanzas: &'a [String],
 }
 
-/// A stanza accepted for delivery to XMPP and not yet acknowledged by the server.
+/// What a group commit stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// The outbox row holding the stanzas kept (None when there were none).
+    pub seq: Option<i64>,
+    /// Per record: false when its first row was stored before (a duplicate delivery), so
+    /// its stanzas were not kept and must not be sent.
+    pub kept: Vec<bool>,
+}
+
+/// Stanzas accepted for delivery to XMPP and not yet acknowledged by the server: those of
+/// one group commit, concatenated in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEntry {
     pub seq: i64,
-    pub stanza: String,
+    pub stanzas: String,
+}
+
+/// Which records go out: not those whose first row was stored before (a duplicate).
+fn kept(records: &[Record<'_>], fresh: &[bool]) -> Vec<bool> {
+    let mut at = 0;
+    records
+        .iter()
+        .map(|r| {
+            let f = &fresh[at..at + r.rows.len()];
+            at += r.rows.len();
+            f.first() != Some(&false)
+        })
+        .collect()
+}
+
+/// The stanzas of the records kept, concatenated, and how many.
+fn kept_stanzas(records: &[Record<'_>], kept: &[bool]) -> (String, i64) {
+    let mut text = String::new();
+    let mut n = 0;
+    for (r, _) in records.iter().zip(kept).filter(|(_, k)| **k) {
+        for s in r.stanzas {
+            text.push_str(s);
+            n += 1;
+        }
+    }
+    (text, n)
 }
 
 impl Store {
     /// Group commit: for each record, store its message rows and, unless its first row was
-    /// already stored (a duplicate delivery: None), keep its stanzas in the outbox. One
-    /// transaction for all of them.
-    pub async fn record_batch(
-        &self,
-        domain: &str,
-        records: &[Record<'_>],
-    ) -> Result<Vec<Option<Vec<i64>>>> {
+    /// already stored (a duplicate delivery), keep its stanzas in the outbox, all of them in
+    /// one outbox row. One transaction for all of them.
+    pub async fn record_batch(&self, domain: &str, records: &[Record<'_>]) -> Result<Recorded> {
         // Presences and IQ answers only: nothing to store, no transaction.
         if records
             .iter()
             .all(|r| r.rows.is_empty() && r.stanzas.is_empty())
         {
-            return Ok(records.iter().map(|_| Some(Vec::new())).collect());
+            return Ok(Recorded {
+                seq: None,
+                kept: vec![true; records.len()],
+            });
         }
-        let mut tx = self.write.begin().await?;
         let rows: Vec<&MessageRow> = records.iter().flat_map(|r| r.rows.iter()).collect();
-        let fresh = insert_rows(&mut tx, &rows).await?;
-        // Which records go out: not those whose first row was stored before (a duplicate).
-        let mut keep = Vec::with_capacity(records.len());
-        let mut at = 0;
-        for r in records {
-            let f = &fresh[at..at + r.rows.len()];
-            at += r.rows.len();
-            keep.push(f.first() != Some(&false));
+        match self.backend {
+            Backend::Sqlite => self.record_batch_sqlite(domain, records, &rows).await,
+            Backend::Postgres => {
+                let mut tx = self.write.begin().await?;
+                let fresh = insert_rows(&mut tx, &rows).await?;
+                let kept = kept(records, &fresh);
+                let (text, n) = kept_stanzas(records, &kept);
+                let seq = if n > 0 {
+                    let row = sqlx::query(
+                        "INSERT INTO outbox (domain, created_at, stanza, stanzas) VALUES ($1, $2, $3, $4) RETURNING seq",
+                    )
+                    .bind(domain)
+                    .bind(now_ms())
+                    .bind(text)
+                    .bind(n)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Some(row.try_get("seq")?)
+                } else {
+                    None
+                };
+                tx.commit().await?;
+                Ok(Recorded { seq, kept })
+            }
         }
-        let stanzas: Vec<&str> = records
-            .iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .flat_map(|(r, _)| r.stanzas.iter().map(String::as_str))
-            .collect();
-        let mut seqs = push_rows(&mut tx, domain, &stanzas).await?.into_iter();
-        let out = records
-            .iter()
-            .zip(&keep)
-            .map(|(r, k)| k.then(|| seqs.by_ref().take(r.stanzas.len()).collect()))
-            .collect();
-        tx.commit().await?;
-        Ok(out)
+    }
+
+    /// The same on SQLite in two round trips to its connection thread instead of one per
+    /// statement: BEGIN with the message rows, then the outbox row with COMMIT. (Each trip
+    /// is two thread switches; they were most of Causeway's cost per message.)
+    async fn record_batch_sqlite(
+        &self,
+        domain: &str,
+        records: &[Record<'_>],
+        rows: &[&MessageRow],
+    ) -> Result<Recorded> {
+        let mut conn = self.write.acquire().await?;
+        let done = async {
+            let fresh = insert_rows_sqlite(&mut conn, "BEGIN IMMEDIATE;", rows).await?;
+            let kept = kept(records, &fresh);
+            let (text, n) = kept_stanzas(records, &kept);
+            let seq = if n > 0 {
+                let row = sqlx::query(
+                    "INSERT INTO outbox (domain, created_at, stanza, stanzas) VALUES (?, ?, ?, ?) RETURNING seq; COMMIT",
+                )
+                .bind(domain)
+                .bind(now_ms())
+                .bind(text)
+                .bind(n)
+                // all of it: fetch_one would stop before the COMMIT
+                .fetch_all(&mut *conn)
+                .await?;
+                let row = row
+                    .first()
+                    .ok_or_else(|| StoreError::Corrupt("the outbox insert returned no seq".into()))?;
+                Some(row.try_get("seq")?)
+            } else {
+                sqlx::query("COMMIT").execute(&mut *conn).await?;
+                None
+            };
+            Ok(Recorded { seq, kept })
+        }
+        .await;
+        if done.is_err() {
+            // Never leave the writer inside a failed transaction.
+            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                conn.close_on_drop();
+            }
+        }
+        done
     }
 
     /// The server acknowledged these rows: forget them.
@@ -128,14 +171,14 @@ impl Store {
             .map(|r| {
                 Ok(OutboxEntry {
                     seq: r.try_get("seq")?,
-                    stanza: r.try_get("stanza")?,
+                    stanzas: r.try_get("stanza")?,
                 })
             })
             .collect()
     }
 
     pub async fn outbox_depth(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox")
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(stanzas), 0) AS BIGINT) AS n FROM outbox")
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("n")?)
@@ -152,19 +195,21 @@ mod tests {
         for s in testing::stores().await {
             let stanzas: Vec<String> = (0..5).map(|i| format!("<message id='{i}'/>")).collect();
             let push = |stanzas| [Record { rows: &[], stanzas }];
-            let seqs = s
-                .record_batch("a.example", &push(&stanzas))
-                .await
-                .expect("push")[0]
-                .clone()
-                .expect("no rows: always queued");
-            s.record_batch("b.example", &push(&["<x/>".to_string()]))
+            let mut seqs = Vec::new();
+            for pair in stanzas.chunks(2) {
+                let r = s.record_batch("a.example", &push(pair)).await.expect("push");
+                assert_eq!(r.kept, [true]);
+                seqs.push(r.seq.expect("no rows: always queued"));
+            }
+            let other = s
+                .record_batch("b.example", &push(&["<x/>".to_string()]))
                 .await
                 .expect("push other domain");
             assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-            assert_eq!(s.outbox_ack("a.example", &seqs[..3]).await.expect("ack"), 3);
+            assert_eq!(s.outbox_depth().await.expect("depth"), 6);
+            assert_eq!(s.outbox_ack("a.example", &seqs[..1]).await.expect("ack"), 1);
             assert_eq!(
-                s.outbox_ack("b.example", &seqs[3..])
+                s.outbox_ack("b.example", &seqs[1..])
                     .await
                     .expect("other domain untouched"),
                 0
@@ -174,10 +219,17 @@ mod tests {
                 .await
                 .expect("pending")
                 .into_iter()
-                .map(|e| e.stanza)
+                .map(|e| e.stanzas)
                 .collect();
-            assert_eq!(left, stanzas[3..]);
-            assert_eq!(s.outbox_depth().await.expect("depth"), 3);
+            assert_eq!(left, [stanzas[2..4].concat(), stanzas[4].clone()]);
+            assert_eq!(s.outbox_depth().await.expect("depth"), 4);
+            // nothing to keep: no row
+            let none = s
+                .record_batch("a.example", &[Record { rows: &[], stanzas: &[] }])
+                .await
+                .expect("empty");
+            assert_eq!((none.seq, none.kept), (None, vec![true]));
+            assert!(other.seq > seqs.last().copied());
         }
     }
 }

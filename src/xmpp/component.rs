@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use causeway_api::Secret;
 use futures::{SinkExt, StreamExt};
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::BufStream;
@@ -45,10 +45,12 @@ pub struct LinkConfig {
     pub ping_interval: Duration,
 }
 
-/// A stanza queued for the stream; `seq` is its outbox row when durable.
+/// A stanza queued for the stream; `seq` is its outbox row when durable (a row holds the
+/// stanzas of one group commit, queued one after the other; `closes` marks the last).
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub seq: Option<i64>,
+    pub closes: bool,
     pub element: Element,
 }
 
@@ -278,7 +280,9 @@ impl Link {
     ) -> Ended {
         let domain: Arc<str> = self.cfg.domain.as_str().into();
         let mut acks = AckBook::default();
-        let mut replayed: HashSet<i64> = HashSet::new();
+        // Outbox rows up to this one were re-sent from the store: their stanzas still queued
+        // are not written again.
+        let mut replayed: Option<i64> = None;
 
         // Acknowledgements of the last connection must be in the store before the replay.
         let (done, flushed) = tokio::sync::oneshot::channel();
@@ -296,18 +300,20 @@ impl Link {
         }
         let mut written = Vec::new();
         for entry in pending {
-            match entry.stanza.parse::<Element>() {
-                Ok(el) => {
-                    if let Err(e) = stream.feed(&el).await {
-                        return Ended::Lost(e.to_string());
+            match outbox_stanzas(&entry.stanzas) {
+                Some(stanzas) => {
+                    for el in stanzas {
+                        if let Err(e) = stream.feed(&el).await {
+                            return Ended::Lost(e.to_string());
+                        }
                     }
                 }
-                Err(_) => {
+                None => {
                     tracing::error!(domain = %domain, seq = entry.seq, "dropping an outbox entry that does not parse")
                 }
             }
             written.push(entry.seq);
-            replayed.insert(entry.seq);
+            replayed = Some(entry.seq);
         }
         if let Err(e) = send_ping(
             &mut stream,
@@ -371,10 +377,13 @@ impl Link {
                             }
                         }
                         if let Some(seq) = q.seq {
-                            if replayed.remove(&seq) {
+                            if replayed.is_some_and(|r| seq <= r) {
                                 continue; // already re-sent from the outbox
                             }
-                            written.push(seq);
+                            // A ping may acknowledge the row once all its stanzas are written.
+                            if q.closes {
+                                written.push(seq);
+                            }
                         }
                         // Written as built: no round trip through the typed stanza.
                         if let Err(e) = stream.feed(&q.element).await {
@@ -413,6 +422,13 @@ impl Link {
             }
         }
     }
+}
+
+/// The stanzas of one outbox row (one or several, concatenated), or None if it does not parse.
+fn outbox_stanzas(text: &str) -> Option<Vec<Element>> {
+    let wrapped = format!("<outbox xmlns='{}'>{text}</outbox>", ns::STREAM);
+    let el: Element = wrapped.parse().ok()?;
+    Some(el.children().cloned().collect())
 }
 
 /// A stanza queued while the link is down: durable ones are in the outbox and are replayed
@@ -587,6 +603,31 @@ mod tests {
         assert_eq!(book.answered("cw-ack-3"), vec![3]);
         assert!(book.oldest_unanswered().is_none());
         assert!(book.idle());
+    }
+
+    #[test]
+    fn outbox_rows_give_back_their_stanzas_in_order() {
+        let m = |id: &str| {
+            format!("<message xmlns='jabber:component:accept' id='{id}' to='a@b'><body>x &amp; y</body></message>")
+        };
+        let cases: [(String, Option<Vec<&str>>); 4] = [
+            // a row from before batching: one stanza
+            (m("1"), Some(vec!["1"])),
+            ([m("1"), m("2"), m("3")].concat(), Some(vec!["1", "2", "3"])),
+            ("<message id='u'/>".into(), Some(vec!["u"])),
+            (format!("{}<message", m("1")), None),
+        ];
+        for (text, want) in cases {
+            let got = outbox_stanzas(&text).map(|v| {
+                v.iter()
+                    .map(|e| {
+                        assert_eq!(e.ns(), ns::STREAM);
+                        e.attr("id").unwrap_or("").to_string()
+                    })
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(got, want.map(|w| w.iter().map(|s| s.to_string()).collect()), "{text}");
+        }
     }
 
     #[test]

@@ -165,8 +165,8 @@ impl Recorder {
             .collect();
         let stored = self.store.record_batch(&self.domain, &records).await;
         drop(records);
-        let outcome = match stored {
-            Ok(v) => v.into_iter().map(Ok).collect(),
+        let (seq, kept) = match stored {
+            Ok(r) => (r.seq, r.kept.into_iter().map(Ok).collect()),
             Err(e) => {
                 tracing::error!(domain = %self.domain, jobs = batch.len(), "not stored, not delivered: {e}");
                 self.metrics.add(
@@ -174,16 +174,28 @@ impl Recorder {
                     &[("kind", "store")],
                     batch.len() as u64,
                 );
-                batch.iter().map(|_| Err(())).collect::<Vec<_>>()
+                (None, batch.iter().map(|_| Err(())).collect::<Vec<_>>())
             }
         };
-        for (job, outcome) in batch.into_iter().zip(outcome) {
-            match (job, outcome) {
+        // Durable stanzas going out, all in the outbox row `seq`.
+        let mut left: usize = batch
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| matches!(k, Ok(true)))
+            .map(|(j, _)| match j {
+                Job::Record { items, .. } | Job::Send(items) => {
+                    items.iter().filter(|o| o.durable).count()
+                }
+                Job::Flush(_) => 0,
+            })
+            .sum();
+        for (job, kept) in batch.into_iter().zip(kept) {
+            match (job, kept) {
                 (Job::Flush(done), _) => {
                     let _ = done.send(());
                 }
-                (Job::Record { items, counted, .. }, Ok(Some(seqs))) => {
-                    self.hand_on(items, seqs).await?;
+                (Job::Record { items, counted, .. }, Ok(true)) => {
+                    self.hand_on(items, seq, &mut left).await?;
                     if let Some((network, direction)) = counted {
                         self.metrics.inc(
                             "causeway_messages_bridged_total",
@@ -191,26 +203,39 @@ impl Recorder {
                         );
                     }
                 }
-                (Job::Send(items), Ok(Some(seqs))) => self.hand_on(items, seqs).await?,
+                (Job::Send(items), Ok(true)) => self.hand_on(items, seq, &mut left).await?,
                 // A duplicate delivery: stored before, already told.
-                (_, Ok(None)) => {}
+                (_, Ok(false)) => {}
                 // Not stored: only what needs no storing goes out.
                 (Job::Send(items) | Job::Record { items, .. }, Err(())) => {
                     let transient = items.into_iter().filter(|o| !o.durable).collect();
-                    self.hand_on(transient, Vec::new()).await?;
+                    self.hand_on(transient, None, &mut left).await?;
                 }
             }
         }
         Ok(())
     }
 
-    async fn hand_on(&self, items: Vec<Outgoing>, seqs: Vec<i64>) -> Result<(), SendError> {
-        let mut seqs = seqs.into_iter();
+    /// Hand stanzas to the link; durable ones carry the outbox row that holds them.
+    /// `left` counts the durable stanzas of the row still to hand on: the last one closes it.
+    async fn hand_on(
+        &self,
+        items: Vec<Outgoing>,
+        seq: Option<i64>,
+        left: &mut usize,
+    ) -> Result<(), SendError> {
         for o in items {
-            let seq = if o.durable { seqs.next() } else { None };
+            let (seq, closes) = match seq {
+                Some(s) if o.durable => {
+                    *left = left.saturating_sub(1);
+                    (Some(s), *left == 0)
+                }
+                _ => (None, false),
+            };
             self.link
                 .send(Queued {
                     seq,
+                    closes,
                     element: o.element,
                 })
                 .await
