@@ -51,7 +51,7 @@ const ROWS_PER_STATEMENT: usize = 8;
 /// no name lookup): one statement for a usual group commit.
 const SQLITE_ROWS_PER_STATEMENT: usize = 128;
 
-type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+pub(super) type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 fn bind_row<'q>(q: Query<'q>, m: &'q MessageRow) -> Query<'q> {
     q.bind(m.portal_id)
@@ -121,6 +121,32 @@ pub(super) async fn insert_rows(
     fresh_rows(rows, &returned)
 }
 
+/// SQLite INSERT statements for `n` rows with anonymous parameters (bound in order with
+/// `bind_rows`), each ending with `;`; `returning` asks for the keys of the rows stored.
+pub(super) fn sqlite_inserts(n: usize, returning: bool) -> String {
+    let row = format!("({})", vec!["?"; 12].join(", "));
+    let mut text = String::new();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(SQLITE_ROWS_PER_STATEMENT);
+        let mut st = insert_statement(&vec![row.clone(); k]);
+        if !returning {
+            st.truncate(st.find(" RETURNING").unwrap_or(st.len()));
+        }
+        text.push_str(&st);
+        text.push(';');
+        left -= k;
+    }
+    text
+}
+
+pub(super) fn bind_rows<'q>(mut q: Query<'q>, rows: &[&'q MessageRow]) -> Query<'q> {
+    for m in rows {
+        q = bind_row(q, m);
+    }
+    q
+}
+
 /// The same on SQLite in one round trip to the connection's thread, after `prefix` (a
 /// statement such as BEGIN): every statement in one query text.
 pub(super) async fn insert_rows_sqlite(
@@ -128,17 +154,10 @@ pub(super) async fn insert_rows_sqlite(
     prefix: &str,
     rows: &[&MessageRow],
 ) -> Result<Vec<bool>> {
-    let mut text = String::from(prefix);
-    let row = format!("({})", vec!["?"; 12].join(", "));
-    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        text.push_str(&insert_statement(&vec![row.clone(); chunk.len()]));
-        text.push(';');
-    }
-    let mut q = sqlx::query(sql!("{text}"));
-    for m in rows {
-        q = bind_row(q, m);
-    }
-    let returned = q.fetch_all(&mut *conn).await?;
+    let text = format!("{prefix}{}", sqlite_inserts(rows.len(), true));
+    let returned = bind_rows(sqlx::query(sql!("{text}")), rows)
+        .fetch_all(&mut *conn)
+        .await?;
     fresh_rows(rows, &returned)
 }
 

@@ -85,6 +85,12 @@ fn pool_options(backend: Backend, max: u32, writer: bool) -> AnyPoolOptions {
                         "PRAGMA busy_timeout = 10000",
                         "PRAGMA synchronous = NORMAL",
                         "PRAGMA foreign_keys = ON",
+                        // Statement journals of multi-row inserts in memory, not in a
+                        // temporary file created and deleted per statement.
+                        "PRAGMA temp_store = MEMORY",
+                        // Where a group commit notes the last message id before it
+                        // (`Store::record_batch`).
+                        "CREATE TEMP TABLE IF NOT EXISTS cw_mark (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)",
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }

@@ -52,6 +52,13 @@ fn kept_stanzas(records: &[Record<'_>], kept: &[bool]) -> (String, i64) {
     (text, n)
 }
 
+/// Never leave the writer inside a failed transaction.
+async fn rollback(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) {
+    if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
+        conn.close_on_drop();
+    }
+}
+
 impl Store {
     /// Group commit: for each record, store its message rows and, unless its first row was
     /// already stored (a duplicate delivery), keep its stanzas in the outbox, all of them in
@@ -95,10 +102,68 @@ impl Store {
         }
     }
 
-    /// The same on SQLite in two round trips to its connection thread instead of one per
-    /// statement: BEGIN with the message rows, then the outbox row with COMMIT. (Each trip
-    /// is two thread switches; they were most of Causeway's cost per message.)
+    /// The same on SQLite, where every statement is a trip to the connection's thread and
+    /// back (two thread switches, each of which can wait for a busy CPU: they were most of a
+    /// commit's time). Usually one trip: all rows new, the outbox row, COMMIT; when some row
+    /// was stored before, that trip undoes its own inserts and `record_batch_checked` runs.
     async fn record_batch_sqlite(
+        &self,
+        domain: &str,
+        records: &[Record<'_>],
+        rows: &[&MessageRow],
+    ) -> Result<Recorded> {
+        let all = vec![true; records.len()];
+        let (text, n) = kept_stanzas(records, &all);
+        let total = rows.len() as i64;
+        // The rows this commit adds are those above the message table's last id before it.
+        const NEW: &str = "FROM message WHERE id > (SELECT v FROM temp.cw_mark WHERE k = 0)";
+        let sql = format!(
+            "BEGIN IMMEDIATE;
+             INSERT OR REPLACE INTO temp.cw_mark (k, v)
+               SELECT 0, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'message'), 0);
+             {inserts}
+             SELECT COUNT(*) AS fresh {NEW};
+             INSERT INTO outbox (domain, created_at, stanza, stanzas)
+               SELECT ?, ?, ?, ? WHERE ? > 0 AND (SELECT COUNT(*) {NEW}) = ? RETURNING seq;
+             DELETE {NEW} AND (SELECT COUNT(*) {NEW}) < ?;
+             COMMIT",
+            inserts = super::message::sqlite_inserts(rows.len(), false),
+        );
+        let mut conn = self.write.acquire().await?;
+        let q = super::message::bind_rows(sqlx::query(sql!("{sql}")), rows)
+            .bind(domain)
+            .bind(now_ms())
+            .bind(text)
+            .bind(n)
+            .bind(n)
+            .bind(total)
+            .bind(total);
+        let got = match q.fetch_all(&mut *conn).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                rollback(&mut conn).await;
+                return Err(e.into());
+            }
+        };
+        let fresh: i64 = match got.first() {
+            Some(r) => r.try_get("fresh")?,
+            None => return Err(StoreError::Corrupt("no count from a group commit".into())),
+        };
+        if fresh != total {
+            // Some row was there before: nothing of this trip stayed; sort it out row by row.
+            drop(conn);
+            return self.record_batch_checked(domain, records, rows).await;
+        }
+        let seq = match got.get(1) {
+            Some(r) => Some(r.try_get("seq")?),
+            None => None,
+        };
+        Ok(Recorded { seq, kept: all })
+    }
+
+    /// A group commit that finds out which records are duplicates before keeping stanzas:
+    /// BEGIN with the message rows, then the outbox row with COMMIT.
+    async fn record_batch_checked(
         &self,
         domain: &str,
         records: &[Record<'_>],
@@ -132,10 +197,7 @@ impl Store {
         }
         .await;
         if done.is_err() {
-            // Never leave the writer inside a failed transaction.
-            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                conn.close_on_drop();
-            }
+            rollback(&mut conn).await;
         }
         done
     }
