@@ -169,7 +169,8 @@ impl Default for LogConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
-    /// Threads running Causeway's tasks; 0 = one per core.
+    /// Threads running Causeway's tasks; 0 = one on machines with two cores or fewer, else
+    /// one per core (`crate::runtime`).
     pub worker_threads: usize,
 }
 

@@ -72,9 +72,16 @@ async fn upkeep(store: Store, retention_days: u64, shutdown: CancellationToken) 
     }
 }
 
-/// The runtime `causeway run` uses: one thread for `worker_threads = 1`, else a thread pool
-/// (0 = one thread per core).
+/// The runtime `causeway run` uses: one thread for `worker_threads = 1`, else a thread pool.
+/// 0 picks: one thread on a machine with two cores or fewer (there the XMPP server and the
+/// store's thread need the other core, and a pool's wake-ups between its threads cost more
+/// than they bring: BENCHMARKS.md), else one thread per core.
 pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let worker_threads = match worker_threads {
+        0 if cores <= 2 => 1,
+        n => n,
+    };
     if worker_threads == 1 {
         return tokio::runtime::Builder::new_current_thread()
             .enable_all()

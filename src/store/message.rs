@@ -389,7 +389,11 @@ mod tests {
                 .await
                 .expect("the writer works after a failed batch");
             assert_eq!(after.kept, [true]);
-            assert_eq!(s.outbox_depth().await.expect("depth"), 2, "the failed batch kept nothing");
+            assert_eq!(
+                s.outbox_depth().await.expect("depth"),
+                2,
+                "the failed batch kept nothing"
+            );
         }
     }
 }

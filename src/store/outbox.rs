@@ -259,7 +259,10 @@ mod tests {
             let push = |stanzas| [Record { rows: &[], stanzas }];
             let mut seqs = Vec::new();
             for pair in stanzas.chunks(2) {
-                let r = s.record_batch("a.example", &push(pair)).await.expect("push");
+                let r = s
+                    .record_batch("a.example", &push(pair))
+                    .await
+                    .expect("push");
                 assert_eq!(r.kept, [true]);
                 seqs.push(r.seq.expect("no rows: always queued"));
             }
@@ -287,7 +290,13 @@ mod tests {
             assert_eq!(s.outbox_depth().await.expect("depth"), 4);
             // nothing to keep: no row
             let none = s
-                .record_batch("a.example", &[Record { rows: &[], stanzas: &[] }])
+                .record_batch(
+                    "a.example",
+                    &[Record {
+                        rows: &[],
+                        stanzas: &[],
+                    }],
+                )
                 .await
                 .expect("empty");
             assert_eq!((none.seq, none.kept), (None, vec![true]));

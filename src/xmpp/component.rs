@@ -626,7 +626,11 @@ mod tests {
                     })
                     .collect::<Vec<_>>()
             });
-            assert_eq!(got, want.map(|w| w.iter().map(|s| s.to_string()).collect()), "{text}");
+            assert_eq!(
+                got,
+                want.map(|w| w.iter().map(|s| s.to_string()).collect()),
+                "{text}"
+            );
         }
     }
 
