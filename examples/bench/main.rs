@@ -6,7 +6,8 @@
 //!   message at once (the same stanza count as Causeway's room);
 //! - echo+ids: the same, with the stanza-id and occupant-id Causeway adds (for reference);
 //! - causeway: Causeway with the demo network (store on SQLite, outbox, portal), whose bot
-//!   answers every message.
+//!   answers every message, in plain text like the baselines (BENCH_REPLIES=1: with a
+//!   XEP-0461 reply quoting it, as the demo's bot does by default).
 //!
 //! Rounds alternate between the two, medians are printed, with the ratios the budgets ask for.
 //!
@@ -114,7 +115,7 @@ async fn run(
         SinkExt::<&Element>::flush(c).await.expect("flush");
         let e = next(c).await;
         let body = e.children().find(|x| x.name() == "body").map(|b| b.text());
-        // the bot's answer is a XEP-0461 reply: a quoted fallback, then "echo: <token>"
+        // "echo: <token>", after a quoted fallback when the bot answers with a XEP-0461 reply
         let answer = body.as_deref().and_then(|b| b.rsplit('\n').next());
         if let Some(token) = answer.and_then(|b| b.strip_prefix("echo: ")) {
             if let Some(t) = sent_at.remove(token) {
@@ -164,8 +165,12 @@ async fn main() {
     )
     .expect("config");
     let config = causeway::config::Config::load(&cfg_path).expect("config loads");
+    // BENCH_REPLIES=1: the bot answers with a XEP-0461 reply (quote and markup), as the
+    // demo does, instead of plain text like the echo baselines.
+    let replies = std::env::var("BENCH_REPLIES").is_ok_and(|v| v == "1");
     let (net, _demo) = DemoNetwork::new(DemoConfig {
         rooms: vec!["lobby".into()],
+        bot_replies: replies,
         ..DemoConfig::default()
     });
     let shutdown = CancellationToken::new();

@@ -21,6 +21,9 @@ pub struct DemoConfig {
     pub bot_name: String,
     /// Whether the bot answers messages sent from XMPP.
     pub bot_answers: bool,
+    /// Whether its answer replies to the message (XEP-0461 reply with a quote) or is plain
+    /// text, as a trivial echo's would be (the bridge-cost bench compares with one).
+    pub bot_replies: bool,
     /// Where the demo network serves its users' avatars and the files its bot shares
     /// ("127.0.0.1:0" picks a free port); empty: no files, no avatars.
     pub files_listen: String,
@@ -32,6 +35,7 @@ impl Default for DemoConfig {
             rooms: vec!["lobby".into(), "random".into()],
             bot_name: "Demo Bot".into(),
             bot_answers: true,
+            bot_replies: true,
             files_listen: String::new(),
         }
     }

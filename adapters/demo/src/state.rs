@@ -36,6 +36,7 @@ pub struct State {
     /// Base URL of the demo's file server, once started.
     pub files_base: Option<String>,
     bot_answers: bool,
+    bot_replies: bool,
     seq: u64,
 }
 
@@ -55,6 +56,7 @@ impl State {
             pump: None,
             files_base: None,
             bot_answers: config.bot_answers,
+            bot_replies: config.bot_replies,
             seq: 0,
         };
         s.users.insert(
@@ -344,7 +346,8 @@ impl State {
             _ => None,
         }
         .unwrap_or_else(|| BOT.to_string());
-        vec![self.post(room, &who, answer, Some(to.clone()), None)]
+        let reply_to = self.bot_replies.then(|| to.clone());
+        vec![self.post(room, &who, answer, reply_to, None)]
     }
 
     /// The bot's commands, which show each rich feature from the remote side.
