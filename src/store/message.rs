@@ -124,7 +124,7 @@ pub(super) async fn insert_rows(
 /// SQLite INSERT statements for `n` rows with anonymous parameters (bound in order with
 /// `bind_rows`), each ending with `;`; `returning` asks for the keys of the rows stored.
 pub(super) fn sqlite_inserts(n: usize, returning: bool) -> String {
-    let row = format!("({})", vec!["?"; 12].join(", "));
+    let row = format!("({})", ["?"; 12].join(", "));
     let mut text = String::new();
     let mut left = n;
     while left > 0 {

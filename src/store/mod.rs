@@ -25,7 +25,7 @@ pub use archive::{Archived, Page};
 pub use changes::OccupantRow;
 pub use media::MediaRow;
 pub use message::MessageRow;
-pub use outbox::{OutboxEntry, Record};
+pub use outbox::{OutboxEntry, Record, Recorded};
 pub use portal::PortalRow;
 pub use puppet::PuppetRow;
 pub use space::SpaceRow;
