@@ -52,6 +52,28 @@ fn kept_stanzas(records: &[Record<'_>], kept: &[bool]) -> (String, i64) {
     (text, n)
 }
 
+/// Keep `n` stanzas (`text`) in one outbox row with `sql`; its sequence number.
+async fn push_row(
+    conn: &mut sqlx::AnyConnection,
+    sql: &'static str,
+    domain: &str,
+    text: String,
+    n: i64,
+) -> Result<i64> {
+    let rows = sqlx::query(sql)
+        .bind(domain)
+        .bind(now_ms())
+        .bind(text)
+        .bind(n)
+        // all of it: fetch_one would stop before a COMMIT that follows
+        .fetch_all(&mut *conn)
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("the outbox insert returned no seq".into()))?;
+    Ok(row.try_get("seq")?)
+}
+
 /// Never leave the writer inside a failed transaction.
 async fn rollback(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) {
     if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
@@ -83,16 +105,8 @@ impl Store {
                 let kept = kept(records, &fresh);
                 let (text, n) = kept_stanzas(records, &kept);
                 let seq = if n > 0 {
-                    let row = sqlx::query(
-                        "INSERT INTO outbox (domain, created_at, stanza, stanzas) VALUES ($1, $2, $3, $4) RETURNING seq",
-                    )
-                    .bind(domain)
-                    .bind(now_ms())
-                    .bind(text)
-                    .bind(n)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    Some(row.try_get("seq")?)
+                    let sql = "INSERT INTO outbox (domain, created_at, stanza, stanzas) VALUES ($1, $2, $3, $4) RETURNING seq";
+                    Some(push_row(&mut tx, sql, domain, text, n).await?)
                 } else {
                     None
                 };
@@ -175,20 +189,8 @@ impl Store {
             let kept = kept(records, &fresh);
             let (text, n) = kept_stanzas(records, &kept);
             let seq = if n > 0 {
-                let row = sqlx::query(
-                    "INSERT INTO outbox (domain, created_at, stanza, stanzas) VALUES (?, ?, ?, ?) RETURNING seq; COMMIT",
-                )
-                .bind(domain)
-                .bind(now_ms())
-                .bind(text)
-                .bind(n)
-                // all of it: fetch_one would stop before the COMMIT
-                .fetch_all(&mut *conn)
-                .await?;
-                let row = row
-                    .first()
-                    .ok_or_else(|| StoreError::Corrupt("the outbox insert returned no seq".into()))?;
-                Some(row.try_get("seq")?)
+                let sql = "INSERT INTO outbox (domain, created_at, stanza, stanzas) VALUES (?, ?, ?, ?) RETURNING seq; COMMIT";
+                Some(push_row(&mut conn, sql, domain, text, n).await?)
             } else {
                 sqlx::query("COMMIT").execute(&mut *conn).await?;
                 None
