@@ -3,7 +3,7 @@
 
 use super::{Result, Store};
 use causeway_api::RemoteMessageId;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 /// An XMPP session joined to a portal's room.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,14 +22,15 @@ impl Store {
         .bind(portal)
         .bind(stanza_id)
         .bind(body)
-        .execute(&self.write)
+        .execute(&mut *self.write.conn().await?)
         .await?;
         Ok(())
     }
 
     /// A retraction: the text is forgotten, a tombstone stays in the archive.
     pub async fn set_retracted(&self, portal: i64, stanza_id: &str, at: i64) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut conn = self.write.conn().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "UPDATE message SET body = NULL, retracted_at = $3 WHERE portal_id = $1 AND stanza_id = $2",
         )
@@ -114,7 +115,8 @@ impl Store {
         sender: &str,
         emojis: &[String],
     ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut conn = self.write.conn().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM reaction WHERE portal_id = $1 AND remote_id = $2 AND sender = $3")
             .bind(portal)
             .bind(remote_id)
@@ -144,7 +146,7 @@ impl Store {
         let done =
             sqlx::query("UPDATE message SET body = NULL WHERE sent_at < $1 AND body IS NOT NULL")
                 .bind(cutoff)
-                .execute(&self.write)
+                .execute(&mut *self.write.conn().await?)
                 .await?;
         Ok(done.rows_affected())
     }
@@ -176,7 +178,7 @@ impl Store {
         .bind(&o.session)
         .bind(&o.bare)
         .bind(&o.nick)
-        .execute(&self.write)
+        .execute(&mut *self.write.conn().await?)
         .await?;
         Ok(())
     }
@@ -185,7 +187,7 @@ impl Store {
         sqlx::query("DELETE FROM occupant WHERE portal_id = $1 AND session = $2")
             .bind(portal)
             .bind(session)
-            .execute(&self.write)
+            .execute(&mut *self.write.conn().await?)
             .await?;
         Ok(())
     }

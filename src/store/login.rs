@@ -2,7 +2,7 @@
 
 use super::{Result, Store};
 use causeway_api::{LoginId, LoginRecord, NetworkId, Secret};
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 const LOGIN_COLS: &str = "login_id, user_jid, remote_name, secrets";
 
@@ -18,7 +18,8 @@ fn login_row(r: &sqlx::any::AnyRow) -> Result<LoginRecord> {
 impl Store {
     /// Keep a user's login (one per user and network; a new one replaces the old).
     pub async fn save_login(&self, network: &NetworkId, user: &str, l: &LoginRecord) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut conn = self.write.conn().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "INSERT INTO xmpp_user (jid, registered_at) VALUES ($1, $2) ON CONFLICT (jid) DO NOTHING",
         )
@@ -80,7 +81,7 @@ impl Store {
         sqlx::query("DELETE FROM user_login WHERE network = $1 AND user_jid = $2")
             .bind(network.as_str())
             .bind(user)
-            .execute(&self.write)
+            .execute(&mut *self.write.conn().await?)
             .await?;
         Ok(old)
     }

@@ -58,7 +58,7 @@ impl Store {
         .bind(m.size)
         .bind(&m.sha1)
         .bind(super::now_ms())
-        .execute(&self.write)
+        .execute(&mut *self.write.conn().await?)
         .await?;
         Ok(())
     }

@@ -19,7 +19,9 @@ mod portal;
 mod puppet;
 mod space;
 mod state;
+mod writer;
 pub use state::NetworkState;
+use writer::Writer;
 
 pub use archive::{Archived, Page};
 pub use changes::OccupantRow;
@@ -56,48 +58,22 @@ pub enum Backend {
 pub struct Store {
     /// Reads (several connections; WAL lets them run beside the writer).
     pool: AnyPool,
-    /// Writes. On SQLite one connection, so writers queue in Rust instead of spinning in
-    /// SQLite's busy handler (which sleeps in millisecond steps); on PostgreSQL the same pool.
-    write: AnyPool,
+    /// Writes: on a SQLite file one connection of their own (`writer.rs`); on PostgreSQL
+    /// the same pool.
+    write: Writer,
     backend: Backend,
     /// A SQLite file in WAL mode, checkpointed by `checkpoint`.
     wal: bool,
 }
 
-fn pool_options(backend: Backend, max: u32, writer: bool) -> AnyPoolOptions {
+fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
         // A ping before each use costs SQLite a round trip to its connection thread, for a
         // local file that cannot go away; PostgreSQL connections can.
         .test_before_acquire(backend == Backend::Postgres)
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                if backend == Backend::Sqlite {
-                    if writer {
-                        // Checkpoints run beside the writer (`Store::checkpoint`), not inside
-                        // a commit, where they stalled a message for milliseconds.
-                        sqlx::query("PRAGMA wal_autocheckpoint = 0")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    for pragma in [
-                        "PRAGMA busy_timeout = 10000",
-                        "PRAGMA synchronous = NORMAL",
-                        "PRAGMA foreign_keys = ON",
-                        // Statement journals of multi-row inserts in memory, not in a
-                        // temporary file created and deleted per statement.
-                        "PRAGMA temp_store = MEMORY",
-                        // Where a group commit notes the last message id before it
-                        // (`Store::record_batch`).
-                        "CREATE TEMP TABLE IF NOT EXISTS cw_mark (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)",
-                    ] {
-                        sqlx::query(pragma).execute(&mut *conn).await?;
-                    }
-                }
-                Ok(())
-            })
-        })
+        .after_connect(move |conn, _| Box::pin(writer::prepare(conn, backend, false)))
 }
 
 /// Strips credentials from a database URL, for logs and errors.
@@ -106,6 +82,23 @@ pub fn redact_url(url: &str) -> String {
         (Some(s), Some(at)) if at > s => format!("{}://<redacted>@{}", &url[..s], &url[at + 1..]),
         _ => url.to_string(),
     }
+}
+
+async fn migrate(write: &Writer, backend: Backend) -> Result<()> {
+    let mut conn = write.conn().await?;
+    match backend {
+        Backend::Sqlite => {
+            sqlx::migrate!("./migrations/sqlite")
+                .run_direct(None, &mut *conn, false)
+                .await?
+        }
+        Backend::Postgres => {
+            sqlx::migrate!("./migrations/postgres")
+                .run_direct(None, &mut *conn, false)
+                .await?
+        }
+    }
+    Ok(())
 }
 
 impl Store {
@@ -124,22 +117,15 @@ impl Store {
             max_connections.max(1)
         };
         let file_sqlite = backend == Backend::Sqlite && !url.contains(":memory:");
-        let write = pool_options(backend, if file_sqlite { 1 } else { max }, file_sqlite)
-            .connect(url)
-            .await?;
-        if file_sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&write)
-                .await?;
-        }
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&write).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&write).await?,
-        }
-        let pool = if file_sqlite {
-            pool_options(backend, max, false).connect(url).await?
+        let (write, pool) = if file_sqlite {
+            let write = Writer::sqlite_file(url).await?;
+            migrate(&write, backend).await?;
+            (write, pool_options(backend, max).connect(url).await?)
         } else {
-            write.clone()
+            let pool = pool_options(backend, max).connect(url).await?;
+            let write = Writer::Pool(pool.clone());
+            migrate(&write, backend).await?;
+            (write, pool)
         };
         Ok(Store {
             pool,
@@ -178,7 +164,7 @@ impl Store {
         sqlx::query("INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(&fresh)
-            .execute(&self.write)
+            .execute(&mut *self.write.conn().await?)
             .await?;
         let row = sqlx::query("SELECT value FROM kv WHERE key = $1")
             .bind(key)
@@ -226,10 +212,16 @@ pub(crate) mod testing {
         .expect("portal")
     }
 
-    /// Stores to run the store tests on: SQLite always, PostgreSQL when
+    /// Stores to run the store tests on: SQLite (in memory and in a file) always, PostgreSQL when
     /// CAUSEWAY_TEST_POSTGRES names a database (scripts/test starts one).
     pub async fn stores() -> Vec<Store> {
-        let mut v = vec![Store::open("sqlite::memory:", 1).await.expect("sqlite")];
+        // A file too: its writer is the store's own connection (`writer.rs`), not a pool.
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let file = format!("sqlite://{}/store.db?mode=rwc", dir.display());
+        let mut v = vec![
+            Store::open("sqlite::memory:", 1).await.expect("sqlite"),
+            Store::open(&file, 2).await.expect("sqlite file"),
+        ];
         if let Ok(url) = std::env::var("CAUSEWAY_TEST_POSTGRES") {
             let s = Store::open(&url, 2).await.expect("postgres");
             // Each test gets a clean slate; tests using PostgreSQL run one at a time.
@@ -249,7 +241,7 @@ pub(crate) mod testing {
                 "adapter_state",
             ] {
                 sqlx::query(sql!("DELETE FROM {t}"))
-                    .execute(&s.write)
+                    .execute(&mut *s.write.conn().await.expect("writer"))
                     .await
                     .expect("clean");
             }

@@ -1,6 +1,6 @@
 use super::message::{insert_rows, insert_rows_sqlite};
 use super::{now_ms, Backend, MessageRow, Result, Store, StoreError};
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 /// One entry of a group commit (see `Store::record_batch`).
 pub struct Record<'a> {
@@ -75,9 +75,9 @@ async fn push_row(
 }
 
 /// Never leave the writer inside a failed transaction.
-async fn rollback(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) {
+async fn rollback(conn: &mut super::writer::WriteConn) {
     if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
-        conn.close_on_drop();
+        conn.discard();
     }
 }
 
@@ -100,7 +100,8 @@ impl Store {
         match self.backend {
             Backend::Sqlite => self.record_batch_sqlite(domain, records, &rows).await,
             Backend::Postgres => {
-                let mut tx = self.write.begin().await?;
+                let mut conn = self.write.conn().await?;
+                let mut tx = conn.begin().await?;
                 let fresh = insert_rows(&mut tx, &rows).await?;
                 let kept = kept(records, &fresh);
                 let (text, n) = kept_stanzas(records, &kept);
@@ -143,7 +144,7 @@ impl Store {
              COMMIT",
             inserts = super::message::sqlite_inserts(rows.len(), false),
         );
-        let mut conn = self.write.acquire().await?;
+        let mut conn = self.write.conn().await?;
         let q = super::message::bind_rows(sqlx::query(sql!("{sql}")), rows)
             .bind(domain)
             .bind(now_ms())
@@ -183,7 +184,7 @@ impl Store {
         records: &[Record<'_>],
         rows: &[&MessageRow],
     ) -> Result<Recorded> {
-        let mut conn = self.write.acquire().await?;
+        let mut conn = self.write.conn().await?;
         let done = async {
             let fresh = insert_rows_sqlite(&mut conn, "BEGIN IMMEDIATE;", rows).await?;
             let kept = kept(records, &fresh);
@@ -218,7 +219,7 @@ impl Store {
                 "DELETE FROM outbox WHERE domain = $1 AND seq IN ({list})"
             ))
             .bind(domain)
-            .execute(&self.write)
+            .execute(&mut *self.write.conn().await?)
             .await?
             .rows_affected();
         }

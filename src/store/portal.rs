@@ -76,7 +76,7 @@ impl Store {
         .bind(p.topic.as_deref())
         .bind(p.space.as_deref())
         .bind(p.avatar.as_deref())
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.write.conn().await?)
         .await?;
         from_row(&row)
     }

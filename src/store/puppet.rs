@@ -32,7 +32,7 @@ impl Store {
         .bind(user.avatar_url.as_deref())
         .bind(i64::from(user.is_bot))
         .bind(now_ms())
-        .execute(&self.write)
+        .execute(&mut *self.write.conn().await?)
         .await?;
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use super::{opt_str, Result, Store};
 use causeway_api::NetworkId;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpaceRow {
@@ -32,7 +32,7 @@ impl Store {
         .bind(&s.name)
         .bind(s.avatar.as_deref())
         .bind(s.parent.as_deref())
-        .execute(&self.write)
+        .execute(&mut *self.write.conn().await?)
         .await?;
         Ok(())
     }
@@ -61,7 +61,8 @@ impl Store {
     /// Unlink a space: its rooms leave it (their portals stay), its subscribers are
     /// forgotten. Returns whether it was linked.
     pub async fn remove_space(&self, network: &NetworkId, id: &str) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut conn = self.write.conn().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query("DELETE FROM space WHERE network = $1 AND space_id = $2")
             .bind(network.as_str())
             .bind(id)
@@ -127,7 +128,7 @@ impl Store {
             .bind(network.as_str())
             .bind(space)
             .bind(jid)
-            .execute(&self.write)
+            .execute(&mut *self.write.conn().await?)
             .await?;
         Ok(())
     }

@@ -34,7 +34,7 @@ impl Store {
             .bind(network.as_str())
             .bind(key)
             .bind(value)
-            .execute(&self.write)
+            .execute(&mut *self.write.conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -43,7 +43,7 @@ impl Store {
         sqlx::query("DELETE FROM adapter_state WHERE network = $1 AND key = $2")
             .bind(network.as_str())
             .bind(key)
-            .execute(&self.write)
+            .execute(&mut *self.write.conn().await?)
             .await?;
         Ok(())
     }
