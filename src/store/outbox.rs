@@ -79,6 +79,7 @@ async fn rollback(conn: &mut super::writer::WriteConn) {
     if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
         conn.discard();
     }
+    conn.closed_transaction();
 }
 
 impl Store {
@@ -145,6 +146,7 @@ impl Store {
             inserts = super::message::sqlite_inserts(rows.len(), false),
         );
         let mut conn = self.write.conn().await?;
+        conn.open_transaction();
         let q = super::message::bind_rows(sqlx::query(sql!("{sql}")), rows)
             .bind(domain)
             .bind(now_ms())
@@ -160,6 +162,7 @@ impl Store {
                 return Err(e.into());
             }
         };
+        conn.closed_transaction();
         let fresh: i64 = match got.first() {
             Some(r) => r.try_get("fresh")?,
             None => return Err(StoreError::Corrupt("no count from a group commit".into())),
@@ -185,6 +188,7 @@ impl Store {
         rows: &[&MessageRow],
     ) -> Result<Recorded> {
         let mut conn = self.write.conn().await?;
+        conn.open_transaction();
         let done = async {
             let fresh = insert_rows_sqlite(&mut conn, "BEGIN IMMEDIATE;", rows).await?;
             let kept = kept(records, &fresh);
@@ -202,6 +206,7 @@ impl Store {
         if done.is_err() {
             rollback(&mut conn).await;
         }
+        conn.closed_transaction();
         done
     }
 

@@ -29,7 +29,13 @@ pub(super) struct One {
 }
 
 /// A connection to write with, held until dropped.
-pub(super) enum WriteConn {
+pub(super) struct WriteConn {
+    conn: Held,
+    /// Inside statements of our own that end a transaction (see `open_transaction`).
+    open: bool,
+}
+
+enum Held {
     One(
         OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>,
         Arc<One>,
@@ -40,18 +46,18 @@ pub(super) enum WriteConn {
 impl Deref for WriteConn {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        match self {
-            WriteConn::One(c, _) => c,
-            WriteConn::Pool(c) => c,
+        match &self.conn {
+            Held::One(c, _) => c,
+            Held::Pool(c) => c,
         }
     }
 }
 
 impl DerefMut for WriteConn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        match self {
-            WriteConn::One(c, _) => c,
-            WriteConn::Pool(c) => c,
+        match &mut self.conn {
+            Held::One(c, _) => c,
+            Held::Pool(c) => c,
         }
     }
 }
@@ -59,9 +65,29 @@ impl DerefMut for WriteConn {
 impl WriteConn {
     /// Do not use this connection again (it may be inside a transaction that failed).
     pub(super) fn discard(&mut self) {
-        match self {
-            WriteConn::One(_, one) => one.broken.store(true, Ordering::Relaxed),
-            WriteConn::Pool(c) => c.close_on_drop(),
+        match &mut self.conn {
+            Held::One(_, one) => one.broken.store(true, Ordering::Relaxed),
+            Held::Pool(c) => c.close_on_drop(),
+        }
+    }
+
+    /// About to run statements that BEGIN and COMMIT a transaction in one text (sqlx's
+    /// `Transaction` does not know of it). Until `closed_transaction`, dropping this (a
+    /// cancelled future: sqlx's worker then stops before the COMMIT) discards the connection,
+    /// so no later write runs inside a transaction nobody ends.
+    pub(super) fn open_transaction(&mut self) {
+        self.open = true;
+    }
+
+    pub(super) fn closed_transaction(&mut self) {
+        self.open = false;
+    }
+}
+
+impl Drop for WriteConn {
+    fn drop(&mut self) {
+        if self.open {
+            self.discard();
         }
     }
 }
@@ -121,7 +147,10 @@ impl Writer {
     /// Wait for the connection (SQLite file: the one; otherwise from the pool).
     pub(super) async fn conn(&self) -> Result<WriteConn> {
         match self {
-            Writer::Pool(p) => Ok(WriteConn::Pool(p.acquire().await?)),
+            Writer::Pool(p) => Ok(WriteConn {
+                conn: Held::Pool(p.acquire().await?),
+                open: false,
+            }),
             Writer::One(one) => {
                 let mut guard = one.conn.clone().lock_owned().await;
                 if one.broken.swap(false, Ordering::Relaxed) {
@@ -133,7 +162,10 @@ impl Writer {
                     *guard = Some(connect_one(&one.url).await?);
                 }
                 match OwnedMutexGuard::try_map(guard, |c| c.as_mut()) {
-                    Ok(c) => Ok(WriteConn::One(c, one.clone())),
+                    Ok(c) => Ok(WriteConn {
+                        conn: Held::One(c, one.clone()),
+                        open: false,
+                    }),
                     Err(_) => Err(StoreError::Corrupt("the writer has no connection".into())),
                 }
             }
@@ -149,5 +181,40 @@ impl Writer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Record, Store};
+
+    #[tokio::test]
+    async fn a_transaction_left_open_is_not_inherited() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+        let s = Store::open(&url, 2).await.expect("open");
+        {
+            // a group commit cancelled between its BEGIN and its COMMIT
+            let mut c = s.write.conn().await.expect("conn");
+            c.open_transaction();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut *c)
+                .await
+                .expect("begin");
+        }
+        let stanzas = ["<message id='a'/>".to_string()];
+        let r = s
+            .record_batch(
+                "gw.example",
+                &[Record {
+                    rows: &[],
+                    stanzas: &stanzas,
+                }],
+            )
+            .await
+            .expect("the next write starts clean");
+        assert!(r.seq.is_some());
+        // committed: the readers see it
+        assert_eq!(s.outbox_depth().await.expect("depth"), 1);
     }
 }
