@@ -4,6 +4,9 @@
 
 mod common;
 use common::*;
+#[path = "common/matrix_user.rs"]
+mod matrix_user;
+use matrix_user::{seg, MatrixUser};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
@@ -71,163 +74,6 @@ impl Drop for Synapse {
             .arg(self.dir.path().join("synapse.pid"))
             .arg("10")
             .status();
-    }
-}
-
-/// A Matrix user over the client-server API.
-struct MatrixUser {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-    since: Option<String>,
-    txn: u64,
-}
-
-impl MatrixUser {
-    async fn login(base: &str, user: &str) -> MatrixUser {
-        let http = reqwest::Client::new();
-        let body = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": PASSWORD});
-        let v: Value = serde_json::from_str(
-            &http
-                .post(format!("{base}/_matrix/client/v3/login"))
-                .body(body.to_string())
-                .send()
-                .await
-                .expect("login")
-                .text()
-                .await
-                .expect("login body"),
-        )
-        .expect("login json");
-        MatrixUser {
-            http,
-            base: base.to_string(),
-            token: v["access_token"]
-                .as_str()
-                .expect("access token")
-                .to_string(),
-            since: None,
-            txn: 0,
-        }
-    }
-
-    /// A call, retried while the homeserver is away (a restart).
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let end = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let mut req = self
-                .http
-                .request(method.clone(), format!("{}{path}", self.base))
-                .bearer_auth(&self.token);
-            if let Some(b) = &body {
-                req = req.body(b.to_string());
-            }
-            match req.send().await {
-                Ok(r) if r.status().as_u16() < 500 => {
-                    let text = r.text().await.unwrap_or_default();
-                    return serde_json::from_str(&text).unwrap_or(Value::Null);
-                }
-                _ => {
-                    assert!(
-                        tokio::time::Instant::now() < end,
-                        "homeserver away for a minute"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-    }
-
-    /// Sync until `f` finds what it looks for in a sync answer.
-    async fn until<T>(&mut self, what: &str, f: impl Fn(&Value) -> Option<T>) -> T {
-        let end = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let since = self
-                .since
-                .as_ref()
-                .map(|s| format!("&since={s}"))
-                .unwrap_or_default();
-            let v = self
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/_matrix/client/v3/sync?timeout=500{since}"),
-                    None,
-                )
-                .await;
-            if let Some(next) = v["next_batch"].as_str() {
-                self.since = Some(next.to_string());
-            }
-            if let Some(found) = f(&v) {
-                return found;
-            }
-            assert!(
-                tokio::time::Instant::now() < end,
-                "timed out waiting for {what}"
-            );
-        }
-    }
-
-    async fn send_json(&mut self, room: &str, typ: &str, content: Value) -> String {
-        self.txn += 1;
-        let path = format!(
-            "/_matrix/client/v3/rooms/{}/send/{typ}/t{}",
-            room.replace('!', "%21").replace(':', "%3A"),
-            self.txn
-        );
-        let v = self.call(reqwest::Method::PUT, &path, Some(content)).await;
-        v["event_id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("sent: {v}"))
-            .to_string()
-    }
-
-    async fn redact(&mut self, room: &str, event: &str) {
-        self.txn += 1;
-        let path = format!(
-            "/_matrix/client/v3/rooms/{}/redact/{}/t{}",
-            room.replace('!', "%21").replace(':', "%3A"),
-            event.replace('$', "%24"),
-            self.txn
-        );
-        self.call(reqwest::Method::PUT, &path, Some(json!({})))
-            .await;
-    }
-
-    async fn upload(&self, name: &str, ctype: &str, bytes: Vec<u8>) -> String {
-        let text = self
-            .http
-            .post(format!(
-                "{}/_matrix/media/v3/upload?filename={name}",
-                self.base
-            ))
-            .bearer_auth(&self.token)
-            .header("Content-Type", ctype)
-            .body(bytes)
-            .send()
-            .await
-            .expect("upload")
-            .text()
-            .await
-            .expect("upload body");
-        let v: Value = serde_json::from_str(&text).expect("upload json");
-        v["content_uri"].as_str().expect("content uri").to_string()
-    }
-
-    async fn send(&mut self, room: &str, text: &str) -> String {
-        self.txn += 1;
-        let path = format!(
-            "/_matrix/client/v3/rooms/{}/send/m.room.message/t{}",
-            room.replace('!', "%21").replace(':', "%3A"),
-            self.txn
-        );
-        let v = self
-            .call(
-                reqwest::Method::PUT,
-                &path,
-                Some(json!({"msgtype": "m.text", "body": text})),
-            )
-            .await;
-        v["event_id"].as_str().expect("event id").to_string()
     }
 }
 
@@ -351,10 +197,7 @@ async fn matrix_direct_reach_on_prosody() {
     let joined = alice
         .call(
             reqwest::Method::POST,
-            &format!(
-                "/_matrix/client/v3/rooms/{}/join",
-                room.replace('!', "%21").replace(':', "%3A")
-            ),
+            &format!("/_matrix/client/v3/rooms/{}/join", seg(&room)),
             Some(json!({})),
         )
         .await;
@@ -404,7 +247,7 @@ async fn matrix_direct_reach_on_prosody() {
             reqwest::Method::POST,
             &format!(
                 "/_matrix/client/v3/rooms/{}/receipt/m.read/{}",
-                room.replace('!', "%21").replace(':', "%3A"),
+                seg(&room),
                 first_id.replace('$', "%24")
             ),
             Some(json!({})),
@@ -859,8 +702,8 @@ impl MatrixUser {
     async fn add_child(&self, space: &str, child: &str, order: &str) {
         let path = format!(
             "/_matrix/client/v3/rooms/{}/state/m.space.child/{}",
-            space.replace('!', "%21").replace(':', "%3A"),
-            child.replace('!', "%21").replace(':', "%3A")
+            seg(space),
+            seg(child)
         );
         let v = self
             .call(
@@ -1004,7 +847,7 @@ async fn matrix_conformance() {
         .post(format!(
             "{}/_matrix/client/v3/join/{}",
             m.synapse.url,
-            room.replace('!', "%21").replace(':', "%3A")
+            seg(&room)
         ))
         .bearer_auth(m.reg.as_token.expose())
         .body("{}")

@@ -62,11 +62,7 @@ async fn from_network(
 
 #[tokio::main]
 async fn main() {
-    if let Ok(filter) = std::env::var("BENCH_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .init();
-    }
+    client::init_log();
     let client::Args {
         c2s,
         comp,

@@ -15,61 +15,23 @@
 
 #[path = "../bench/client.rs"]
 mod client;
+#[path = "../../tests/common/matrix_user.rs"]
+mod matrix_user;
 
-use client::{el, login, median, next, pct, to_network, to_network_timed};
+use client::{el, free_port, login, median, next, pct, to_network, to_network_timed, PASSWORD};
 use futures::SinkExt;
-use serde_json::{json, Value};
+use matrix_user::{seg, MatrixUser};
+use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const WINDOW: usize = 32;
-const PASSWORD: &str = "pass-for-tests";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-struct Matrix {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Matrix {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.body(b.to_string());
-        }
-        let text = req
-            .send()
-            .await
-            .expect("request")
-            .text()
-            .await
-            .expect("body");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-}
-
-fn seg(s: &str) -> String {
-    s.replace('!', "%21")
-        .replace(':', "%3A")
-        .replace('#', "%23")
-}
-
 /// N messages posted straight to Synapse, `window` in flight: messages/s, and each request's
 /// time (ms, sorted).
 async fn ceiling(
-    m: Arc<Matrix>,
+    m: Arc<MatrixUser>,
     room: &str,
     tag: &str,
     n: usize,
@@ -105,7 +67,7 @@ async fn ceiling(
 }
 
 /// The bodies starting with `tag-` in the room, oldest first.
-async fn read_back(m: &Matrix, room: &str, tag: &str, n: usize) -> Vec<usize> {
+async fn read_back(m: &MatrixUser, room: &str, tag: &str, n: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let mut from: Option<String> = None;
     loop {
@@ -144,6 +106,7 @@ async fn read_back(m: &Matrix, room: &str, tag: &str, n: usize) -> Vec<usize> {
 
 #[tokio::main]
 async fn main() {
+    client::init_log();
     let client::Args {
         c2s,
         comp,
@@ -214,25 +177,7 @@ async fn main() {
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 
     // alice and her room
-    let http_client = reqwest::Client::new();
-    let login_body = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": PASSWORD});
-    let v: Value = serde_json::from_str(
-        &http_client
-            .post(format!("{hs}/_matrix/client/v3/login"))
-            .body(login_body.to_string())
-            .send()
-            .await
-            .expect("login")
-            .text()
-            .await
-            .expect("login body"),
-    )
-    .expect("login json");
-    let alice = Arc::new(Matrix {
-        http: http_client,
-        base: hs.clone(),
-        token: v["access_token"].as_str().expect("token").to_string(),
-    });
+    let alice = Arc::new(MatrixUser::login(&hs, "alice").await);
     let created = alice
         .call(
             reqwest::Method::POST,

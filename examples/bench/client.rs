@@ -15,22 +15,21 @@ pub type Client = XmlStream<BufStream<TcpStream>, Element>;
 pub const USER: &str = "bench";
 pub const PASSWORD: &str = "pass-for-tests";
 
-pub fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for (i, shift) in [18, 12, 6, 0].iter().enumerate() {
-            out.push(if i <= c.len() {
-                T[(n >> shift & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// BENCH_LOG=<filter> shows Causeway's log (e.g. BENCH_LOG=info).
+pub fn init_log() {
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init();
     }
-    out
 }
 
 pub fn el(xml: &str) -> Element {
@@ -71,7 +70,7 @@ pub async fn login(port: u16) -> Client {
         features.sasl_mechanisms.contains("PLAIN"),
         "server offers no PLAIN"
     );
-    let auth = b64(format!("\0{USER}\0{PASSWORD}").as_bytes());
+    let auth = causeway::xmpp::outbound::base64_encode(format!("\0{USER}\0{PASSWORD}").as_bytes());
     c.send(&el(&format!(
         "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{auth}</auth>"
     )))

@@ -137,12 +137,7 @@ async fn run(
 
 #[tokio::main]
 async fn main() {
-    // BENCH_LOG=<filter> shows Causeway's log (e.g. BENCH_LOG=info).
-    if let Ok(filter) = std::env::var("BENCH_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .init();
-    }
+    client::init_log();
     let client::Args {
         c2s,
         comp,

@@ -68,10 +68,16 @@ fn bind_row<'q>(q: Query<'q>, m: &'q MessageRow) -> Query<'q> {
         .bind(m.sent_at)
 }
 
-fn insert_statement(values: &[String]) -> String {
+/// An INSERT of message rows that skips those stored before; `returning`: with the keys of
+/// the rows it stored.
+fn insert_statement(values: &[String], returning: bool) -> String {
+    let returning = if returning {
+        " RETURNING portal_id, remote_id, part"
+    } else {
+        ""
+    };
     format!(
-        "INSERT INTO message ({COLS}) VALUES {} ON CONFLICT (portal_id, remote_id, part) DO NOTHING
-         RETURNING portal_id, remote_id, part",
+        "INSERT INTO message ({COLS}) VALUES {} ON CONFLICT (portal_id, remote_id, part) DO NOTHING{returning}",
         values.join(", ")
     )
 }
@@ -112,7 +118,7 @@ pub(super) async fn insert_rows(
                 format!("({})", p.join(", "))
             })
             .collect();
-        let mut q = sqlx::query(sql!("{}", insert_statement(&values)));
+        let mut q = sqlx::query(sql!("{}", insert_statement(&values, true)));
         for m in chunk {
             q = bind_row(q, m);
         }
@@ -129,11 +135,7 @@ pub(super) fn sqlite_inserts(n: usize, returning: bool) -> String {
     let mut left = n;
     while left > 0 {
         let k = left.min(SQLITE_ROWS_PER_STATEMENT);
-        let mut st = insert_statement(&vec![row.clone(); k]);
-        if !returning {
-            st.truncate(st.find(" RETURNING").unwrap_or(st.len()));
-        }
-        text.push_str(&st);
+        text.push_str(&insert_statement(&vec![row.clone(); k], returning));
         text.push(';');
         left -= k;
     }

@@ -216,11 +216,7 @@ mod tests {
     use super::*;
 
     fn spans(c: &Content) -> Vec<(String, Style)> {
-        let mut v: Vec<(String, Style)> = c
-            .spans
-            .iter()
-            .map(|s| (c.span_text(s).to_string(), s.style.clone()))
-            .collect();
+        let mut v = c.styled_texts();
         v.sort_by_key(|(t, s)| (t.clone(), format!("{s:?}")));
         v
     }

@@ -42,6 +42,14 @@ impl Content {
     pub fn span_text(&self, span: &Span) -> &str {
         self.text.get(span.start..span.end).unwrap_or("")
     }
+
+    /// Each span as (its text, its style), in order: how converters' tests read a result.
+    pub fn styled_texts(&self) -> Vec<(String, Style)> {
+        self.spans
+            .iter()
+            .map(|s| (self.span_text(s).to_string(), s.style.clone()))
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

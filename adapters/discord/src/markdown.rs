@@ -664,13 +664,6 @@ mod tests {
         }
     }
 
-    fn spans(c: &Content) -> Vec<(String, Style)> {
-        c.spans
-            .iter()
-            .map(|s| (c.span_text(s).to_string(), s.style.clone()))
-            .collect()
-    }
-
     #[test]
     fn reads_markdown() {
         use Style::*;
@@ -729,7 +722,7 @@ mod tests {
         for (md, text, want) in cases {
             let c = parse(md, &N);
             assert_eq!(c.text, text, "text of {md:?}");
-            let got = spans(&c);
+            let got = c.styled_texts();
             let want: Vec<(String, Style)> =
                 want.into_iter().map(|(t, s)| (t.to_string(), s)).collect();
             assert_eq!(got, want, "spans of {md:?}");

@@ -358,13 +358,6 @@ mod tests {
         Style::Mention(causeway_api::RemoteUserId::new(user))
     }
 
-    fn spans(c: &Content) -> Vec<(String, Style)> {
-        c.spans
-            .iter()
-            .map(|s| (c.span_text(s).to_string(), s.style.clone()))
-            .collect()
-    }
-
     #[test]
     fn reads_html() {
         use Style::*;
@@ -420,7 +413,7 @@ mod tests {
             assert_eq!(c.text, text, "text of {html:?}");
             let want: Vec<(String, Style)> =
                 want.into_iter().map(|(t, s)| (t.to_string(), s)).collect();
-            assert_eq!(spans(&c), want, "spans of {html:?}");
+            assert_eq!(c.styled_texts(), want, "spans of {html:?}");
         }
     }
 
