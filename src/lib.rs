@@ -88,6 +88,7 @@ pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime
             .build();
     }
     let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.thread_name("causeway-worker");
     if worker_threads > 1 {
         b.worker_threads(worker_threads);
     }

@@ -6,23 +6,31 @@ use std::sync::Mutex;
 
 #[derive(Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(String, String), u64>>,
+    /// name -> rendered labels -> count (looked up without allocating but for the labels).
+    counters: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     connected: Mutex<BTreeMap<String, bool>>,
 }
 
+/// `k="v",...` with values escaped as the text format asks (one pass, one allocation).
 fn labels(pairs: &[(&str, &str)]) -> String {
-    let inner: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}=\"{}\"",
-                v.replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace('\n', "\\n")
-            )
-        })
-        .collect();
-    inner.join(",")
+    let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out
 }
 
 impl Metrics {
@@ -31,8 +39,18 @@ impl Metrics {
     }
 
     pub fn add(&self, name: &str, pairs: &[(&str, &str)], n: u64) {
+        let l = labels(pairs);
         let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        *c.entry((name.to_string(), labels(pairs))).or_default() += n;
+        let by_labels = match c.get_mut(name) {
+            Some(m) => m,
+            None => c.entry(name.to_string()).or_default(),
+        };
+        match by_labels.get_mut(&l) {
+            Some(v) => *v += n,
+            None => {
+                by_labels.insert(l, n);
+            }
+        }
     }
 
     pub fn set_connected(&self, domain: &str, up: bool) {
@@ -74,13 +92,11 @@ impl Metrics {
             );
         }
         let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let mut last = "";
-        for ((name, l), v) in c.iter() {
-            if name != last {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last = name;
+        for (name, by_labels) in c.iter() {
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (l, v) in by_labels {
+                let _ = writeln!(out, "{name}{{{l}}} {v}");
             }
-            let _ = writeln!(out, "{name}{{{l}}} {v}");
         }
         out
     }
@@ -103,11 +119,13 @@ mod tests {
             2,
         );
         m.inc("causeway_errors_total", &[("kind", "a\"b")]);
+        m.inc("causeway_errors_total", &[("kind", "c\\d\ne")]);
         m.set_connected("gw.example", true);
         let text = m.render(&[("causeway_outbox_depth", "unacknowledged stanzas", 4)]);
         for line in [
             "causeway_messages_bridged_total{network=\"demo\",direction=\"to_xmpp\"} 3",
             "causeway_errors_total{kind=\"a\\\"b\"} 1",
+            "causeway_errors_total{kind=\"c\\\\d\\ne\"} 1",
             "causeway_stream_connected{domain=\"gw.example\"} 1",
             "causeway_outbox_depth 4",
         ] {

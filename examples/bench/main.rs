@@ -75,19 +75,49 @@ struct Run {
     p99: f64,
     /// XMPP server CPU time per message, in microseconds (0 when its pid is unknown).
     server_us: f64,
+    /// The bridge's CPU time per message (the echo component's thread, or Causeway's
+    /// threads with SQLite's), in microseconds.
+    bridge_us: f64,
+    /// Of that, SQLite's threads (Causeway's store).
+    store_us: f64,
 }
 
-/// CPU time (user + system) of a process so far, in seconds, from /proc.
-fn cpu_secs(pid: Option<u32>) -> f64 {
-    let Some(stat) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-    else {
-        return 0.0;
-    };
+/// The threads each target's bridge runs on (their CPU time is charged to it).
+fn bridge_threads(target: &str) -> &'static [&'static str] {
+    match target {
+        "causeway" => &["causeway", "sqlx-sqlite"],
+        _ => &["echo"],
+    }
+}
+
+/// CPU time (user + system) in a /proc stat file, in seconds (0 when unreadable).
+fn stat_cpu_secs(path: &std::path::Path) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU time of a process so far, in seconds.
+fn cpu_secs(pid: Option<u32>) -> f64 {
+    pid.map_or(0.0, |p| stat_cpu_secs(format!("/proc/{p}/stat").as_ref()))
+}
+
+/// CPU time of this process's threads whose name starts with one of `names`, in seconds.
+fn threads_cpu_secs(names: &[&str]) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| names.iter().any(|n| c.starts_with(n)))
+        })
+        .map(|t| stat_cpu_secs(&t.path().join("stat")))
+        .sum()
 }
 
 /// Send `n` messages to `room` with `window` in flight; time each until its answer.
@@ -98,8 +128,11 @@ async fn run(
     n: usize,
     window: usize,
     server: Option<u32>,
+    bridge: &[&str],
 ) -> Run {
     let cpu0 = cpu_secs(server);
+    let bridge0 = threads_cpu_secs(bridge);
+    let store0 = threads_cpu_secs(&["sqlx-sqlite"]);
     let mut sent_at: HashMap<String, Instant> = HashMap::new();
     let mut lat = Vec::with_capacity(n);
     let mut next_i = 0;
@@ -127,11 +160,19 @@ async fn run(
     lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
     let server_us = (cpu_secs(server) - cpu0) * 1e6 / n as f64;
+    let bridge_us = (threads_cpu_secs(bridge) - bridge0) * 1e6 / n as f64;
+    let store_us = if bridge.contains(&"sqlx-sqlite") {
+        (threads_cpu_secs(&["sqlx-sqlite"]) - store0) * 1e6 / n as f64
+    } else {
+        0.0
+    };
     Run {
         rate: n as f64 / secs,
         p50: pct(0.5),
         p99: pct(0.99),
         server_us,
+        bridge_us,
+        store_us,
     }
 }
 
@@ -171,23 +212,31 @@ async fn main() {
     let shutdown = CancellationToken::new();
     // Causeway runs on its own runtime, as the `causeway` binary does, not on the client's.
     let gw_shutdown = shutdown.clone();
-    let gw = std::thread::spawn(move || {
-        causeway::runtime(config.runtime.worker_threads)
-            .expect("runtime")
-            .block_on(causeway::run_with(config, vec![Arc::new(net)], gw_shutdown))
-    });
-    tokio::spawn(echo_component(
-        comp,
-        secret.clone(),
-        "echo.localhost",
-        false,
-    ));
-    tokio::spawn(echo_component(
-        comp,
-        secret.clone(),
-        "echoids.localhost",
-        true,
-    ));
+    let gw = std::thread::Builder::new()
+        .name("causeway".into())
+        .spawn(move || {
+            causeway::runtime(config.runtime.worker_threads)
+                .expect("runtime")
+                .block_on(causeway::run_with(config, vec![Arc::new(net)], gw_shutdown))
+        })
+        .expect("causeway thread");
+    // The echo components on a thread of their own too (its CPU time is the baseline's).
+    let echo_secret = secret.clone();
+    std::thread::Builder::new()
+        .name("echo".into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("echo runtime")
+                .block_on(async {
+                    tokio::join!(
+                        echo_component(comp, echo_secret.clone(), "echo.localhost", false),
+                        echo_component(comp, echo_secret, "echoids.localhost", true)
+                    )
+                })
+        })
+        .expect("echo thread");
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // The XMPP server's pid, to charge its CPU time to each target (BENCH_SERVER_PID).
@@ -209,12 +258,22 @@ async fn main() {
         .filter(|(n, _)| only.as_deref().is_none_or(|o| o == *n))
         .collect();
     for (name, room) in &targets {
-        run(&mut c, room, &format!("warm-{name}"), 300, WINDOW, server).await;
+        let warm = format!("warm-{name}");
+        run(
+            &mut c,
+            room,
+            &warm,
+            300,
+            WINDOW,
+            server,
+            bridge_threads(name),
+        )
+        .await;
     }
 
     println!(
-        "{:<9} {:>6} {:>6} {:>9} {:>8} {:>8} {:>14}",
-        "target", "window", "msgs", "msg/s", "p50 ms", "p99 ms", "server us/msg"
+        "{:<9} {:>6} {:>6} {:>9} {:>8} {:>8} {:>14} {:>14}",
+        "target", "window", "msgs", "msg/s", "p50 ms", "p99 ms", "server us/msg", "bridge us/msg"
     );
     let mut results: HashMap<(&str, usize), Vec<Run>> = HashMap::new();
     for round in 0..rounds {
@@ -227,11 +286,12 @@ async fn main() {
                     count,
                     window,
                     server,
+                    bridge_threads(name),
                 )
                 .await;
                 println!(
-                    "{name:<9} {window:>6} {count:>6} {:>9.0} {:>8.2} {:>8.2} {:>14.0}",
-                    r.rate, r.p50, r.p99, r.server_us
+                    "{name:<9} {window:>6} {count:>6} {:>9.0} {:>8.2} {:>8.2} {:>14.0} {:>14.0}",
+                    r.rate, r.p50, r.p99, r.server_us, r.bridge_us
                 );
                 results.entry((name, window)).or_default().push(r);
             }
@@ -272,6 +332,13 @@ async fn main() {
         med("echo", WINDOW, |r| r.server_us),
         med("echo+ids", WINDOW, |r| r.server_us),
         med("causeway", WINDOW, |r| r.server_us)
+    );
+    println!(
+        "  bridge CPU per message (window {WINDOW}): echo {:.0} us, echo+ids {:.0} us, causeway {:.0} us (of which SQLite's threads {:.0} us)",
+        med("echo", WINDOW, |r| r.bridge_us),
+        med("echo+ids", WINDOW, |r| r.bridge_us),
+        med("causeway", WINDOW, |r| r.bridge_us),
+        med("causeway", WINDOW, |r| r.store_us)
     );
     println!(
         "  for reference, echo with the same MUC payload (stanza-id, occupant-id): {:.0} msg/s, causeway/echo+ids {:.2}",

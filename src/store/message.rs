@@ -262,6 +262,38 @@ mod tests {
         testing::portal(s, room).await
     }
 
+    /// Each lookup by id is served by an index, also the partial one on xmpp_id.
+    #[tokio::test]
+    async fn lookups_by_id_use_their_index() {
+        let s = crate::store::Store::open("sqlite::memory:", 1)
+            .await
+            .expect("sqlite");
+        for (col, index) in [
+            ("stanza_id", "message_stanza"),
+            ("xmpp_id", "message_xmpp"),
+            ("remote_id", "sqlite_autoindex_message_1"),
+        ] {
+            let plan = sqlx::query(sql!(
+                "EXPLAIN QUERY PLAN SELECT {COLS} FROM message WHERE portal_id = $1 AND {col} = $2 ORDER BY part LIMIT 1"
+            ))
+            .bind(1_i64)
+            .bind("x")
+            .fetch_all(&s.pool)
+            .await
+            .expect("plan");
+            let detail: Vec<String> = plan
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").expect("detail"))
+                .collect();
+            assert!(
+                detail
+                    .iter()
+                    .any(|d| d.contains(&format!("USING INDEX {index}"))),
+                "{col}: {detail:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_group_commit_keeps_order_and_drops_duplicates_within_it() {
         let _g = testing::PG_LOCK.lock().await;
