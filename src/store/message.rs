@@ -68,16 +68,16 @@ fn bind_row<'q>(q: Query<'q>, m: &'q MessageRow) -> Query<'q> {
         .bind(m.sent_at)
 }
 
-/// An INSERT of message rows that skips those stored before; `returning`: with the keys of
-/// the rows it stored.
-fn insert_statement(values: &[String], returning: bool) -> String {
-    let returning = if returning {
-        " RETURNING portal_id, remote_id, part"
+/// An INSERT of message rows. `checked`: it skips those stored before and returns the keys
+/// of those it stored; else a row stored before fails it (a unique violation).
+fn insert_statement(values: &[String], checked: bool) -> String {
+    let then = if checked {
+        " ON CONFLICT (portal_id, remote_id, part) DO NOTHING RETURNING portal_id, remote_id, part"
     } else {
         ""
     };
     format!(
-        "INSERT INTO message ({COLS}) VALUES {} ON CONFLICT (portal_id, remote_id, part) DO NOTHING{returning}",
+        "INSERT INTO message ({COLS}) VALUES {}{then}",
         values.join(", ")
     )
 }
@@ -128,14 +128,14 @@ pub(super) async fn insert_rows(
 }
 
 /// SQLite INSERT statements for `n` rows with anonymous parameters (bound in order with
-/// `bind_rows`), each ending with `;`; `returning` asks for the keys of the rows stored.
-pub(super) fn sqlite_inserts(n: usize, returning: bool) -> String {
+/// `bind_rows`), each ending with `;`; `checked` as for `insert_statement`.
+pub(super) fn sqlite_inserts(n: usize, checked: bool) -> String {
     let row = format!("({})", ["?"; 12].join(", "));
     let mut text = String::new();
     let mut left = n;
     while left > 0 {
         let k = left.min(SQLITE_ROWS_PER_STATEMENT);
-        text.push_str(&insert_statement(&vec![row.clone(); k], returning));
+        text.push_str(&insert_statement(&vec![row.clone(); k], checked));
         text.push(';');
         left -= k;
     }

@@ -120,8 +120,10 @@ impl Store {
 
     /// The same on SQLite, where every statement is a trip to the connection's thread and
     /// back (two thread switches, each of which can wait for a busy CPU: they were most of a
-    /// commit's time). Usually one trip: all rows new, the outbox row, COMMIT; when some row
-    /// was stored before, that trip undoes its own inserts and `record_batch_checked` runs.
+    /// commit's time), and each statement's result one more wake-up. Usually one trip of four
+    /// statements: BEGIN, the rows, the outbox row, COMMIT. A row stored before (a duplicate
+    /// delivery, rare) fails the INSERT: that trip is rolled back and `record_batch_checked`
+    /// sorts it out row by row.
     async fn record_batch_sqlite(
         &self,
         domain: &str,
@@ -130,18 +132,11 @@ impl Store {
     ) -> Result<Recorded> {
         let all = vec![true; records.len()];
         let (text, n) = kept_stanzas(records, &all);
-        let total = rows.len() as i64;
-        // The rows this commit adds are those above the message table's last id before it.
-        const NEW: &str = "FROM message WHERE id > (SELECT v FROM temp.cw_mark WHERE k = 0)";
         let sql = format!(
             "BEGIN IMMEDIATE;
-             INSERT OR REPLACE INTO temp.cw_mark (k, v)
-               SELECT 0, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'message'), 0);
              {inserts}
-             SELECT COUNT(*) AS fresh {NEW};
              INSERT INTO outbox (domain, created_at, stanza, stanzas)
-               SELECT ?, ?, ?, ? WHERE ? > 0 AND (SELECT COUNT(*) {NEW}) = ? RETURNING seq;
-             DELETE {NEW} AND (SELECT COUNT(*) {NEW}) < ?;
+               SELECT ?, ?, ?, ? WHERE ? > 0 RETURNING seq;
              COMMIT",
             inserts = super::message::sqlite_inserts(rows.len(), false),
         );
@@ -152,27 +147,21 @@ impl Store {
             .bind(now_ms())
             .bind(text)
             .bind(n)
-            .bind(n)
-            .bind(total)
-            .bind(total);
+            .bind(n);
         let got = match q.fetch_all(&mut *conn).await {
-            Ok(rows) => rows,
+            Ok(got) => got,
             Err(e) => {
                 rollback(&mut conn).await;
+                drop(conn);
+                let duplicate = matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation());
+                if duplicate {
+                    return self.record_batch_checked(domain, records, rows).await;
+                }
                 return Err(e.into());
             }
         };
         conn.closed_transaction();
-        let fresh: i64 = match got.first() {
-            Some(r) => r.try_get("fresh")?,
-            None => return Err(StoreError::Corrupt("no count from a group commit".into())),
-        };
-        if fresh != total {
-            // Some row was there before: nothing of this trip stayed; sort it out row by row.
-            drop(conn);
-            return self.record_batch_checked(domain, records, rows).await;
-        }
-        let seq = match got.get(1) {
+        let seq = match got.first() {
             Some(r) => Some(r.try_get("seq")?),
             None => None,
         };

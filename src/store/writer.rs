@@ -115,8 +115,6 @@ pub(super) async fn prepare(
         // Statement journals of multi-row inserts in memory, not in a temporary file
         // created and deleted per statement.
         "PRAGMA temp_store = MEMORY",
-        // Where a group commit notes the last message id before it (`Store::record_batch`).
-        "CREATE TEMP TABLE IF NOT EXISTS cw_mark (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)",
     ] {
         sqlx::query(pragma).execute(&mut *conn).await?;
     }
