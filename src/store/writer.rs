@@ -107,6 +107,10 @@ pub(super) async fn prepare(
         sqlx::query("PRAGMA wal_autocheckpoint = 0")
             .execute(&mut *conn)
             .await?;
+        // A log that grew in a burst is cut back to 64 MiB when it starts over.
+        sqlx::query("PRAGMA journal_size_limit = 67108864")
+            .execute(&mut *conn)
+            .await?;
     }
     for pragma in [
         "PRAGMA busy_timeout = 10000",
