@@ -15,6 +15,10 @@ const DIRECTIVES: [(char, Style); 4] = [
 
 /// Parse a body into text without markup and styled spans.
 pub fn parse(body: &str) -> Content {
+    // Most bodies hold no markup at all: nothing to parse.
+    if !body.contains(['*', '_', '~', '`', '>']) {
+        return Content::text(body);
+    }
     let mut out = Content::default();
     parse_blocks(body, &mut out.text, &mut out.spans);
     out
@@ -96,6 +100,10 @@ fn closings(chars: &[char]) -> [Vec<Option<usize>>; 4] {
 }
 
 fn parse_line(line: &str, text: &mut String, spans: &mut Vec<Span>) {
+    if !line.contains(['*', '_', '~', '`']) {
+        text.push_str(line);
+        return;
+    }
     let chars: Vec<char> = line.chars().collect();
     let next = closings(&chars);
     spans_in(&chars, &next, 0, chars.len(), text, spans);
@@ -227,6 +235,14 @@ mod tests {
         type Case<'a> = (&'a str, &'a str, Vec<(&'a str, Style)>);
         let cases: Vec<Case> = vec![
             ("plain", "plain", vec![]),
+            ("", "", vec![]),
+            ("two\nlines\n", "two\nlines\n", vec![]),
+            ("a > b, 1 < 2", "a > b, 1 < 2", vec![]),
+            (
+                "> *q*\nplain line",
+                "q\nplain line",
+                vec![("q", Bold), ("q", Quote)],
+            ),
             ("*bold* text", "bold text", vec![("bold", Bold)]),
             (
                 "a _b_ ~c~ `d`",

@@ -323,11 +323,11 @@ impl DemoHandle {
     }
     /// Actions the bridge applied (edits, deletions, reactions, typing, read markers), oldest first.
     pub fn actions(&self) -> Vec<Action> {
-        lock(&self.shared).actions.clone()
+        lock(&self.shared).actions.iter().cloned().collect()
     }
     /// Messages the bridge sent, oldest first.
     pub fn sent(&self) -> Vec<OutgoingMessage> {
-        lock(&self.shared).sent.clone()
+        lock(&self.shared).sent.iter().cloned().collect()
     }
     /// The next `send_message` fails with this error.
     pub fn fail_next_send(&self, error: NetworkError) {
@@ -385,4 +385,37 @@ mod tests {
         let (net, _h) = DemoNetwork::new(DemoConfig::default());
         Arc::new(net) as Arc<dyn Network>
     });
+
+    /// A demo left running keeps the last messages of a room, not all of them.
+    #[tokio::test]
+    async fn history_keeps_the_last_messages() {
+        let (net, h) = DemoNetwork::new(DemoConfig {
+            rooms: vec!["r".into()],
+            ..DemoConfig::default()
+        });
+        let mut ids = Vec::new();
+        for i in 0..state::KEPT + 3 {
+            ids.push(h.inject_message("r", "alice", &format!("m{i}")).await);
+        }
+        let login = net.relay_login().expect("relay login");
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let session = net
+            .connect(&login, EventSink::new(login.login.clone(), tx))
+            .await
+            .expect("connect");
+        let room = RoomKey::shared("r");
+        let all = session
+            .history(&room, None, usize::MAX)
+            .await
+            .expect("history");
+        assert_eq!(all.len(), state::KEPT);
+        assert_eq!(state::event_id(&all[0]), Some(&ids[3]));
+        assert_eq!(state::event_id(&all[state::KEPT - 1]), ids.last());
+        // after an id past the horizon: from the oldest kept
+        let after = session
+            .history(&room, Some(&ids[0]), 2)
+            .await
+            .expect("after");
+        assert_eq!(state::event_id(&after[0]), Some(&ids[3]));
+    }
 }

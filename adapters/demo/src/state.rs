@@ -2,7 +2,7 @@
 
 use crate::{DemoConfig, BOT};
 use causeway_api::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> i64 {
@@ -21,7 +21,20 @@ pub fn event_id(e: &RemoteEvent) -> Option<&RemoteMessageId> {
 
 pub struct Room {
     pub info: RoomInfo,
-    pub history: Vec<RemoteEvent>,
+    /// The last `KEPT` messages, oldest first (older ones are past the network's horizon).
+    pub history: VecDeque<RemoteEvent>,
+}
+
+/// How many messages a room keeps, and how many sent messages and applied actions are kept
+/// for tests to read: a demo left running does not grow without end.
+pub const KEPT: usize = 10_000;
+
+/// Append, dropping the oldest beyond `KEPT`.
+pub fn keep<T>(log: &mut VecDeque<T>, item: T) {
+    if log.len() >= KEPT {
+        log.pop_front();
+    }
+    log.push_back(item);
 }
 
 pub struct State {
@@ -29,8 +42,8 @@ pub struct State {
     pub spaces: BTreeMap<RemoteSpaceId, SpaceInfo>,
     pub users: BTreeMap<RemoteUserId, UserInfo>,
     pub sinks: Vec<EventSink>,
-    pub sent: Vec<OutgoingMessage>,
-    pub actions: Vec<Action>,
+    pub sent: VecDeque<OutgoingMessage>,
+    pub actions: VecDeque<Action>,
     pub fail_next: Option<NetworkError>,
     pub pump: Option<tokio::sync::mpsc::UnboundedSender<RemoteEvent>>,
     /// Base URL of the demo's file server, once started.
@@ -50,8 +63,8 @@ impl State {
             spaces: BTreeMap::new(),
             users: BTreeMap::new(),
             sinks: Vec::new(),
-            sent: Vec::new(),
-            actions: Vec::new(),
+            sent: VecDeque::new(),
+            actions: VecDeque::new(),
             fail_next: None,
             pump: None,
             files_base: None,
@@ -195,7 +208,7 @@ impl State {
         };
         self.rooms.entry(key).or_insert(Room {
             info,
-            history: Vec::new(),
+            history: VecDeque::new(),
         });
     }
 
@@ -243,7 +256,7 @@ impl State {
             return;
         };
         match &event.kind {
-            RemoteEventKind::Message { .. } => room.history.push(event),
+            RemoteEventKind::Message { .. } => keep(&mut room.history, event),
             RemoteEventKind::Edit { target, content } => {
                 if let Some(RemoteEventKind::Message { content: c, .. }) = room
                     .history
@@ -303,7 +316,7 @@ impl State {
         if self.bot_answers {
             pushes.extend(self.bot_answer(&msg.room, &text, &id));
         }
-        self.sent.push(msg);
+        keep(&mut self.sent, msg);
         Ok((
             Sent {
                 ids: vec![id],
@@ -468,7 +481,7 @@ impl State {
                 kind,
             });
         }
-        self.actions.push(action);
+        keep(&mut self.actions, action);
         Ok(())
     }
 
@@ -499,7 +512,7 @@ impl State {
         };
         self.rooms.entry(key.clone()).or_insert(Room {
             info: room,
-            history: Vec::new(),
+            history: VecDeque::new(),
         });
         Ok(key)
     }
