@@ -269,3 +269,7 @@ async fn main() {
     let _ = gw.join();
     stop_synapse();
 }
+
+/// The allocator the `causeway` binary uses (src/main.rs).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -348,3 +348,7 @@ async fn main() {
     shutdown.cancel();
     let _ = gw.join();
 }
+
+/// The allocator the `causeway` binary uses (src/main.rs).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
