@@ -87,14 +87,14 @@ async fn main() {
             "[xmpp]\nserver = \"127.0.0.1:{comp}\"\nserver_domain = \"localhost\"\n\
              [[xmpp.components]]\ndomain = \"demo.localhost\"\nnetwork = \"demo\"\nsecret = \"{secret}\"\n\
              [[xmpp.components]]\ndomain = \"discord.localhost\"\nnetwork = \"discord\"\nsecret = \"{secret}\"\n\
-             [store]\nurl = \"sqlite://{}/cw.db?mode=rwc\"\n[http]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n\
+             [store]\nurl = \"sqlite://{dir}/cw.db?mode=rwc\"\n[media]\ndir = \"{dir}/media\"\n[http]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n\
              [bridge]\nadmins = [\"bench@localhost\"]\nhistory_on_join = 0\n\
              [networks.demo]\nrooms = [\"lobby\"]\nbot_answers = false\n\
              [networks.discord]\ntoken = \"{}\"\napi_url = \"{}\"\ncdn_url = \"{}\"\n",
-            dir.path().display(),
             fake.token(),
             fake.api_url(),
             fake.cdn_url(),
+            dir = dir.path().display(),
         ),
     )
     .expect("config");

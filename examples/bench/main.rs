@@ -194,9 +194,9 @@ async fn main() {
         format!(
             "[xmpp]\nserver = \"127.0.0.1:{comp}\"\nserver_domain = \"localhost\"\n\
              [[xmpp.components]]\ndomain = \"demo.localhost\"\nnetwork = \"demo\"\nsecret = \"{secret}\"\n\
-             [store]\nurl = \"sqlite://{}/cw.db?mode=rwc\"\n[http]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n\
+             [store]\nurl = \"sqlite://{dir}/cw.db?mode=rwc\"\n[media]\ndir = \"{dir}/media\"\n[http]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n\
              [networks.demo]\nrooms = [\"lobby\"]\n",
-            dir.path().display()
+            dir = dir.path().display()
         ),
     )
     .expect("config");
