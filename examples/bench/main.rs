@@ -10,6 +10,7 @@
 //!   XEP-0461 reply quoting it, as the demo's bot does by default).
 //!
 //! Rounds alternate between the two, medians are printed, with the ratios the budgets ask for.
+//! BENCH_ONLY=<target> runs one target; BENCH_WINDOW=<n> sets the messages in flight (32).
 //!
 //!   bench C2S_PORT COMPONENT_PORT SECRET [MESSAGES] [ROUNDS]
 
@@ -25,7 +26,16 @@ use tokio_xmpp::xmlstream::Timeouts;
 mod client;
 use client::{el, login, median, next, Client};
 
+/// Messages in flight for the throughput rows; BENCH_WINDOW=n (n > 1) sets another.
 const WINDOW: usize = 32;
+
+fn wide_window() -> usize {
+    std::env::var("BENCH_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|w| *w > 1)
+        .unwrap_or(WINDOW)
+}
 
 /// The baseline: reflect and answer every groupchat message, nothing else. With `ids`, each
 /// stanza also carries the stanza-id and occupant-id a MUC must add (Causeway's payload), to
@@ -246,6 +256,7 @@ async fn main() {
     let mut c = login(c2s).await;
     c.send(&el("<presence xmlns='jabber:client' id='join' to='lobby@demo.localhost/Bench'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>")).await.expect("join");
     while next(&mut c).await.attr("id") != Some("join") {}
+    let wide = wide_window();
     let targets = [
         ("echo", "lobby@echo.localhost"),
         ("echo+ids", "lobby@echoids.localhost"),
@@ -259,16 +270,7 @@ async fn main() {
         .collect();
     for (name, room) in &targets {
         let warm = format!("warm-{name}");
-        run(
-            &mut c,
-            room,
-            &warm,
-            300,
-            WINDOW,
-            server,
-            bridge_threads(name),
-        )
-        .await;
+        run(&mut c, room, &warm, 300, wide, server, bridge_threads(name)).await;
     }
 
     println!(
@@ -278,7 +280,7 @@ async fn main() {
     let mut results: HashMap<(&str, usize), Vec<Run>> = HashMap::new();
     for round in 0..rounds {
         for &(name, room) in &targets {
-            for (window, count) in [(WINDOW, n), (1, n / 10)] {
+            for (window, count) in [(wide, n), (1, n / 10)] {
                 let r = run(
                     &mut c,
                     room,
@@ -311,12 +313,12 @@ async fn main() {
         let (xs, ys) = (&results[&(a, window)], &results[&(b, window)]);
         median(xs.iter().zip(ys).map(|(x, y)| f(x, y)).collect())
     };
-    let ratio = paired("causeway", "echo", WINDOW, |c, e| c.rate / e.rate);
-    let ratio_ids = paired("causeway", "echo+ids", WINDOW, |c, e| c.rate / e.rate);
+    let ratio = paired("causeway", "echo", wide, |c, e| c.rate / e.rate);
+    let ratio_ids = paired("causeway", "echo+ids", wide, |c, e| c.rate / e.rate);
     let added_p99 = paired("causeway", "echo", 1, |c, e| c.p99 - e.p99);
     let added_p50 = paired("causeway", "echo", 1, |c, e| c.p50 - e.p50);
     println!("median of {rounds} rounds (ratios and added latency paired within each round):");
-    println!("  throughput (window {WINDOW}): echo {:.0} msg/s, causeway {:.0} msg/s, ratio {ratio:.2} (budget >= 0.8)", med("echo", WINDOW, |r| r.rate), med("causeway", WINDOW, |r| r.rate));
+    println!("  throughput (window {wide}): echo {:.0} msg/s, causeway {:.0} msg/s, ratio {ratio:.2} (budget >= 0.8)", med("echo", wide, |r| r.rate), med("causeway", wide, |r| r.rate));
     println!(
         "  latency (window 1): echo p50 {:.2} p99 {:.2} ms, causeway p50 {:.2} p99 {:.2} ms",
         med("echo", 1, |r| r.p50),
@@ -328,21 +330,21 @@ async fn main() {
         "  added by causeway: p50 {added_p50:.2} ms, p99 {added_p99:.2} ms (budget p99 <= 5 ms)"
     );
     println!(
-        "  server CPU per message (window {WINDOW}): echo {:.0} us, echo+ids {:.0} us, causeway {:.0} us",
-        med("echo", WINDOW, |r| r.server_us),
-        med("echo+ids", WINDOW, |r| r.server_us),
-        med("causeway", WINDOW, |r| r.server_us)
+        "  server CPU per message (window {wide}): echo {:.0} us, echo+ids {:.0} us, causeway {:.0} us",
+        med("echo", wide, |r| r.server_us),
+        med("echo+ids", wide, |r| r.server_us),
+        med("causeway", wide, |r| r.server_us)
     );
     println!(
-        "  bridge CPU per message (window {WINDOW}): echo {:.0} us, echo+ids {:.0} us, causeway {:.0} us (of which SQLite's threads {:.0} us)",
-        med("echo", WINDOW, |r| r.bridge_us),
-        med("echo+ids", WINDOW, |r| r.bridge_us),
-        med("causeway", WINDOW, |r| r.bridge_us),
-        med("causeway", WINDOW, |r| r.store_us)
+        "  bridge CPU per message (window {wide}): echo {:.0} us, echo+ids {:.0} us, causeway {:.0} us (of which SQLite's threads {:.0} us)",
+        med("echo", wide, |r| r.bridge_us),
+        med("echo+ids", wide, |r| r.bridge_us),
+        med("causeway", wide, |r| r.bridge_us),
+        med("causeway", wide, |r| r.store_us)
     );
     println!(
         "  for reference, echo with the same MUC payload (stanza-id, occupant-id): {:.0} msg/s, causeway/echo+ids {:.2}",
-        med("echo+ids", WINDOW, |r| r.rate),
+        med("echo+ids", wide, |r| r.rate),
         ratio_ids
     );
     shutdown.cancel();
