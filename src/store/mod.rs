@@ -330,32 +330,39 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
         let s = Store::open(&url, 2).await.expect("open");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let commits = std::sync::Arc::new(AtomicU64::new(0));
         let writer = tokio::spawn({
-            let (s, stop) = (s.clone(), stop.clone());
+            let (s, stop, commits) = (s.clone(), stop.clone(), commits.clone());
             async move {
                 let stanzas = vec!["<message>".to_string() + &"x".repeat(2000) + "</message>"];
-                let mut commits = 0_u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Relaxed) {
                     let record = [Record {
                         rows: &[],
                         stanzas: &stanzas,
                     }];
                     s.record_batch("gw.example", &record).await.expect("write");
-                    commits += 1;
+                    commits.fetch_add(1, Relaxed);
                 }
-                commits
             }
         });
         let wal = dir.path().join("cw.db-wal");
         let mut largest = 0;
-        for _ in 0..30 {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        // At least 3 s, and (on a slow machine, up to 20 s) until the log would have grown
+        // to 64 MB without starting over: the checks below then have a wide margin.
+        while started.elapsed() < Duration::from_secs(3)
+            || (commits.load(Relaxed) < 16 * LONG_LOG_FRAMES as u64
+                && started.elapsed() < Duration::from_secs(20))
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
             s.checkpoint().await.expect("checkpoint");
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let commits = writer.await.expect("writer");
+        stop.store(true, Relaxed);
+        writer.await.expect("writer");
+        let commits = commits.load(Relaxed);
         // Each commit adds at least a page (4 KiB) to the log, which without starting over
         // grows past all of that (measured: 288 MB over 17k commits, 12 MB with).
         let written = commits * 4096;
