@@ -13,10 +13,14 @@ const DIRECTIVES: [(char, Style); 4] = [
     ('`', Style::Code),
 ];
 
+fn is_directive(c: char) -> bool {
+    DIRECTIVES.iter().any(|(d, _)| *d == c)
+}
+
 /// Parse a body into text without markup and styled spans.
 pub fn parse(body: &str) -> Content {
     // Most bodies hold no markup at all: nothing to parse.
-    if !body.contains(['*', '_', '~', '`', '>']) {
+    if !body.contains(|c| c == '>' || is_directive(c)) {
         return Content::text(body);
     }
     let mut out = Content::default();
@@ -100,7 +104,7 @@ fn closings(chars: &[char]) -> [Vec<Option<usize>>; 4] {
 }
 
 fn parse_line(line: &str, text: &mut String, spans: &mut Vec<Span>) {
-    if !line.contains(['*', '_', '~', '`']) {
+    if !line.contains(is_directive) {
         text.push_str(line);
         return;
     }
