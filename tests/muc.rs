@@ -185,6 +185,23 @@ async fn core_suite(kind: Kind) {
             .is_some());
     }
 
+    // text XML cannot carry (control characters, U+FFFE/U+FFFF) from the network, in a
+    // message and in a display name: each becomes U+FFFD, the link stays up, nothing is lost
+    gw.demo.add_user("carol", "Ca\u{1}rol\u{b}");
+    gw.demo
+        .inject_message("lobby", "carol", "x\u{1}y\u{FFFE}z\u{8}")
+        .await;
+    for c in [&mut juliet, &mut romeo] {
+        let m = c
+            .expect("sanitized message", SEC, |e| {
+                body(e).as_deref() == Some("x\u{FFFD}y\u{FFFD}z\u{FFFD}")
+            })
+            .await;
+        let from = m.attr("from").unwrap_or_default().to_string();
+        assert!(from.starts_with(&format!("{room}/Ca")), "{from}");
+        assert!(!from.chars().any(|c| c.is_control()), "{from:?}");
+    }
+
     // nick change: 303 then the new presence
     romeo
         .send_xml(&format!(

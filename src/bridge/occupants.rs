@@ -59,8 +59,10 @@ impl Occupants {
     }
 
     /// A free nick for a remote user: the display name, else "name (id)", else numbered.
+    /// Characters a JID's resource cannot hold (controls, non-characters) are left out.
     pub fn free_nick(&self, display: &str, id: &str) -> String {
-        let base = display.trim().replace('/', "∕");
+        let shown: String = display.chars().filter(|c| nick_char(*c)).collect();
+        let base = shown.trim().replace('/', "∕");
         let base = if base.is_empty() {
             id.to_string()
         } else {
@@ -78,6 +80,12 @@ impl Occupants {
             .find(|n| self.holder(n).is_none())
             .unwrap_or(with_id)
     }
+}
+
+/// Whether a character may stand in a nick (a resourcepart, RFC 7622: no controls, no
+/// non-characters).
+fn nick_char(c: char) -> bool {
+    !c.is_control() && !matches!(c, '\u{FDD0}'..='\u{FDEF}') && (c as u32) & 0xFFFE != 0xFFFE
 }
 
 #[cfg(test)]
@@ -107,6 +115,16 @@ mod tests {
         assert_eq!(o.free_nick("ALICE", "u1"), "ALICE (u1) 2");
         assert_eq!(o.free_nick("  ", "u9"), "u9");
         assert_eq!(o.free_nick("a/b", "u3"), "a∕b");
+        // (display name, nick): what a resource cannot hold is left out
+        for (display, nick) in [
+            ("Ca\u{1}rol\u{b}", "Carol"),
+            ("\u{7f}Dave\u{85}\u{9f}", "Dave"),
+            ("E\u{FFFE}v\u{FFFF}e\u{1FFFF}\u{FDD0}", "Eve"),
+            ("\u{0}\t\n", "u4"),
+            ("Zoë 🎉 名前", "Zoë 🎉 名前"),
+        ] {
+            assert_eq!(o.free_nick(display, "u4"), nick, "{display:?}");
+        }
         assert_eq!(o.holder("ALICE"), Some(Ok("j@x")));
         assert_eq!(o.holder("Alice (U1)"), Some(Err(())));
         assert!(o.by_session("j@x/a").is_some() && o.by_session("j@x/b").is_none());

@@ -159,7 +159,7 @@ mod tests {
             // 250 messages, the 10th split in two parts (one archive entry)
             let mut rows: Vec<MessageRow> = (0..250).map(|i| row(p.id, i, 0)).collect();
             rows.insert(11, row(p.id, 10, 1));
-            let rec = [Record {
+            let rec = [Record::<String> {
                 rows: &rows,
                 stanzas: &[],
             }];
@@ -263,7 +263,7 @@ mod tests {
             let rows = [text, file, split0, split1];
             s.record_batch(
                 "gw",
-                &[Record {
+                &[Record::<String> {
                     rows: &rows,
                     stanzas: &[],
                 }],

@@ -219,7 +219,7 @@ mod tests {
             };
             s.record_batch(
                 "gw",
-                &[Record {
+                &[Record::<String> {
                     rows: &[row],
                     stanzas: &[],
                 }],

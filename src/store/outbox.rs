@@ -2,10 +2,11 @@ use super::message::{insert_rows, insert_rows_sqlite};
 use super::{now_ms, Backend, MessageRow, Result, Store, StoreError};
 use sqlx::{Connection, Row};
 
-/// One entry of a group commit (see `Store::record_batch`).
-pub struct Record<'a> {
+/// One entry of a group commit (see `Store::record_batch`): message rows and the stanzas
+/// (text) telling XMPP about them.
+pub struct Record<'a, S = String> {
     pub rows: &'a [MessageRow],
-    pub stanzas: &'a [String],
+    pub stanzas: &'a [S],
 }
 
 /// What a group commit stored.
@@ -27,7 +28,7 @@ pub struct OutboxEntry {
 }
 
 /// Which records go out: not those whose first row was stored before (a duplicate).
-fn kept(records: &[Record<'_>], fresh: &[bool]) -> Vec<bool> {
+fn kept<S>(records: &[Record<'_, S>], fresh: &[bool]) -> Vec<bool> {
     let mut at = 0;
     records
         .iter()
@@ -40,12 +41,12 @@ fn kept(records: &[Record<'_>], fresh: &[bool]) -> Vec<bool> {
 }
 
 /// The stanzas of the records kept, concatenated, and how many.
-fn kept_stanzas(records: &[Record<'_>], kept: &[bool]) -> (String, i64) {
+fn kept_stanzas<S: AsRef<str>>(records: &[Record<'_, S>], kept: &[bool]) -> (String, i64) {
     let mut text = String::new();
     let mut n = 0;
     for (r, _) in records.iter().zip(kept).filter(|(_, k)| **k) {
         for s in r.stanzas {
-            text.push_str(s);
+            text.push_str(s.as_ref());
             n += 1;
         }
     }
@@ -86,7 +87,11 @@ impl Store {
     /// Group commit: for each record, store its message rows and, unless its first row was
     /// already stored (a duplicate delivery), keep its stanzas in the outbox, all of them in
     /// one outbox row. One transaction for all of them.
-    pub async fn record_batch(&self, domain: &str, records: &[Record<'_>]) -> Result<Recorded> {
+    pub async fn record_batch<S: AsRef<str> + Sync>(
+        &self,
+        domain: &str,
+        records: &[Record<'_, S>],
+    ) -> Result<Recorded> {
         // Presences and IQ answers only: nothing to store, no transaction.
         if records
             .iter()
@@ -124,10 +129,10 @@ impl Store {
     /// statements: BEGIN, the rows, the outbox row, COMMIT. A row stored before (a duplicate
     /// delivery, rare) fails the INSERT: that trip is rolled back and `record_batch_checked`
     /// sorts it out row by row.
-    async fn record_batch_sqlite(
+    async fn record_batch_sqlite<S: AsRef<str> + Sync>(
         &self,
         domain: &str,
-        records: &[Record<'_>],
+        records: &[Record<'_, S>],
         rows: &[&MessageRow],
     ) -> Result<Recorded> {
         let all = vec![true; records.len()];
@@ -170,10 +175,10 @@ impl Store {
 
     /// A group commit that finds out which records are duplicates before keeping stanzas:
     /// BEGIN with the message rows, then the outbox row with COMMIT.
-    async fn record_batch_checked(
+    async fn record_batch_checked<S: AsRef<str> + Sync>(
         &self,
         domain: &str,
-        records: &[Record<'_>],
+        records: &[Record<'_, S>],
         rows: &[&MessageRow],
     ) -> Result<Recorded> {
         let mut conn = self.write.conn().await?;
@@ -289,7 +294,7 @@ mod tests {
             let none = s
                 .record_batch(
                     "a.example",
-                    &[Record {
+                    &[Record::<String> {
                         rows: &[],
                         stanzas: &[],
                     }],

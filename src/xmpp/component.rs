@@ -7,6 +7,7 @@
 
 use super::ns;
 use super::recorder::{LinkSender, Recorder};
+use super::wire::Wire;
 use super::Attrs;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -15,7 +16,6 @@ use futures::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -24,9 +24,10 @@ use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::component::Handshake;
 use tokio_xmpp::xmlstream::{self, ReadError, StreamHeader, Timeouts, XmlStream};
 
-/// Read and written as plain elements: stanzas are classified by `inbound.rs`, never
-/// parsed into typed stanzas and converted back.
-type Stream = XmlStream<BufStream<TcpStream>, Element>;
+/// Read as plain elements: stanzas are classified by `inbound.rs`, never parsed into typed
+/// stanzas and converted back. Stanzas go out as the text they were rendered to once
+/// (render.rs), through the socket's queue (wire.rs).
+type Stream = XmlStream<Wire, Element>;
 
 const STREAMS_NS: &str = "http://etherx.jabber.org/streams";
 
@@ -45,13 +46,14 @@ pub struct LinkConfig {
     pub ping_interval: Duration,
 }
 
-/// A stanza queued for the stream; `seq` is its outbox row when durable (a row holds the
-/// stanzas of one group commit, queued one after the other; `closes` marks the last).
+/// A stanza queued for the stream, as text; `seq` is its outbox row when durable (a row
+/// holds the stanzas of one group commit, queued one after the other; `closes` marks the
+/// last).
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub seq: Option<i64>,
     pub closes: bool,
-    pub element: Element,
+    pub text: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +97,7 @@ async fn connect(cfg: &LinkConfig) -> Result<Stream, LinkError> {
         id: None,
     };
     let mut pending = xmlstream::initiate_stream(
-        BufStream::new(tcp),
+        Wire::new(tcp),
         tokio_xmpp::parsers::ns::COMPONENT,
         header,
         timeouts,
@@ -298,16 +300,12 @@ impl Link {
         if !pending.is_empty() {
             tracing::info!(domain = %domain, count = pending.len(), "re-sending unacknowledged stanzas");
         }
+        let raw = stream.get_stream().raw();
         let mut written = Vec::new();
         for entry in pending {
             match outbox_stanzas(&entry.stanzas) {
-                Some(stanzas) => {
-                    for el in stanzas {
-                        if let Err(e) = stream.feed(&el).await {
-                            return Ended::Lost(e.to_string());
-                        }
-                    }
-                }
+                // Written as stored (the ping below flushes it).
+                Some(_) => raw.push(&entry.stanzas),
                 None => {
                     tracing::error!(domain = %domain, seq = entry.seq, "dropping an outbox entry that does not parse")
                 }
@@ -385,10 +383,8 @@ impl Link {
                                 written.push(seq);
                             }
                         }
-                        // Written as built: no round trip through the typed stanza.
-                        if let Err(e) = stream.feed(&q.element).await {
-                            return Ended::Lost(e.to_string());
-                        }
+                        // Written as rendered (and stored): serialized once.
+                        raw.push(&q.text);
                     }
                     if !written.is_empty() && ack_due.is_none() {
                         ack_due = Some(Instant::now() + ACK_DELAY);

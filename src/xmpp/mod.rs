@@ -11,9 +11,11 @@ pub mod ns;
 pub mod outbound;
 pub mod payload;
 mod recorder;
+mod render;
 pub mod service_xml;
 pub mod styling;
 pub mod vcard;
+mod wire;
 pub(crate) mod xml;
 
 pub use addressing::{decode_local, direct_portal_local, encode_local};

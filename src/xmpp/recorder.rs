@@ -6,6 +6,7 @@
 
 use super::component::Queued;
 use super::outbound::Outgoing;
+use super::render::render;
 use crate::metrics::Metrics;
 use crate::store::{MessageRow, Record, Store};
 use std::sync::Arc;
@@ -110,11 +111,19 @@ pub fn recorder(
     )
 }
 
-fn durable(items: &[Outgoing]) -> Vec<String> {
+/// A stanza as the link writes it (and, if durable, as the outbox keeps it).
+struct Rendered {
+    text: String,
+    durable: bool,
+}
+
+fn rendered(items: &[Outgoing]) -> Vec<Rendered> {
     items
         .iter()
-        .filter(|o| o.durable)
-        .map(|o| String::from(&o.element))
+        .map(|o| Rendered {
+            text: render(&o.element),
+            durable: o.durable,
+        })
         .collect()
 }
 
@@ -154,14 +163,24 @@ impl Recorder {
     }
 
     async fn commit(&mut self, batch: Vec<Job>) -> Result<(), SendError> {
-        let stanzas: Vec<Vec<String>> = batch
+        // Each stanza serialized once: this text is stored and written.
+        let texts: Vec<Vec<Rendered>> = batch
             .iter()
             .map(|j| match j {
-                Job::Record { items, .. } | Job::Send(items) => durable(items),
+                Job::Record { items, .. } | Job::Send(items) => rendered(items),
                 Job::Flush(_) => Vec::new(),
             })
             .collect();
-        let records: Vec<Record<'_>> = batch
+        let stanzas: Vec<Vec<&str>> = texts
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .filter(|r| r.durable)
+                    .map(|r| r.text.as_str())
+                    .collect()
+            })
+            .collect();
+        let records: Vec<Record<'_, &str>> = batch
             .iter()
             .zip(&stanzas)
             .map(|(j, s)| match j {
@@ -174,6 +193,7 @@ impl Recorder {
             .collect();
         let stored = self.store.record_batch(&self.domain, &records).await;
         drop(records);
+        drop(stanzas);
         let (seq, kept) = match stored {
             Ok(r) => (r.seq, r.kept.into_iter().map(Ok).collect()),
             Err(e) => {
@@ -187,24 +207,19 @@ impl Recorder {
             }
         };
         // Durable stanzas going out, all in the outbox row `seq`.
-        let mut left: usize = batch
+        let mut left: usize = texts
             .iter()
             .zip(&kept)
             .filter(|(_, k)| matches!(k, Ok(true)))
-            .map(|(j, _)| match j {
-                Job::Record { items, .. } | Job::Send(items) => {
-                    items.iter().filter(|o| o.durable).count()
-                }
-                Job::Flush(_) => 0,
-            })
+            .map(|(t, _)| t.iter().filter(|r| r.durable).count())
             .sum();
-        for (job, kept) in batch.into_iter().zip(kept) {
+        for ((job, kept), texts) in batch.into_iter().zip(kept).zip(texts) {
             match (job, kept) {
                 (Job::Flush(done), _) => {
                     let _ = done.send(());
                 }
-                (Job::Record { items, counted, .. }, Ok(true)) => {
-                    self.hand_on(items, seq, &mut left).await?;
+                (Job::Record { counted, .. }, Ok(true)) => {
+                    self.hand_on(texts, seq, &mut left).await?;
                     if let Some((network, direction)) = counted {
                         self.metrics.inc(
                             "causeway_messages_bridged_total",
@@ -212,12 +227,12 @@ impl Recorder {
                         );
                     }
                 }
-                (Job::Send(items), Ok(true)) => self.hand_on(items, seq, &mut left).await?,
+                (Job::Send(_), Ok(true)) => self.hand_on(texts, seq, &mut left).await?,
                 // A duplicate delivery: stored before, already told.
                 (_, Ok(false)) => {}
                 // Not stored: only what needs no storing goes out.
-                (Job::Send(items) | Job::Record { items, .. }, Err(())) => {
-                    let transient = items.into_iter().filter(|o| !o.durable).collect();
+                (Job::Send(_) | Job::Record { .. }, Err(())) => {
+                    let transient = texts.into_iter().filter(|r| !r.durable).collect();
                     self.hand_on(transient, None, &mut left).await?;
                 }
             }
@@ -229,11 +244,11 @@ impl Recorder {
     /// `left` counts the durable stanzas of the row still to hand on: the last one closes it.
     async fn hand_on(
         &self,
-        items: Vec<Outgoing>,
+        texts: Vec<Rendered>,
         seq: Option<i64>,
         left: &mut usize,
     ) -> Result<(), SendError> {
-        for o in items {
+        for o in texts {
             let (seq, closes) = match seq {
                 Some(s) if o.durable => {
                     *left = left.saturating_sub(1);
@@ -245,7 +260,7 @@ impl Recorder {
                 .send(Queued {
                     seq,
                     closes,
-                    element: o.element,
+                    text: o.text,
                 })
                 .await
                 .map_err(|_| SendError::Closed)?;
