@@ -139,6 +139,33 @@ mod tests {
         }
     }
 
+    /// Any text at all reads back as sent, mended where XML cannot carry it.
+    #[test]
+    fn hostile_text_reads_back_mended() {
+        for t in causeway_api::hostile::texts(3000) {
+            let mended: String = t
+                .chars()
+                .map(|c| match c {
+                    '\t' | '\n' | '\r' => c,
+                    '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
+                    _ => c,
+                })
+                .collect();
+            let mut el = Element::builder("message", ns::STREAM)
+                .append(
+                    Element::builder("body", ns::STREAM)
+                        .append(t.as_str())
+                        .build(),
+                )
+                .build();
+            super::super::xml::set_attr(&mut el, "id", t.as_str());
+            let back = parse(&render(&el));
+            assert_eq!(back.attr("id"), Some(mended.as_str()), "{t:?}");
+            let body = back.get_child("body", ns::STREAM).map(|b| b.text());
+            assert_eq!(body.as_deref(), Some(mended.as_str()), "{t:?}");
+        }
+    }
+
     #[test]
     fn the_stream_namespace_is_not_repeated() {
         let el = parse("<message xmlns='jabber:component:accept' id='a'><body>x</body><e xmlns='urn:e'><f/></e></message>");

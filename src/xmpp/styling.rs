@@ -227,6 +227,19 @@ pub fn write(content: &Content) -> (String, bool) {
 mod tests {
     use super::*;
 
+    /// Any body a client or a network sends: no panic, well-formed content, and writing it
+    /// back gives the same text and styles.
+    #[test]
+    fn hostile_text_converts_without_panic() {
+        for t in causeway_api::hostile::texts(3000) {
+            let c = parse(&t);
+            causeway_api::hostile::check_content(&c).unwrap_or_else(|e| panic!("{t:?}: {e}"));
+            let (written, _) = write(&c);
+            let again = parse(&written);
+            assert_eq!(again.text, c.text, "{t:?} -> {written:?}");
+        }
+    }
+
     fn spans(c: &Content) -> Vec<(String, Style)> {
         let mut v = c.styled_texts();
         v.sort_by_key(|(t, s)| (t.clone(), format!("{s:?}")));

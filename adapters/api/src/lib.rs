@@ -13,6 +13,7 @@ mod content;
 mod error;
 mod event;
 mod host;
+pub mod hostile;
 mod ids;
 mod secret;
 pub mod time;

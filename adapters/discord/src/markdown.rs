@@ -664,6 +664,23 @@ mod tests {
         }
     }
 
+    /// Any text from Discord or from XMPP: no panic, well-formed content, messages that
+    /// fit Discord's limit.
+    #[test]
+    fn hostile_text_converts_without_panic() {
+        let names = [("42".to_string(), "Alice".to_string())];
+        let who = Mentionable { names: &names };
+        for t in causeway_api::hostile::texts(3000) {
+            let c = parse(&t, &N);
+            causeway_api::hostile::check_content(&c).unwrap_or_else(|e| panic!("{t:?}: {e}"));
+            let (md, _) = render(&c, &who);
+            let plain = render(&Content::text(t.clone()), &who).0;
+            for piece in split(&md, 50).into_iter().chain(split(&plain, 50)) {
+                assert!(piece.chars().count() <= 50, "{t:?} -> {piece:?}");
+            }
+        }
+    }
+
     #[test]
     fn reads_markdown() {
         use Style::*;

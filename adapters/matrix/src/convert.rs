@@ -358,6 +358,18 @@ mod tests {
         Style::Mention(causeway_api::RemoteUserId::new(user))
     }
 
+    /// Any HTML or text from Matrix or XMPP: no panic, well-formed content both ways.
+    #[test]
+    fn hostile_text_converts_without_panic() {
+        for t in causeway_api::hostile::texts(3000) {
+            let c = from_html(&t);
+            causeway_api::hostile::check_content(&c).unwrap_or_else(|e| panic!("{t:?}: {e}"));
+            let _ = to_html(&c);
+            let _ = to_html(&Content::text(t.clone()));
+            assert!(t.ends_with(strip_reply_fallback(&t)), "{t:?}");
+        }
+    }
+
     #[test]
     fn reads_html() {
         use Style::*;
