@@ -526,7 +526,8 @@ mod tests {
     fn error_condition(c: &Classified) -> Option<String> {
         match c {
             Classified::Reply(o) => {
-                let e = o.element.get_child("error", ns::STREAM)?;
+                let el = o.to_element()?;
+                let e = el.get_child("error", ns::STREAM)?;
                 e.children().next().map(|c| c.name().to_string())
             }
             _ => None,

@@ -138,7 +138,10 @@ pub fn result(
     message: Outgoing,
 ) -> Outgoing {
     // forwarded stanzas are client stanzas (XEP-0297)
-    let message = super::xml::as_client(&message.element);
+    let message = message
+        .to_element()
+        .map(|m| super::xml::as_client(&m))
+        .unwrap_or_else(|| Element::bare("message", "jabber:client"));
     let mut res = Element::builder("result", ns::MAM)
         .at("id", archive_id)
         .build();
@@ -161,7 +164,7 @@ pub fn result(
         .append(res)
         .build();
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: false,
     }
 }

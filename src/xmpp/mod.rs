@@ -7,6 +7,7 @@ mod events;
 pub mod forms;
 pub mod inbound;
 pub mod mam;
+pub mod messages;
 pub mod ns;
 pub mod outbound;
 pub mod payload;

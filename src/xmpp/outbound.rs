@@ -2,8 +2,9 @@
 //! these structs and never touches XML; only this module (and disco.rs, vcard.rs) builds
 //! elements.
 
+pub use super::messages::{chat_message, room_message, Extras, ReplyRef, RoomMessage};
 use super::ns;
-use super::payload::{self, ChatState};
+use super::render::render;
 use super::{set_attr, Attrs};
 use causeway_api::NetworkError;
 use tokio_xmpp::minidom::Element;
@@ -11,10 +12,54 @@ use tokio_xmpp::minidom::Element;
 /// A stanza ready for the component stream. Opaque outside `xmpp/`.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
-    pub(crate) element: Element,
+    pub(crate) stanza: Stanza,
     /// Kept in the outbox until the server acknowledged it (messages); presences and
     /// IQ answers are not replayed after a reconnect.
     pub(crate) durable: bool,
+}
+
+/// An element, or text written directly (messages, the hot path: messages.rs).
+#[derive(Clone, Debug)]
+pub(crate) enum Stanza {
+    Element(Element),
+    Text(String),
+}
+
+impl From<Element> for Stanza {
+    fn from(el: Element) -> Self {
+        Stanza::Element(el)
+    }
+}
+
+impl Outgoing {
+    /// The stanza's text, as the outbox keeps it and the link writes it.
+    pub(crate) fn into_text(self) -> String {
+        match self.stanza {
+            Stanza::Element(el) => render(&el),
+            Stanza::Text(t) => t,
+        }
+    }
+
+    /// The stanza as an element (to wrap it, to inspect it in tests); None only if text
+    /// written directly were not well-formed, which its writer rules out.
+    pub(crate) fn to_element(&self) -> Option<Element> {
+        match &self.stanza {
+            Stanza::Element(el) => Some(el.clone()),
+            Stanza::Text(t) => super::render::parse_stanza(t),
+        }
+    }
+
+    /// Give the stanza this id (a presence answering a client's).
+    pub(crate) fn set_id(&mut self, id: &str) {
+        if let Stanza::Text(_) = &self.stanza {
+            if let Some(el) = self.to_element() {
+                self.stanza = Stanza::Element(el);
+            }
+        }
+        if let Stanza::Element(el) = &mut self.stanza {
+            set_attr(el, "id", id);
+        }
+    }
 }
 
 fn stanza(name: &str, from: &str, to: &str) -> Element {
@@ -88,7 +133,7 @@ pub fn occupant_presence(p: &OccupantPresence) -> Outgoing {
             .build(),
     );
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: false,
     }
 }
@@ -160,194 +205,8 @@ pub fn room_destroyed(room: &str, nick: &str, to: &str) -> Outgoing {
         .build();
     el.append_child(x);
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: false,
-    }
-}
-
-/// A groupchat message from an occupant (live, reflected, or history with a delay).
-#[derive(Clone, Debug, Default)]
-pub struct RoomMessage {
-    pub room: String,
-    pub nick: String,
-    pub to: String,
-    /// The client's id for its own reflected messages; the remote id otherwise.
-    pub id: String,
-    pub stanza_id: String,
-    pub origin_id: Option<String>,
-    pub body: String,
-    pub occupant_id: String,
-    /// Unix ms, for history.
-    pub delay: Option<i64>,
-    pub extras: Extras,
-}
-
-/// A reference to the message answered (XEP-0461).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReplyRef {
-    /// The author's occupant JID (groupchat) or bare JID (chat).
-    pub to: String,
-    pub id: String,
-    /// Nick and text of the message answered, for the quoted fallback.
-    pub nick: String,
-    pub quoted: String,
-}
-
-/// What a message carries besides its body.
-#[derive(Clone, Debug, Default)]
-pub struct Extras {
-    /// XEP-0308: this corrects the message with this id.
-    pub replace: Option<String>,
-    pub reply: Option<ReplyRef>,
-    /// XEP-0424: retract the message with this id.
-    pub retract: Option<String>,
-    /// XEP-0444: the sender's full reaction set on a message.
-    pub reactions: Option<(String, Vec<String>)>,
-    pub chat_state: Option<ChatState>,
-    /// XEP-0066: the body is this URL.
-    pub oob: Option<String>,
-    /// Archive tombstone: the message was retracted at this time (Unix ms).
-    pub retracted_at: Option<i64>,
-    /// XEP-0393: the body is not to be shown styled.
-    pub unstyled: bool,
-    /// XEP-0333: the sender displayed everything up to this message.
-    pub displayed: Option<String>,
-}
-
-impl Extras {
-    /// Only a chat state: not archived, not replayed.
-    fn transient(&self) -> bool {
-        self.chat_state.is_some() && self.retract.is_none() && self.reactions.is_none()
-    }
-}
-
-/// The body and payload elements for `m`; returns whether a body went in.
-fn decorate(el: &mut Element, body: &str, x: &Extras) {
-    let mut body = body.to_string();
-    if let Some(r) = &x.reply {
-        el.append_child(
-            Element::builder("reply", ns::REPLY)
-                .at("to", r.to.as_str())
-                .at("id", r.id.as_str())
-                .build(),
-        );
-        if !body.is_empty() {
-            let (quote, end) = payload::quote_fallback(&r.nick, &r.quoted);
-            body = format!("{quote}{body}");
-            el.append_child(
-                Element::builder("fallback", ns::FALLBACK)
-                    .at("for", ns::REPLY)
-                    .append(
-                        Element::builder("body", ns::FALLBACK)
-                            .at("start", "0")
-                            .at("end", end.to_string())
-                            .build(),
-                    )
-                    .build(),
-            );
-        }
-    }
-    if let Some(id) = &x.retract {
-        el.append_child(
-            Element::builder("retract", ns::RETRACT)
-                .at("id", id.as_str())
-                .build(),
-        );
-        el.append_child(
-            Element::builder("fallback", ns::FALLBACK)
-                .at("for", ns::RETRACT)
-                .build(),
-        );
-        body = "/me retracted a message, which your client does not show.".into();
-    }
-    if let Some(stamp) = x.retracted_at {
-        el.append_child(
-            Element::builder("retracted", ns::RETRACT)
-                .at("stamp", rfc3339(stamp))
-                .build(),
-        );
-        body.clear();
-    }
-    if let Some((id, emojis)) = &x.reactions {
-        let mut r = Element::builder("reactions", ns::REACTIONS)
-            .at("id", id.as_str())
-            .build();
-        for e in emojis {
-            r.append_child(text("reaction", ns::REACTIONS, e));
-        }
-        el.append_child(r);
-    }
-    if let Some(id) = &x.replace {
-        el.append_child(
-            Element::builder("replace", ns::CORRECT)
-                .at("id", id.as_str())
-                .build(),
-        );
-    }
-    if let Some(url) = &x.oob {
-        el.append_child(
-            Element::builder("x", ns::OOB)
-                .append(text("url", ns::OOB, url))
-                .build(),
-        );
-    }
-    if let Some(id) = &x.displayed {
-        el.append_child(
-            Element::builder("displayed", ns::MARKERS)
-                .at("id", id.as_str())
-                .build(),
-        );
-    }
-    if let Some(cs) = x.chat_state {
-        el.append_child(Element::builder(cs.name(), ns::CHATSTATES).build());
-        el.append_child(Element::builder("no-store", ns::HINTS).build());
-    } else if body.is_empty() {
-        el.append_child(Element::builder("store", ns::HINTS).build());
-    }
-    if !body.is_empty() {
-        el.append_child(text("body", ns::STREAM, &body));
-        if x.unstyled {
-            el.append_child(Element::builder("unstyled", ns::STYLING).build());
-        }
-    }
-}
-
-pub fn room_message(m: &RoomMessage) -> Outgoing {
-    let mut el = stanza("message", &format!("{}/{}", m.room, m.nick), &m.to);
-    set_attr(&mut el, "type", "groupchat");
-    set_attr(&mut el, "id", m.id.as_str());
-    decorate(&mut el, &m.body, &m.extras);
-    if !m.stanza_id.is_empty() {
-        el.append_child(
-            Element::builder("stanza-id", ns::SID)
-                .at("id", m.stanza_id.as_str())
-                .at("by", m.room.as_str())
-                .build(),
-        );
-    }
-    if let Some(o) = &m.origin_id {
-        el.append_child(
-            Element::builder("origin-id", ns::SID)
-                .at("id", o.as_str())
-                .build(),
-        );
-    }
-    el.append_child(
-        Element::builder("occupant-id", ns::OCCUPANT_ID)
-            .at("id", m.occupant_id.as_str())
-            .build(),
-    );
-    if let Some(ms) = m.delay {
-        el.append_child(
-            Element::builder("delay", ns::DELAY)
-                .at("from", m.room.as_str())
-                .at("stamp", rfc3339(ms))
-                .build(),
-        );
-    }
-    Outgoing {
-        element: el,
-        durable: m.delay.is_none() && !m.extras.transient(),
     }
 }
 
@@ -381,7 +240,7 @@ pub fn moderation(room: &str, to: &str, target: &str, reason: Option<&str>) -> O
     ));
     el.append_child(Element::builder("store", ns::HINTS).build());
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: true,
     }
 }
@@ -393,29 +252,12 @@ pub fn room_subject(room: &str, to: &str, subject: &str) -> Outgoing {
     set_attr(&mut el, "id", format!("subject-{}", rand::random::<u32>()));
     el.append_child(text("subject", ns::STREAM, subject));
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: false,
     }
 }
 
 /// A 1:1 message from a puppet.
-pub fn chat_message(from: &str, to: &str, id: &str, body: &str, extras: &Extras) -> Outgoing {
-    let mut el = stanza("message", from, to);
-    set_attr(&mut el, "type", "chat");
-    set_attr(&mut el, "id", id);
-    decorate(&mut el, body, extras);
-    if !extras.transient() {
-        if !body.is_empty() {
-            el.append_child(Element::builder("store", ns::HINTS).build());
-        }
-        el.append_child(Element::builder("markable", ns::MARKERS).build());
-    }
-    Outgoing {
-        element: el,
-        durable: !extras.transient(),
-    }
-}
-
 /// RFC 6120 stanza error conditions Causeway uses, with their default error types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Condition {
@@ -506,7 +348,7 @@ pub fn error_reply(e: &ErrorReply) -> Outgoing {
     }
     el.append_child(err);
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: e.kind == "message",
     }
 }
@@ -541,7 +383,7 @@ pub fn iq_result(from: &str, to: &str, id: &str, payload: Option<Element>) -> Ou
         el.append_child(p);
     }
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: false,
     }
 }
@@ -602,7 +444,7 @@ mod tests {
             condition: Condition::FeatureNotImplemented,
             text: None,
         });
-        let xml = String::from(&out.element);
+        let xml = out.into_text();
         for part in [
             "from='gw.example'",
             "to='u@example/r'",

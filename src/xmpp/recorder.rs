@@ -6,7 +6,6 @@
 
 use super::component::Queued;
 use super::outbound::Outgoing;
-use super::render::render;
 use crate::metrics::Metrics;
 use crate::store::{MessageRow, Record, Store};
 use std::sync::Arc;
@@ -117,12 +116,12 @@ struct Rendered {
     durable: bool,
 }
 
-fn rendered(items: &[Outgoing]) -> Vec<Rendered> {
+fn rendered(items: Vec<Outgoing>) -> Vec<Rendered> {
     items
-        .iter()
+        .into_iter()
         .map(|o| Rendered {
-            text: render(&o.element),
             durable: o.durable,
+            text: o.into_text(),
         })
         .collect()
 }
@@ -162,12 +161,12 @@ impl Recorder {
         }
     }
 
-    async fn commit(&mut self, batch: Vec<Job>) -> Result<(), SendError> {
+    async fn commit(&mut self, mut batch: Vec<Job>) -> Result<(), SendError> {
         // Each stanza serialized once: this text is stored and written.
         let texts: Vec<Vec<Rendered>> = batch
-            .iter()
+            .iter_mut()
             .map(|j| match j {
-                Job::Record { items, .. } | Job::Send(items) => rendered(items),
+                Job::Record { items, .. } | Job::Send(items) => rendered(std::mem::take(items)),
                 Job::Flush(_) => Vec::new(),
             })
             .collect();

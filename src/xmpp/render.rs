@@ -70,9 +70,55 @@ fn element(el: &Element, parent_ns: &str, out: &mut String) {
     out.push('>');
 }
 
+/// Writing stanza text directly (messages.rs), with the same escaping and mending:
+/// `<name` and its namespace when it differs from the parent's (None: the same).
+pub(crate) fn open(out: &mut String, name: &str, ns: Option<&str>) {
+    out.push('<');
+    out.push_str(name);
+    if let Some(n) = ns {
+        attr(out, "xmlns", n);
+    }
+}
+
+/// ` name='value'`, after `open`.
+pub(crate) fn attr(out: &mut String, name: &str, value: &str) {
+    out.push(' ');
+    out.push_str(name);
+    out.push_str("='");
+    escape(value, true, out);
+    out.push('\'');
+}
+
+/// Ends an element opened without content.
+pub(crate) fn empty(out: &mut String) {
+    out.push_str("/>");
+}
+
+/// `</name>`.
+pub(crate) fn close(out: &mut String, name: &str) {
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// `<name>text</name>`.
+pub(crate) fn text_element(out: &mut String, name: &str, ns: Option<&str>, text: &str) {
+    open(out, name, ns);
+    out.push('>');
+    escape(text, false, out);
+    close(out, name);
+}
+
+/// A stanza's text (as rendered or stored) as an element again; None if it is not one.
+pub(crate) fn parse_stanza(text: &str) -> Option<Element> {
+    let wrapped = format!("<w xmlns='{}'>{text}</w>", ns::STREAM);
+    let w: Element = wrapped.parse().ok()?;
+    w.children().next().cloned()
+}
+
 /// `text` escaped for character data, or for an attribute value between single quotes;
 /// characters XML cannot carry become U+FFFD.
-fn escape(text: &str, attr: bool, out: &mut String) {
+pub(crate) fn escape(text: &str, attr: bool, out: &mut String) {
     let bytes = text.as_bytes();
     let mut copied = 0;
     let mut i = 0;
@@ -117,9 +163,7 @@ mod tests {
     use super::*;
 
     fn parse(xml: &str) -> Element {
-        let wrapped = format!("<w xmlns='{}'>{xml}</w>", ns::STREAM);
-        let w: Element = wrapped.parse().expect("renders well-formed XML");
-        w.children().next().cloned().expect("one element")
+        parse_stanza(xml).expect("renders well-formed XML")
     }
 
     #[test]

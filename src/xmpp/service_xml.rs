@@ -115,7 +115,7 @@ pub fn presence(from: &str, to: &str, typ: Option<&str>) -> Outgoing {
         set_attr(&mut el, "type", t);
     }
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: false,
     }
 }
@@ -143,7 +143,7 @@ pub fn availability(
         el.append_child(Element::builder("status", ns::STREAM).append(s).build());
     }
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: false,
     }
 }
@@ -279,7 +279,7 @@ pub fn pubsub_event(
         )
         .build();
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: true,
     }
 }
@@ -411,7 +411,7 @@ pub fn roster_add(
             .build()
     };
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: !privileged,
     }
 }
@@ -491,7 +491,7 @@ pub fn mirror(from: &str, service: &str, node: &str, op: MirrorOp<'_>) -> Outgoi
         .append(pubsub)
         .build();
     Outgoing {
-        element: el,
+        stanza: el.into(),
         // kept until the server has it: a mirror that misses a change stays wrong
         durable: true,
     }

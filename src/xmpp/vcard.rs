@@ -19,7 +19,7 @@ pub fn request(from: &str, to: &str, id: &str) -> Outgoing {
         .append(Element::builder("vCard", ns::VCARD).build())
         .build();
     Outgoing {
-        element: el,
+        stanza: el.into(),
         durable: false,
     }
 }

@@ -4,8 +4,8 @@
 use super::Portal;
 use crate::bridge::occupants::{RemoteOccupant, XmppOccupant};
 use crate::store::OccupantRow;
+use crate::xmpp;
 use crate::xmpp::outbound::{self as out, Condition, OccupantPresence, Outgoing};
-use crate::xmpp::{self, set_attr};
 use causeway_api::*;
 
 impl Portal {
@@ -183,7 +183,7 @@ impl Portal {
                 // A presence update from a joined session: answer with its self-presence.
                 let mut p = self.xmpp_presence(&o, &from, vec![110], false);
                 if let Some(i) = &id {
-                    set_attr(&mut p.element, "id", i.as_str());
+                    p.set_id(i);
                 }
                 return self.send(vec![p]).await;
             }
@@ -224,7 +224,7 @@ impl Portal {
         // 2. self-presence, reflecting the join's id
         let mut own = self.xmpp_presence(&me, &from, vec![100, 110, 170], false);
         if let Some(i) = &id {
-            set_attr(&mut own.element, "id", i.as_str());
+            own.set_id(i);
         }
         items.push(own);
         // 3. history
