@@ -138,10 +138,14 @@ pub fn result(
     message: Outgoing,
 ) -> Outgoing {
     // forwarded stanzas are client stanzas (XEP-0297)
-    let message = message
-        .to_element()
-        .map(|m| super::xml::as_client(&m))
-        .unwrap_or_else(|| Element::bare("message", "jabber:client"));
+    let message = match message.to_element() {
+        Some(m) => super::xml::as_client(&m),
+        // (not reached: messages are written well-formed; an empty one says something broke)
+        None => {
+            tracing::error!(room, archive_id, "an archived message does not read as XML");
+            Element::bare("message", "jabber:client")
+        }
+    };
     let mut res = Element::builder("result", ns::MAM)
         .at("id", archive_id)
         .build();

@@ -1,6 +1,6 @@
 //! Typed descriptions of what Causeway says on XMPP, rendered to stanzas. The bridge builds
-//! these structs and never touches XML; only this module (and disco.rs, vcard.rs) builds
-//! elements.
+//! these structs and never touches XML; only this module (and disco.rs, vcard.rs, ...)
+//! builds elements, and messages.rs writes messages as text.
 
 pub use super::messages::{chat_message, room_message, Extras, ReplyRef, RoomMessage};
 use super::ns;
