@@ -7,6 +7,7 @@
 
 use super::ns;
 use super::recorder::{LinkSender, Recorder};
+use super::render::parse_stanzas;
 use super::wire::Wire;
 use super::Attrs;
 use crate::metrics::Metrics;
@@ -303,7 +304,7 @@ impl Link {
         let raw = stream.get_stream().raw();
         let mut written = Vec::new();
         for entry in pending {
-            match outbox_stanzas(&entry.stanzas) {
+            match parse_stanzas(&entry.stanzas) {
                 // Written as stored (the ping below flushes it).
                 Some(_) => raw.push(&entry.stanzas),
                 None => {
@@ -418,13 +419,6 @@ impl Link {
             }
         }
     }
-}
-
-/// The stanzas of one outbox row (one or several, concatenated), or None if it does not parse.
-fn outbox_stanzas(text: &str) -> Option<Vec<Element>> {
-    let wrapped = format!("<outbox xmlns='{}'>{text}</outbox>", ns::STREAM);
-    let el: Element = wrapped.parse().ok()?;
-    Some(el.children().cloned().collect())
 }
 
 /// A stanza queued while the link is down: durable ones are in the outbox and are replayed
@@ -614,7 +608,7 @@ mod tests {
             (format!("{}<message", m("1")), None),
         ];
         for (text, want) in cases {
-            let got = outbox_stanzas(&text).map(|v| {
+            let got = parse_stanzas(&text).map(|v| {
                 v.iter()
                     .map(|e| {
                         assert_eq!(e.ns(), ns::STREAM);

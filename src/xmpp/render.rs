@@ -109,11 +109,17 @@ pub(crate) fn text_element(out: &mut String, name: &str, ns: Option<&str>, text:
     close(out, name);
 }
 
-/// A stanza's text (as rendered or stored) as an element again; None if it is not one.
-pub(crate) fn parse_stanza(text: &str) -> Option<Element> {
+/// Stanza text (as rendered, or an outbox row: several concatenated) as elements again;
+/// None if it is not well-formed.
+pub(crate) fn parse_stanzas(text: &str) -> Option<Vec<Element>> {
     let wrapped = format!("<w xmlns='{}'>{text}</w>", ns::STREAM);
     let w: Element = wrapped.parse().ok()?;
-    w.children().next().cloned()
+    Some(w.children().cloned().collect())
+}
+
+/// One stanza's text as an element again; None if it is not one.
+pub(crate) fn parse_stanza(text: &str) -> Option<Element> {
+    parse_stanzas(text)?.into_iter().next()
 }
 
 /// `text` escaped for character data, or for an attribute value between single quotes;
