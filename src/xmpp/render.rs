@@ -22,40 +22,25 @@ pub fn render(el: &Element) -> String {
 }
 
 fn element(el: &Element, parent_ns: &str, out: &mut String) {
-    out.push('<');
-    out.push_str(el.name());
-    let own_ns = if el.has_ns(parent_ns) {
-        None
-    } else {
-        Some(el.ns())
-    };
-    if let Some(n) = &own_ns {
-        out.push_str(" xmlns='");
-        escape(n, true, out);
-        out.push('\'');
-    }
+    let own_ns = (!el.has_ns(parent_ns)).then(|| el.ns());
+    open(out, el.name(), own_ns.as_deref());
     let mut prefixes = 0;
     for ((attr_ns, name), value) in el.attrs() {
-        out.push(' ');
         if *attr_ns == Namespace::XML {
-            out.push_str("xml:");
-        } else if !attr_ns.is_none() {
+            attr(out, &format!("xml:{}", name.as_str()), value);
+        } else if attr_ns.is_none() {
+            attr(out, name.as_str(), value);
+        } else {
             // A namespace of its own, declared for this attribute only (rare: none of the
             // stanzas Causeway builds have one).
-            out.push_str(&format!("xmlns:a{prefixes}='"));
-            escape(attr_ns.as_str(), true, out);
-            out.push_str(&format!("' a{prefixes}:"));
+            attr(out, &format!("xmlns:a{prefixes}"), attr_ns.as_str());
+            attr(out, &format!("a{prefixes}:{}", name.as_str()), value);
             prefixes += 1;
         }
-        out.push_str(name.as_str());
-        out.push_str("='");
-        escape(value, true, out);
-        out.push('\'');
     }
     let mut nodes = el.nodes().peekable();
     if nodes.peek().is_none() {
-        out.push_str("/>");
-        return;
+        return empty(out);
     }
     out.push('>');
     let here = own_ns.as_deref().unwrap_or(parent_ns);
@@ -65,9 +50,7 @@ fn element(el: &Element, parent_ns: &str, out: &mut String) {
             Node::Text(text) => escape(text, false, out),
         }
     }
-    out.push_str("</");
-    out.push_str(el.name());
-    out.push('>');
+    close(out, el.name());
 }
 
 /// Writing stanza text directly (messages.rs), with the same escaping and mending:
