@@ -101,6 +101,192 @@ async fn hostile_suite(kind: Kind) {
     gw.stop().await;
 }
 
+/// Attribute-safe text (quotes and markup escaped) for building stanzas by hand.
+fn esc(t: &str) -> String {
+    t.chars()
+        .filter(|c| xml_char(*c))
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '\'' => "&apos;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\r' => "&#xD;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// Payloads a client may put in a stanza, well-formed but wrong in every other way: `{t}`
+/// is replaced by hostile text, `{n}` by a hostile number.
+const PAYLOADS: &[&str] = &[
+    "",
+    "<body>{t}</body>",
+    "<body/><body xml:lang='{t}'>{t}</body>",
+    "<reply xmlns='urn:xmpp:reply:0' to='{t}' id='{t}'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='{n}' end='{n}'/></fallback><body>{t}</body>",
+    "<replace xmlns='urn:xmpp:message-correct:0' id='{t}'/><body>{t}</body>",
+    "<retract xmlns='urn:xmpp:message-retract:1' id='{t}'/>",
+    "<retract xmlns='urn:xmpp:message-retract:1'/>",
+    "<reactions xmlns='urn:xmpp:reactions:0' id='{t}'><reaction>{t}</reaction><reaction/></reactions>",
+    "<reactions xmlns='urn:xmpp:reactions:0'/>",
+    "<composing xmlns='http://jabber.org/protocol/chatstates'/><paused xmlns='http://jabber.org/protocol/chatstates'/>",
+    "<displayed xmlns='urn:xmpp:chat-markers:0' id='{t}'/>",
+    "<x xmlns='jabber:x:oob'><url>{t}</url></x><body>{t}</body>",
+    "<x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='{n}' seconds='{n}' since='{t}'/><password>{t}</password></x>",
+    "<x xmlns='http://jabber.org/protocol/muc#user'><invite to='{t}'><reason>{t}</reason></invite></x>",
+    "<subject>{t}</subject>",
+    "<query xmlns='http://jabber.org/protocol/disco#info' node='{t}'/>",
+    "<query xmlns='http://jabber.org/protocol/disco#items' node='{t}'><set xmlns='http://jabber.org/protocol/rsm'><max>{n}</max><after>{t}</after></set></query>",
+    "<query xmlns='urn:xmpp:mam:2' queryid='{t}'><x xmlns='jabber:x:data' type='submit'><field var='start'><value>{t}</value></field><field var='with'><value>{t}</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><max>{n}</max><before>{t}</before></set></query>",
+    "<query xmlns='http://jabber.org/protocol/muc#admin'><item nick='{t}' role='{t}' affiliation='{t}'/></query>",
+    "<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='{t}'><value>{t}</value></field></x></query>",
+    "<query xmlns='jabber:iq:register'><username>{t}</username><password>{t}</password></query>",
+    "<command xmlns='http://jabber.org/protocol/commands' node='{t}' action='{t}' sessionid='{t}'/>",
+    "<vCard xmlns='vcard-temp'/>",
+    "<ping xmlns='urn:xmpp:ping'/><ping xmlns='urn:xmpp:ping'/>",
+    "<query xmlns='jabber:iq:version'/>",
+    "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='{t}' max_items='{n}'/></pubsub>",
+    // (a plain namespace: the test client's serializer writes namespaces unescaped)
+    "<unknown xmlns='urn:example:x'><deep><deeper a='{t}'/></deep></unknown>",
+    "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+];
+
+const NUMBERS: &[&str] = &["0", "-1", "99999999999999999999", "", "1e3", "7", "x"];
+const MESSAGE_TYPES: &[&str] = &["groupchat", "chat", "normal", "headline", "error", "{t}"];
+const PRESENCE_TYPES: &[&str] = &["", "unavailable", "subscribe", "probe", "error", "{t}"];
+const IQ_TYPES: &[&str] = &["get", "set"];
+
+/// Stanzas of every kind, type, payload and addressee a client can reach the component
+/// with: every IQ is answered (result or error, RFC 6120), nothing breaks the link, and the
+/// room still works afterwards.
+async fn hostile_stanzas(kind: Kind) {
+    let server = Server::start(kind);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+    let gw = Gateway::start(&server, &url).await;
+    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    let room = format!("lobby@{DOMAIN}");
+    juliet.join(&room, "Juliet").await;
+    let texts = causeway_api::hostile::texts(64);
+    let targets = [
+        room.clone(),
+        format!("{room}/Bob"),
+        format!("{room}/{}", esc(&texts[0])),
+        format!("nowhere@{DOMAIN}"),
+        format!("bob@{DOMAIN}"),
+        DOMAIN.to_string(),
+        format!("spaces.{DOMAIN}"),
+    ];
+    let mut iqs = Vec::new();
+    let mut n = 0;
+    for (p, payload) in PAYLOADS.iter().enumerate() {
+        for (k, to) in targets.iter().enumerate() {
+            n += 1;
+            let t = esc(&texts[n % texts.len()]);
+            let fill = |x: &str| {
+                x.replace("{t}", &t)
+                    .replace("{n}", NUMBERS[n % NUMBERS.len()])
+            };
+            let body = fill(payload);
+            let id = format!("x{n}");
+            let stanza = match (p + k) % 3 {
+                0 => {
+                    let typ = fill(MESSAGE_TYPES[n % MESSAGE_TYPES.len()]);
+                    format!("<message xmlns='jabber:client' to='{to}' type='{typ}' id='{id}'>{body}</message>")
+                }
+                1 => {
+                    let typ = fill(PRESENCE_TYPES[n % PRESENCE_TYPES.len()]);
+                    let typ = if typ.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" type='{typ}'")
+                    };
+                    // (never to the room itself under Juliet's nick: that would be a nick change)
+                    format!("<presence xmlns='jabber:client' to='{to}'{typ} id='{id}'>{body}</presence>")
+                }
+                _ => {
+                    let typ = IQ_TYPES[n % IQ_TYPES.len()];
+                    let iq = format!(
+                        "<iq xmlns='jabber:client' to='{to}' type='{typ}' id='{id}'>{body}</iq>"
+                    );
+                    iqs.push((id.clone(), iq.clone()));
+                    iq
+                }
+            };
+            juliet.send_xml(&stanza).await;
+        }
+    }
+    // every IQ answered, once, as a result or an error
+    let mut answers: Vec<Element> = Vec::new();
+    let end = tokio::time::Instant::now() + SEC;
+    while answers.len() < iqs.len() && tokio::time::Instant::now() < end {
+        answers.extend(
+            juliet
+                .drain(std::time::Duration::from_millis(200))
+                .await
+                .into_iter()
+                .filter(|e| {
+                    // (not the roster pushes the user's server sends after a subscribe)
+                    e.name() == "iq" && iqs.iter().any(|(id, _)| e.attr("id") == Some(id.as_str()))
+                }),
+        );
+    }
+    let unanswered: Vec<&str> = iqs
+        .iter()
+        .filter(|(id, _)| !answers.iter().any(|a| a.attr("id") == Some(id.as_str())))
+        .map(|(_, iq)| iq.as_str())
+        .collect();
+    assert!(
+        unanswered.is_empty(),
+        "unanswered:\n{}",
+        unanswered.join("\n")
+    );
+    for a in &answers {
+        let typ = a.attr("type").unwrap_or_default();
+        assert!(typ == "result" || typ == "error", "{}", String::from(a));
+    }
+    assert_eq!(answers.len(), iqs.len(), "each IQ answered once");
+    // the room still works (joined again: some of those presences were leaves or nick
+    // changes), and the link never dropped
+    juliet
+        .send_xml(&format!(
+            "<presence xmlns='jabber:client' to='{room}/Juliet' type='unavailable'/>"
+        ))
+        .await;
+    juliet.drain(std::time::Duration::from_millis(500)).await;
+    juliet.join(&room, "Juliet").await;
+    juliet
+        .send_xml(&format!(
+            "<message xmlns='jabber:client' to='{room}' type='groupchat' id='after'><body>still here</body></message>"
+        ))
+        .await;
+    juliet
+        .expect("the reflection after all that", SEC, |e| {
+            e.attr("id") == Some("after") && body(e).as_deref() == Some("still here")
+        })
+        .await;
+    let (status, _) = gw.http_get("/health").await;
+    assert_eq!(status, 200);
+    let (_, metrics) = gw.http_get("/metrics").await;
+    assert!(
+        !metrics.contains("causeway_reconnects_total{domain=\"demo.localhost\"} "),
+        "{metrics}"
+    );
+    assert!(iqs.len() > 50, "{} IQs", iqs.len());
+    juliet.close().await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_stanzas_on_prosody() {
+    hostile_stanzas(Kind::Prosody).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_stanzas_on_ejabberd() {
+    hostile_stanzas(Kind::Ejabberd).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_text_on_prosody() {
     hostile_suite(Kind::Prosody).await;

@@ -461,6 +461,9 @@ impl XmppClient {
                 continue;
             };
             if let Some(x) = l.stanza {
+                // Line breaks as XML 1.0 reads them (minidom's parser rejects a lone CR in an
+                // attribute value, which slixmpp writes as it is)
+                let x = x.replace("\r\n", "\n").replace('\r', "\n");
                 match x.parse::<Element>() {
                     Ok(el) => return Some(el),
                     Err(e) => panic!("client gave unparsable XML ({e}): {x}"),
