@@ -50,6 +50,9 @@ async fn hostile_suite(kind: Kind) {
             )
             .build();
         juliet.send_xml(&String::from(&msg)).await;
+        if i % 8 == 0 {
+            juliet.pump(std::time::Duration::from_millis(20)).await;
+        }
     }
     for (i, t) in sendable.iter().enumerate() {
         let id = format!("h{i}");
@@ -149,6 +152,9 @@ const PAYLOADS: &[&str] = &[
     // (a plain namespace: the test client's serializer writes namespaces unescaped)
     "<unknown xmlns='urn:example:x'><deep><deeper a='{t}'/></deep></unknown>",
     "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+    // longer than a parser's token limit (rxml's: 8 KiB)
+    "<body a='{long}'>{long}</body>",
+    "<{longname} xmlns='urn:example:x' b='c'/>",
 ];
 
 const NUMBERS: &[&str] = &["0", "-1", "99999999999999999999", "", "1e3", "7", "x"];
@@ -186,6 +192,8 @@ async fn hostile_stanzas(kind: Kind) {
             let fill = |x: &str| {
                 x.replace("{t}", &t)
                     .replace("{n}", NUMBERS[n % NUMBERS.len()])
+                    .replace("{longname}", &"n".repeat(9000))
+                    .replace("{long}", &"é&amp;".repeat(2000))
             };
             let body = fill(payload);
             let id = format!("x{n}");
@@ -214,22 +222,26 @@ async fn hostile_stanzas(kind: Kind) {
                 }
             };
             juliet.send_xml(&stanza).await;
+            // Read as it comes: the client blocks on a full output pipe, and would then stop
+            // taking stanzas to send.
+            if n % 8 == 0 {
+                juliet.pump(std::time::Duration::from_millis(20)).await;
+            }
         }
     }
     // every IQ answered, once, as a result or an error
     let mut answers: Vec<Element> = Vec::new();
     let end = tokio::time::Instant::now() + SEC;
-    while answers.len() < iqs.len() && tokio::time::Instant::now() < end {
-        answers.extend(
-            juliet
-                .drain(std::time::Duration::from_millis(200))
-                .await
-                .into_iter()
-                .filter(|e| {
-                    // (not the roster pushes the user's server sends after a subscribe)
-                    e.name() == "iq" && iqs.iter().any(|(id, _)| e.attr("id") == Some(id.as_str()))
-                }),
-        );
+    let mut received = juliet.drain(std::time::Duration::ZERO).await;
+    loop {
+        answers.extend(received.drain(..).filter(|e| {
+            // (not the roster pushes the user's server sends after a subscribe)
+            e.name() == "iq" && iqs.iter().any(|(id, _)| e.attr("id") == Some(id.as_str()))
+        }));
+        if answers.len() >= iqs.len() || tokio::time::Instant::now() >= end {
+            break;
+        }
+        received.extend(juliet.drain(std::time::Duration::from_millis(200)).await);
     }
     let unanswered: Vec<&str> = iqs
         .iter()

@@ -8,10 +8,8 @@
 //! it. That is the stream's order as long as the XML stream has nothing buffered when text
 //! is queued, which holds because every write through it (`send`) is flushed at once.
 //!
-//! Reading, the socket normalizes line breaks as XML 1.0 (2.11) has every parser do: CR LF
-//! and a lone CR become LF. rxml rejects a lone CR inside an attribute value, and the
-//! servers write one whenever a client sent `&#xD;` in an attribute: one such stanza from
-//! anyone used to drop the component's link.
+//! What it reads passes `guard.rs` first: line breaks normalized, over-long names and values
+//! shortened, so that no stanza a client can send ends the stream in the parser.
 
 use std::io;
 use std::pin::Pin;
@@ -19,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, BufStream, ReadBuf};
 use tokio::net::TcpStream;
+
+use super::guard::Guard;
 
 /// Text waiting to be written, shared by the link and its socket (one task uses both).
 #[derive(Clone, Default)]
@@ -46,12 +46,10 @@ impl Raw {
 pub(super) struct Wire {
     io: BufStream<TcpStream>,
     raw: Raw,
-    /// Read bytes with their line breaks normalized, when they had a CR; `read` of them
-    /// taken.
-    normalized: Vec<u8>,
+    guard: Guard,
+    /// Bytes read and guarded; `read` of them taken.
+    guarded: Vec<u8>,
     read: usize,
-    /// The last byte read was a CR: an LF right after it is part of the same line break.
-    after_cr: bool,
 }
 
 impl Wire {
@@ -59,9 +57,9 @@ impl Wire {
         Wire {
             io: BufStream::new(tcp),
             raw: Raw::default(),
-            normalized: Vec::new(),
+            guard: Guard::default(),
+            guarded: Vec::new(),
             read: 0,
-            after_cr: false,
         }
     }
 
@@ -104,41 +102,25 @@ impl AsyncBufRead for Wire {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
         loop {
-            if this.read < this.normalized.len() {
-                return Poll::Ready(Ok(this.normalized.get(this.read..).unwrap_or_default()));
+            if this.read < this.guarded.len() {
+                return Poll::Ready(Ok(this.guarded.get(this.read..).unwrap_or_default()));
             }
             let got = ready!(Pin::new(&mut this.io).poll_fill_buf(cx))?;
-            // Without a CR (nearly always), the socket's buffer as it is.
-            if got.is_empty() || (!this.after_cr && !got.contains(&b'\r')) {
-                return Pin::new(&mut this.io).poll_fill_buf(cx);
+            if got.is_empty() {
+                return Poll::Ready(Ok(&[])); // end of stream
             }
-            this.normalized.clear();
+            this.guarded.clear();
             this.read = 0;
-            for &b in got {
-                match b {
-                    b'\r' => {
-                        this.normalized.push(b'\n');
-                        this.after_cr = true;
-                    }
-                    b'\n' if this.after_cr => this.after_cr = false,
-                    _ => {
-                        this.normalized.push(b);
-                        this.after_cr = false;
-                    }
-                }
-            }
+            this.guard.feed(got, &mut this.guarded);
             let n = got.len();
             Pin::new(&mut this.io).consume(n);
-            // (empty when all that came was the LF of a CR LF: read on)
+            // (nothing to pass on when all that came was held back, e.g. the LF of a CR LF
+            // or part of a long name: read on)
         }
     }
 
     fn consume(mut self: Pin<&mut Self>, amt: usize) {
-        if self.read < self.normalized.len() {
-            self.read += amt;
-        } else {
-            Pin::new(&mut self.io).consume(amt)
-        }
+        self.read += amt;
     }
 }
 
@@ -167,41 +149,6 @@ impl AsyncWrite for Wire {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// Line breaks read as XML 1.0 reads them (CR LF and a lone CR: LF), also when a CR LF is
-    /// split between two reads; everything else as it came.
-    #[tokio::test]
-    async fn line_breaks_are_normalized_on_reading() {
-        // (what the server writes, in pieces; what the stream reads)
-        let cases: [(&[&str], &str); 6] = [
-            (&["<a x='1'>text</a>"], "<a x='1'>text</a>"),
-            (&["<a x='a\rb'/>"], "<a x='a\nb'/>"),
-            (&["<a x='a\r\nb'>c\r\n\rd</a>"], "<a x='a\nb'>c\n\nd</a>"),
-            (&["<a x='a\r", "\nb'/>"], "<a x='a\nb'/>"),
-            (&["<a x='a\r", "\n", "b'/>"], "<a x='a\nb'/>"),
-            (&["é\r", "🎉\r", "\r\n"], "é\n🎉\n\n"),
-        ];
-        for (pieces, want) in cases {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            let pieces: Vec<String> = pieces.iter().map(|p| p.to_string()).collect();
-            let writer = tokio::spawn(async move {
-                let (mut s, _) = listener.accept().await.expect("accept");
-                for p in pieces {
-                    s.write_all(p.as_bytes()).await.expect("write");
-                    s.flush().await.expect("flush");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            });
-            let mut wire = Wire::new(TcpStream::connect(addr).await.expect("connect"));
-            let mut got = String::new();
-            wire.read_to_string(&mut got).await.expect("read");
-            writer.await.expect("writer");
-            assert_eq!(got, want);
-        }
-    }
 
     /// Queued text goes out before what is written after it, each byte once, however much
     /// is queued (more than the socket's buffer) and however it is split.

@@ -466,6 +466,14 @@ impl XmppClient {
                 let x = x.replace("\r\n", "\n").replace('\r', "\n");
                 match x.parse::<Element>() {
                     Ok(el) => return Some(el),
+                    // (minidom's parser stops at names and values over 8 KiB: what the server
+                    // bounced back of a test's own over-long stanza)
+                    Err(_) if x.len() > 8192 => {
+                        eprintln!(
+                            "skipping a {}-byte stanza the test parser cannot read",
+                            x.len()
+                        )
+                    }
                     Err(e) => panic!("client gave unparsable XML ({e}): {x}"),
                 }
             }
@@ -496,12 +504,18 @@ impl XmppClient {
         }
     }
 
-    /// Collect everything that arrives for `within`.
-    pub async fn drain(&mut self, within: Duration) -> Vec<Element> {
+    /// Read what arrives for `within` into the inbox (while sending much: the client stops
+    /// taking stanzas when its output is not read).
+    pub async fn pump(&mut self, within: Duration) {
         let end = tokio::time::Instant::now() + within;
         while let Ok(Some(el)) = tokio::time::timeout_at(end, self.next_stanza()).await {
             self.inbox.push(el);
         }
+    }
+
+    /// Collect everything that arrives for `within`.
+    pub async fn drain(&mut self, within: Duration) -> Vec<Element> {
+        self.pump(within).await;
         std::mem::take(&mut self.inbox)
     }
 

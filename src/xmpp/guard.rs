@@ -1,0 +1,280 @@
+//! What the component reads, made safe for its parser before it parses.
+//!
+//! rxml (tokio-xmpp's parser, whose limits cannot be set from here) gives up on two things a
+//! server legitimately passes on from any client, and a parse error ends the stream: every
+//! user of the gateway lost it until the reconnect, and whoever sent the stanza could do it
+//! again. So, reading the server's bytes:
+//! - line breaks are normalized as XML 1.0 (2.11) has every parser do: CR LF and a lone CR
+//!   become LF (rxml rejects a lone CR in an attribute value, which Prosody writes when a
+//!   client sent `&#xD;` there);
+//! - a name (element or attribute) longer than `LIMIT` bytes becomes `long-name-<hash>`, the
+//!   same in the start and end tags (rxml stops at 8 KiB); no protocol uses such names;
+//! - an attribute value longer than `LIMIT` bytes is cut there, between characters and
+//!   outside entity references (ids and JIDs are far shorter: a JID is at most 3 KiB).
+//!
+//! The server's output is well-formed XML without comments, processing instructions or
+//! CDATA after the stream header (RFC 6120 4.7.4, 11.1), which is all this reader follows:
+//! text, tags, attribute names and quoted values.
+
+/// The longest name or attribute value passed on as it is.
+pub(super) const LIMIT: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Text,
+    /// Just after `<`.
+    Open,
+    /// In an element or attribute name.
+    Name,
+    /// In a tag, between names and values.
+    Tag,
+    /// In an attribute value quoted with this byte.
+    Value(u8),
+    /// `<?...>` or `<!...>` (only in the stream's prologue): passed on to `>`.
+    Other,
+}
+
+pub(super) struct Guard {
+    state: State,
+    after_cr: bool,
+    /// The name being read (up to LIMIT + 1 bytes), its full length and hash.
+    name: Vec<u8>,
+    name_len: usize,
+    name_hash: u64,
+    /// Of the value being read: bytes seen, whether it was cut, whether in `&...;`.
+    value_len: usize,
+    cut: bool,
+    entity: bool,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            state: State::Text,
+            after_cr: false,
+            name: Vec::new(),
+            name_len: 0,
+            name_hash: FNV_OFFSET,
+            value_len: 0,
+            cut: false,
+            entity: false,
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+impl Guard {
+    /// Pass `input` (the next bytes read, in any pieces) on to `out`, made safe.
+    pub(super) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.reserve(input.len());
+        for &b in input {
+            let b = match b {
+                b'\r' => {
+                    self.after_cr = true;
+                    b'\n'
+                }
+                b'\n' if self.after_cr => {
+                    self.after_cr = false;
+                    continue;
+                }
+                _ => {
+                    self.after_cr = false;
+                    b
+                }
+            };
+            self.byte(b, out);
+        }
+    }
+
+    fn byte(&mut self, b: u8, out: &mut Vec<u8>) {
+        match self.state {
+            State::Text => {
+                if b == b'<' {
+                    self.state = State::Open;
+                }
+                out.push(b);
+            }
+            State::Open => match b {
+                b'/' => out.push(b), // an end tag: its name follows
+                b'?' | b'!' => {
+                    self.state = State::Other;
+                    out.push(b);
+                }
+                _ => self.start_name(b),
+            },
+            State::Other => {
+                if b == b'>' {
+                    self.state = State::Text;
+                }
+                out.push(b);
+            }
+            State::Name => {
+                if b.is_ascii_whitespace() || matches!(b, b'=' | b'/' | b'>') {
+                    self.end_name(out);
+                    self.state = State::Tag;
+                    self.byte(b, out);
+                } else {
+                    self.name_byte(b);
+                }
+            }
+            State::Tag => match b {
+                b'>' => {
+                    self.state = State::Text;
+                    out.push(b);
+                }
+                b'\'' | b'"' => {
+                    self.state = State::Value(b);
+                    self.value_len = 0;
+                    self.cut = false;
+                    self.entity = false;
+                    out.push(b);
+                }
+                b'=' | b'/' => out.push(b),
+                _ if b.is_ascii_whitespace() => out.push(b),
+                _ => self.start_name(b),
+            },
+            State::Value(quote) => {
+                if b == quote {
+                    self.state = State::Tag;
+                    out.push(b);
+                    return;
+                }
+                self.value_len += 1;
+                // Cut only where a character starts, outside an entity reference.
+                let boundary = !self.entity && (b & 0xC0) != 0x80;
+                if self.value_len > LIMIT && boundary {
+                    self.cut = true;
+                }
+                if !self.cut {
+                    match b {
+                        b'&' => self.entity = true,
+                        b';' => self.entity = false,
+                        _ => {}
+                    }
+                    out.push(b);
+                }
+            }
+        }
+    }
+
+    fn start_name(&mut self, b: u8) {
+        self.state = State::Name;
+        self.name.clear();
+        self.name_len = 0;
+        self.name_hash = FNV_OFFSET;
+        self.name_byte(b);
+    }
+
+    fn name_byte(&mut self, b: u8) {
+        self.name_len += 1;
+        self.name_hash = (self.name_hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+        if self.name.len() <= LIMIT {
+            self.name.push(b);
+        }
+    }
+
+    fn end_name(&mut self, out: &mut Vec<u8>) {
+        if self.name_len > LIMIT {
+            out.extend_from_slice(format!("long-name-{:016x}", self.name_hash).as_bytes());
+        } else {
+            out.extend_from_slice(&self.name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_xmpp::minidom::Element;
+
+    fn guarded(pieces: &[&[u8]]) -> String {
+        let mut g = Guard::default();
+        let mut out = Vec::new();
+        for p in pieces {
+            g.feed(p, &mut out);
+        }
+        String::from_utf8(out).expect("utf-8 in, utf-8 out")
+    }
+
+    /// The same output whether the bytes come at once, one by one, or in two halves.
+    fn all_ways(input: &str) -> String {
+        let whole = guarded(&[input.as_bytes()]);
+        let bytes: Vec<&[u8]> = input.as_bytes().chunks(1).collect();
+        assert_eq!(guarded(&bytes), whole, "byte by byte");
+        let (a, b) = input.as_bytes().split_at(input.len() / 2);
+        assert_eq!(guarded(&[a, b]), whole, "in halves");
+        whole
+    }
+
+    #[test]
+    fn ordinary_stanzas_pass_as_they_are() {
+        for s in [
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='x' from='gw'>",
+            "<message from='a@b/c' to=\"r@gw\" type='groupchat' id='1'><body xml:lang='en'>x &amp; y &lt; z &#x1F389; é 🎉</body></message>",
+            "<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>",
+            "<presence\n  from='a'\tto='b' ><x a = 'v'/></presence>",
+        ] {
+            assert_eq!(all_ways(s), s);
+        }
+    }
+
+    #[test]
+    fn line_breaks_are_normalized() {
+        // (read, passed on)
+        let cases = [
+            ("<a x='a\rb'/>", "<a x='a\nb'/>"),
+            ("<a x='a\r\nb'>c\r\n\rd</a>", "<a x='a\nb'>c\n\nd</a>"),
+            ("é\r🎉\r\r\n", "é\n🎉\n\n"),
+        ];
+        for (read, passed) in cases {
+            assert_eq!(all_ways(read), passed, "{read:?}");
+        }
+    }
+
+    #[test]
+    fn long_values_are_cut_between_characters_and_outside_entities() {
+        // (as written, as read)
+        for (unit, read) in [
+            ("x", "x"),
+            ("é", "é"),
+            ("🎉", "🎉"),
+            ("&amp;", "&"),
+            ("a&#x1F389;", "a🎉"),
+        ] {
+            let times = 2 * LIMIT / unit.len() + 3;
+            let value = unit.repeat(times);
+            let xml = format!("<a xmlns='u' v='{value}' w=\"ok\">t</a>");
+            let out = all_ways(&xml);
+            let el: Element = out.parse().expect("well-formed after the cut");
+            let v = el.attr("v").expect("v");
+            assert!(read.repeat(times).starts_with(v), "{unit}: a prefix");
+            assert!(out.len() < xml.len() && v.len() <= LIMIT, "{unit}: cut");
+            assert_eq!(el.attr("w"), Some("ok"));
+            assert_eq!(el.text(), "t");
+        }
+    }
+
+    #[test]
+    fn long_names_are_replaced_alike_in_start_and_end_tags() {
+        let long = "n".repeat(LIMIT + 1);
+        let other = "m".repeat(3 * LIMIT);
+        let xml = format!(
+            "<message xmlns='jabber:client'><{long} xmlns='urn:x' {other}='1' b='2'><{long}/></{long}><{other}/><ok/></message>"
+        );
+        let out = all_ways(&xml);
+        let el: Element = out.parse().expect("well-formed after the renaming");
+        let names: Vec<&str> = el.children().map(|c| c.name()).collect();
+        assert_eq!(names.len(), 3);
+        assert!(names[0].starts_with("long-name-") && names[1].starts_with("long-name-"));
+        assert_ne!(names[0], names[1]);
+        assert_eq!(names[2], "ok");
+        let first = el.children().next().expect("first");
+        assert_eq!(first.attr("b"), Some("2"));
+        assert_eq!(first.children().next().map(|c| c.name()), Some(names[0]));
+        // a name of exactly LIMIT bytes is kept
+        let edge = "e".repeat(LIMIT);
+        assert_eq!(all_ways(&format!("<{edge}/>")), format!("<{edge}/>"));
+    }
+}
