@@ -62,6 +62,15 @@ impl Default for Guard {
     }
 }
 
+/// How many bytes from the start of `bytes` (at most `max`) are neither a CR nor `stop`.
+fn plain_run(bytes: &[u8], max: usize, stop: impl Fn(u8) -> bool) -> usize {
+    bytes
+        .iter()
+        .take(max)
+        .position(|&b| b == b'\r' || stop(b))
+        .unwrap_or(bytes.len().min(max))
+}
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -69,7 +78,44 @@ impl Guard {
     /// Pass `input` (the next bytes read, in any pieces) on to `out`, made safe.
     pub(super) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.reserve(input.len());
-        for &b in input {
+        let mut rest = input;
+        while !rest.is_empty() {
+            // Runs of text, and of values not yet long, pass at once up to the next byte
+            // that matters.
+            let run = if self.after_cr {
+                0
+            } else {
+                match self.state {
+                    State::Text => plain_run(rest, usize::MAX, |b| b == b'<'),
+                    State::Name => {
+                        let run = plain_run(rest, usize::MAX, |b| {
+                            b.is_ascii_whitespace() || matches!(b, b'=' | b'/' | b'>')
+                        });
+                        let (name, after) = rest.split_at(run);
+                        name.iter().for_each(|&b| self.name_byte(b));
+                        rest = after;
+                        0
+                    }
+                    State::Value(q) if !self.cut && !self.entity => {
+                        let room = LIMIT.saturating_sub(self.value_len);
+                        plain_run(rest, room, |b| b == q || b == b'&')
+                    }
+                    _ => 0,
+                }
+            };
+            if run > 0 {
+                let (plain, after) = rest.split_at(run);
+                out.extend_from_slice(plain);
+                if matches!(self.state, State::Value(_)) {
+                    self.value_len += run;
+                }
+                rest = after;
+                continue;
+            }
+            let Some((&b, after)) = rest.split_first() else {
+                break;
+            };
+            rest = after;
             let b = match b {
                 b'\r' => {
                     self.after_cr = true;
