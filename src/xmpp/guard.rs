@@ -10,7 +10,10 @@
 //! - a name (element or attribute) longer than `LIMIT` bytes becomes `long-name-<hash>`, the
 //!   same in the start and end tags (rxml stops at 8 KiB); no protocol uses such names;
 //! - an attribute value longer than `LIMIT` bytes is cut there, between characters and
-//!   outside entity references (ids and JIDs are far shorter: a JID is at most 3 KiB).
+//!   outside entity references (ids and JIDs are far shorter: a JID is at most 3 KiB);
+//! - elements nested deeper than `MAX_DEPTH` (the stream's root counting as one) are left
+//!   out: building deep elements recurses once a level (xso's builder, minidom's drop) and
+//!   a 50 KiB stanza of nested elements overflowed the stack, aborting the process.
 //!
 //! The server's output is well-formed XML without comments, processing instructions or
 //! CDATA after the stream header (RFC 6120 4.7.4, 11.1), which is all this reader follows:
@@ -18,6 +21,10 @@
 
 /// The longest name or attribute value passed on as it is.
 pub(super) const LIMIT: usize = 4096;
+
+/// The deepest element passed on: the stream's root is 1, a stanza 2, so a stanza's payload
+/// may nest 30 levels (XMPP payloads nest a handful).
+pub(super) const MAX_DEPTH: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -45,6 +52,12 @@ pub(super) struct Guard {
     value_len: usize,
     cut: bool,
     entity: bool,
+    /// Elements open; the tag being read is an end tag, or ends with `/>`.
+    depth: usize,
+    end_tag: bool,
+    empty: bool,
+    /// Leaving out an element too deep, opened at this depth: nothing passes until it ends.
+    skip: Option<usize>,
 }
 
 impl Default for Guard {
@@ -58,6 +71,10 @@ impl Default for Guard {
             value_len: 0,
             cut: false,
             entity: false,
+            depth: 0,
+            end_tag: false,
+            empty: false,
+            skip: None,
         }
     }
 }
@@ -105,7 +122,7 @@ impl Guard {
             };
             if run > 0 {
                 let (plain, after) = rest.split_at(run);
-                out.extend_from_slice(plain);
+                self.put(plain, out);
                 if matches!(self.state, State::Value(_)) {
                     self.value_len += run;
                 }
@@ -138,23 +155,39 @@ impl Guard {
         match self.state {
             State::Text => {
                 if b == b'<' {
+                    // (written once it is known whether the tag passes)
                     self.state = State::Open;
+                    self.end_tag = false;
+                    self.empty = false;
+                } else {
+                    self.put(&[b], out);
                 }
-                out.push(b);
             }
             State::Open => match b {
-                b'/' => out.push(b), // an end tag: its name follows
+                b'/' => {
+                    // an end tag: its name follows
+                    self.end_tag = true;
+                    self.put(b"</", out);
+                }
                 b'?' | b'!' => {
                     self.state = State::Other;
-                    out.push(b);
+                    self.put(&[b'<', b], out);
                 }
-                _ => self.start_name(b),
+                _ => {
+                    if !self.end_tag {
+                        if self.skip.is_none() && self.depth >= MAX_DEPTH {
+                            self.skip = Some(self.depth);
+                        }
+                        self.put(b"<", out);
+                    }
+                    self.start_name(b);
+                }
             },
             State::Other => {
                 if b == b'>' {
                     self.state = State::Text;
                 }
-                out.push(b);
+                self.put(&[b], out);
             }
             State::Name => {
                 if b.is_ascii_whitespace() || matches!(b, b'=' | b'/' | b'>') {
@@ -168,23 +201,35 @@ impl Guard {
             State::Tag => match b {
                 b'>' => {
                     self.state = State::Text;
-                    out.push(b);
+                    self.put(&[b], out);
+                    if self.end_tag {
+                        self.depth = self.depth.saturating_sub(1);
+                    } else if !self.empty {
+                        self.depth += 1;
+                    }
+                    if self.skip == Some(self.depth) {
+                        self.skip = None; // the element left out has ended
+                    }
                 }
                 b'\'' | b'"' => {
                     self.state = State::Value(b);
                     self.value_len = 0;
                     self.cut = false;
                     self.entity = false;
-                    out.push(b);
+                    self.put(&[b], out);
                 }
-                b'=' | b'/' => out.push(b),
-                _ if b.is_ascii_whitespace() => out.push(b),
+                b'/' => {
+                    self.empty = !self.end_tag;
+                    self.put(&[b], out);
+                }
+                b'=' => self.put(&[b], out),
+                _ if b.is_ascii_whitespace() => self.put(&[b], out),
                 _ => self.start_name(b),
             },
             State::Value(quote) => {
                 if b == quote {
                     self.state = State::Tag;
-                    out.push(b);
+                    self.put(&[b], out);
                     return;
                 }
                 self.value_len += 1;
@@ -199,7 +244,7 @@ impl Guard {
                         b';' => self.entity = false,
                         _ => {}
                     }
-                    out.push(b);
+                    self.put(&[b], out);
                 }
             }
         }
@@ -223,9 +268,17 @@ impl Guard {
 
     fn end_name(&mut self, out: &mut Vec<u8>) {
         if self.name_len > LIMIT {
-            out.extend_from_slice(format!("long-name-{:016x}", self.name_hash).as_bytes());
-        } else {
+            let short = format!("long-name-{:016x}", self.name_hash);
+            self.put(short.as_bytes(), out);
+        } else if self.skip.is_none() {
             out.extend_from_slice(&self.name);
+        }
+    }
+
+    /// Pass bytes on, unless an element too deep is being left out.
+    fn put(&self, bytes: &[u8], out: &mut Vec<u8>) {
+        if self.skip.is_none() {
+            out.extend_from_slice(bytes);
         }
     }
 }
@@ -322,5 +375,36 @@ mod tests {
         // a name of exactly LIMIT bytes is kept
         let edge = "e".repeat(LIMIT);
         assert_eq!(all_ways(&format!("<{edge}/>")), format!("<{edge}/>"));
+    }
+
+    /// The depth of the deepest element (the root is 1).
+    fn depth(el: &Element) -> usize {
+        1 + el.children().map(depth).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn elements_too_deep_are_left_out() {
+        // (levels of <d> inside the root, the depth passed on)
+        for (levels, passed) in [
+            (MAX_DEPTH - 1, MAX_DEPTH),
+            (MAX_DEPTH, MAX_DEPTH),
+            (MAX_DEPTH + 1, MAX_DEPTH),
+            (10 * MAX_DEPTH, MAX_DEPTH),
+        ] {
+            let xml = format!(
+                "<r xmlns='u'>{}<e a='>'/>text{}<ok/><d/></r>",
+                "<d x='1'>".repeat(levels),
+                "</d>".repeat(levels)
+            );
+            let out = all_ways(&xml);
+            let el: Element = out.parse().expect("well-formed after leaving out");
+            assert_eq!(depth(&el), passed, "{levels} levels");
+            let names: Vec<&str> = el.children().map(|c| c.name()).collect();
+            assert_eq!(
+                names,
+                ["d", "ok", "d"],
+                "{levels} levels: what follows stays"
+            );
+        }
     }
 }
