@@ -191,7 +191,7 @@ async fn hostile_stanzas(kind: Kind) {
     ];
     let mut iqs = Vec::new();
     let mut n = 0;
-    // (ejabberd does not pass deeply nested stanzas on at all: nothing reaches Causeway)
+    // (ejabberd answered none of the deep IQs and Causeway saw none: Prosody only)
     let payloads = PAYLOADS
         .iter()
         .filter(|p| kind == Kind::Prosody || !p.contains("{deep}"));
