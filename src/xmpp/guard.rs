@@ -1,9 +1,10 @@
 //! What the component reads, made safe for its parser before it parses.
 //!
-//! rxml (tokio-xmpp's parser, whose limits cannot be set from here) gives up on two things a
+//! tokio-xmpp's parser (rxml, whose limits cannot be set from here) gives up on things a
 //! server legitimately passes on from any client, and a parse error ends the stream: every
 //! user of the gateway lost it until the reconnect, and whoever sent the stanza could do it
-//! again. So, reading the server's bytes:
+//! again; building a deeply nested element overflowed the stack. So, reading the server's
+//! bytes:
 //! - line breaks are normalized as XML 1.0 (2.11) has every parser do: CR LF and a lone CR
 //!   become LF (rxml rejects a lone CR in an attribute value, which Prosody writes when a
 //!   client sent `&#xD;` there);
@@ -20,11 +21,11 @@
 //! text, tags, attribute names and quoted values.
 
 /// The longest name or attribute value passed on as it is.
-pub(super) const LIMIT: usize = 4096;
+const LIMIT: usize = 4096;
 
 /// The deepest element passed on: the stream's root is 1, a stanza 2, so a stanza's payload
 /// may nest 30 levels (XMPP payloads nest a handful).
-pub(super) const MAX_DEPTH: usize = 32;
+const MAX_DEPTH: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {

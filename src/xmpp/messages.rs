@@ -108,7 +108,7 @@ fn decorate(out: &mut String, body: &str, x: &Extras) {
         } else {
             out.push('>');
             for e in emojis {
-                text_element(out, "reaction", None, e);
+                text_element(out, "reaction", e);
             }
             close(out, "reactions");
         }
@@ -121,7 +121,7 @@ fn decorate(out: &mut String, body: &str, x: &Extras) {
     if let Some(url) = &x.oob {
         open(out, "x", Some(ns::OOB));
         out.push('>');
-        text_element(out, "url", None, url);
+        text_element(out, "url", url);
         close(out, "x");
     }
     if let Some(id) = &x.displayed {
@@ -137,7 +137,7 @@ fn decorate(out: &mut String, body: &str, x: &Extras) {
         hint(out, "store");
     }
     if !body.is_empty() {
-        text_element(out, "body", None, &body);
+        text_element(out, "body", &body);
         if x.unstyled {
             open(out, "unstyled", Some(ns::STYLING));
             empty(out);

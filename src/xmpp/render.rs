@@ -84,9 +84,9 @@ pub(crate) fn close(out: &mut String, name: &str) {
     out.push('>');
 }
 
-/// `<name>text</name>`.
-pub(crate) fn text_element(out: &mut String, name: &str, ns: Option<&str>, text: &str) {
-    open(out, name, ns);
+/// `<name>text</name>`, in the parent's namespace.
+pub(crate) fn text_element(out: &mut String, name: &str, text: &str) {
+    open(out, name, None);
     out.push('>');
     escape(text, false, out);
     close(out, name);

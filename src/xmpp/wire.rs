@@ -9,7 +9,8 @@
 //! is queued, which holds because every write through it (`send`) is flushed at once.
 //!
 //! What it reads passes `guard.rs` first: line breaks normalized, over-long names and values
-//! shortened, so that no stanza a client can send ends the stream in the parser.
+//! shortened, elements nested too deep left out, so that no stanza a client can send ends
+//! the stream in the parser or overflows the stack.
 
 use std::io;
 use std::pin::Pin;
