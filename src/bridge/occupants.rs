@@ -14,8 +14,6 @@ pub struct XmppOccupant {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteOccupant {
     pub nick: String,
-    /// The puppet JID.
-    pub jid: String,
     /// XEP-0153: SHA-1 of the avatar, once Causeway holds a copy.
     pub photo: Option<String>,
 }
@@ -29,14 +27,15 @@ pub struct Occupants {
 
 impl Occupants {
     /// Who holds a nick: Some(Ok(bare)) for an XMPP user, Some(Err(())) for a remote user.
+    /// Compared without case and without allocating: a room may hold a thousand members,
+    /// each added after a look at every nick already there.
     pub fn holder(&self, nick: &str) -> Option<Result<&str, ()>> {
-        let folded = nick.to_lowercase();
-        if let Some(o) = self.xmpp.values().find(|o| o.nick.to_lowercase() == folded) {
+        if let Some(o) = self.xmpp.values().find(|o| same_nick(&o.nick, nick)) {
             return Some(Ok(o.bare.as_str()));
         }
         self.remote
             .values()
-            .any(|r| r.nick.to_lowercase() == folded)
+            .any(|r| same_nick(&r.nick, nick))
             .then_some(Err(()))
     }
 
@@ -82,6 +81,16 @@ impl Occupants {
     }
 }
 
+/// Whether two nicks are the same but for case (a final sigma too).
+fn same_nick(a: &str, b: &str) -> bool {
+    fn folded(s: &str) -> impl Iterator<Item = char> + '_ {
+        s.chars()
+            .flat_map(char::to_lowercase)
+            .map(|c| if c == 'ς' { 'σ' } else { c })
+    }
+    a == b || folded(a).eq(folded(b))
+}
+
 /// Whether a character may stand in a nick (a resourcepart, RFC 7622: no controls, no
 /// non-characters).
 fn nick_char(c: char) -> bool {
@@ -108,7 +117,6 @@ mod tests {
             RemoteUserId::new("u1"),
             RemoteOccupant {
                 nick: "alice (u1)".into(),
-                jid: "u1@gw".into(),
                 photo: None,
             },
         );
@@ -127,6 +135,17 @@ mod tests {
         }
         assert_eq!(o.holder("ALICE"), Some(Ok("j@x")));
         assert_eq!(o.holder("Alice (U1)"), Some(Err(())));
+        // case folds beyond ASCII; different lengths never match
+        for (a, b, same) in [
+            ("ÉMILE", "émile", true),
+            ("ΣΑΣ", "σας", true),
+            ("σασ", "ΣΑΣ", true),
+            ("Straße", "STRASSE", false),
+            ("İ", "i̇", true),
+            ("ab", "abc", false),
+        ] {
+            assert_eq!(same_nick(a, b), same, "{a} {b}");
+        }
         assert!(o.by_session("j@x/a").is_some() && o.by_session("j@x/b").is_none());
         assert_eq!(o.count(), 2);
     }

@@ -42,7 +42,8 @@ impl Portal {
             return;
         }
         m.photo = Some(photo);
-        let (nick, jid) = (m.nick.clone(), m.jid.clone());
+        let nick = m.nick.clone();
+        let jid = self.puppet_jid(&user);
         let items = self
             .occ
             .sessions()

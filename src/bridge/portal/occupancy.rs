@@ -30,7 +30,6 @@ impl Portal {
             user.id.clone(),
             RemoteOccupant {
                 nick: nick.clone(),
-                jid: jid.clone(),
                 photo,
             },
         );
@@ -205,7 +204,8 @@ impl Portal {
         let mut items = Vec::new();
         // 1. every other occupant's presence, to the joining session
         for (user, m) in &self.occ.remote {
-            items.push(self.member_presence(&m.nick, &m.jid, user, &from, false));
+            let jid = self.puppet_jid(user);
+            items.push(self.member_presence(&m.nick, &jid, user, &from, false));
         }
         for o in self.occ.xmpp.values().filter(|o| o.bare != bare) {
             items.push(self.xmpp_presence(o, &from, vec![], false));

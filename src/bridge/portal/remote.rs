@@ -220,11 +220,12 @@ impl Portal {
                 if joined {
                     self.add_member(&user).await;
                 } else if let Some(m) = self.occ.remote.remove(&user.id) {
+                    let jid = self.puppet_jid(&user.id);
                     let items = self
                         .occ
                         .sessions()
                         .iter()
-                        .map(|to| self.member_presence(&m.nick, &m.jid, &user.id, to, true))
+                        .map(|to| self.member_presence(&m.nick, &jid, &user.id, to, true))
                         .collect();
                     self.send(items).await;
                 }
