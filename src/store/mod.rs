@@ -68,6 +68,9 @@ pub struct Store {
     backend: Backend,
     /// A SQLite file in WAL mode, checkpointed by `checkpoint`.
     wal: bool,
+    /// Puppets as last written (`puppet.rs`): a portal coming up upserts each of its
+    /// members, and a thousand portals share the same members.
+    puppets: puppet::Written,
 }
 
 fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
@@ -136,6 +139,7 @@ impl Store {
             write,
             backend,
             wal: file_sqlite,
+            puppets: puppet::Written::default(),
         })
     }
 

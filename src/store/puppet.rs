@@ -1,6 +1,28 @@
 use super::{now_ms, opt_str, Result, Store};
 use causeway_api::{NetworkId, RemoteUserId, UserInfo};
 use sqlx::Row;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+/// What each puppet row holds, as hashes: (network, user) -> (jid, name, avatar, bot). A
+/// write that would change nothing is skipped. Bounded: forgotten at this many entries.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Written(Arc<Mutex<HashMap<u64, u64>>>);
+
+const WRITTEN_MAX: usize = 100_000;
+
+fn hash_of(v: impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
+impl Written {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// A remote user's XMPP face.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,13 +35,19 @@ pub struct PuppetRow {
 }
 
 impl Store {
-    /// Insert a puppet on first sight, refresh its name and avatar afterwards.
+    /// Insert a puppet on first sight, refresh its name and avatar afterwards (a write only
+    /// when they changed since this store last wrote them).
     pub async fn upsert_puppet(
         &self,
         network: &NetworkId,
         user: &UserInfo,
         jid_local: &str,
     ) -> Result<()> {
+        let key = hash_of((network.as_str(), user.id.as_str()));
+        let value = hash_of((jid_local, &user.display_name, &user.avatar_url, user.is_bot));
+        if self.puppets.lock().get(&key) == Some(&value) {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO puppet (network, remote_user, jid_local, display_name, avatar, is_bot, synced_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -34,6 +62,11 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *self.write.conn().await?)
         .await?;
+        let mut written = self.puppets.lock();
+        if written.len() >= WRITTEN_MAX {
+            written.clear();
+        }
+        written.insert(key, value);
         Ok(())
     }
 
@@ -98,6 +131,31 @@ mod tests {
                 .expect("q")
                 .is_none());
             assert_eq!(s.count_puppets().await.expect("count"), 1);
+            // unchanged values are not written again; a change back is
+            for (name, avatar) in [
+                ("Anne", None),
+                ("Ann", None),
+                ("Ann", Some("https://cdn.example/a.png")),
+                ("Ann", Some("https://cdn.example/a.png")),
+                ("Ann", None),
+            ] {
+                u.display_name = name.into();
+                u.avatar_url = avatar.map(String::from);
+                s.upsert_puppet(&net, &u, "u1").await.expect("upsert");
+                let p = s.puppet(&net, &u.id).await.expect("q").expect("found");
+                assert_eq!(
+                    (p.display_name.as_str(), p.avatar.as_deref()),
+                    (name, avatar)
+                );
+            }
+            // the skip is real: a row changed behind the store's back stays as it is
+            sqlx::query("UPDATE puppet SET display_name = 'elsewhere'")
+                .execute(&s.pool)
+                .await
+                .expect("update");
+            s.upsert_puppet(&net, &u, "u1").await.expect("upsert");
+            let p = s.puppet(&net, &u.id).await.expect("q").expect("found");
+            assert_eq!(p.display_name, "elsewhere");
         }
     }
 }
