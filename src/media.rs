@@ -6,7 +6,9 @@ use crate::config::MediaConfig;
 use crate::store::{MediaRow, Store};
 use causeway_api::Attachment;
 use sha1::{Digest, Sha1};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,10 @@ pub struct Media {
     max_bytes: u64,
     client: reqwest::Client,
     store: Store,
+    /// Copies under way, by source URL: another request for the same file waits for the
+    /// first instead of fetching it again (portals coming up together share their
+    /// members' avatars).
+    copying: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A file name safe in a URL path and a header: letters, digits, '.', '-', '_'.
@@ -68,6 +74,7 @@ impl Media {
             max_bytes: config.max_bytes,
             client,
             store,
+            copying: Mutex::default(),
         })
     }
 
@@ -91,8 +98,32 @@ impl Media {
         self.copy(a).await.map(|m| self.served(&m))
     }
 
-    /// The copy of a remote file (made now unless Causeway holds one already).
+    /// The copy of a remote file (made now unless Causeway holds one already, or is
+    /// making it: then the copy under way).
     async fn copy(&self, a: &Attachment) -> Result<MediaRow, MediaError> {
+        if let Ok(Some(m)) = self.store.media_by_source(&a.url).await {
+            return Ok(m);
+        }
+        let gate = {
+            let mut copying = self.copying.lock().unwrap_or_else(|p| p.into_inner());
+            copying.entry(a.url.clone()).or_default().clone()
+        };
+        let turn = gate.lock().await;
+        let copied = match self.store.media_by_source(&a.url).await {
+            Ok(Some(m)) => Ok(m),
+            _ => self.fetch(a).await,
+        };
+        drop(turn);
+        let mut copying = self.copying.lock().unwrap_or_else(|p| p.into_inner());
+        // nobody else holds the gate (only the map and this call): the copy is done
+        if Arc::strong_count(&gate) == 2 {
+            copying.remove(&a.url);
+        }
+        copied
+    }
+
+    /// Fetch a remote file into the media directory and record it.
+    async fn fetch(&self, a: &Attachment) -> Result<MediaRow, MediaError> {
         let name = if a.name.is_empty() { "file" } else { &a.name };
         let fail = |reason: String| MediaError::Fetch {
             name: name.to_string(),
@@ -109,9 +140,6 @@ impl Media {
         };
         if let Some(size) = a.size.filter(|s| *s > self.max_bytes) {
             return Err(too_large(size));
-        }
-        if let Ok(Some(m)) = self.store.media_by_source(&a.url).await {
-            return Ok(m);
         }
         let mut resp = self
             .client
@@ -270,7 +298,60 @@ impl Media {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_name;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_asked_for_at_once_is_fetched_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().route(
+            "/{name}",
+            axum::routing::get(move || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    // slow enough for every request below to arrive while it runs
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    ([("content-type", "image/png")], vec![7u8; 64])
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = MediaConfig {
+            dir: dir.path().to_path_buf(),
+            ..MediaConfig::default()
+        };
+        let store = Store::open("sqlite::memory:", 1).await.expect("store");
+        let media = Arc::new(Media::new(&config, "127.0.0.1:1", store).expect("media"));
+        let mut on_disk = 0;
+        // (copies asked for, distinct files among them)
+        for (asks, files) in [(50, 1), (30, 3)] {
+            hits.store(0, Ordering::SeqCst);
+            let copies = (0..asks).map(|i| {
+                let (media, url) = (
+                    media.clone(),
+                    format!("http://{addr}/a{files}-{}.png", i % files),
+                );
+                tokio::spawn(async move { media.copy_of(&url).await.map(|(row, _)| row.token) })
+            });
+            let mut tokens: Vec<String> = Vec::new();
+            for c in copies {
+                tokens.push(c.await.expect("task").expect("copied"));
+            }
+            tokens.sort();
+            tokens.dedup();
+            assert_eq!((hits.load(Ordering::SeqCst), tokens.len()), (files, files));
+            on_disk += files;
+            assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), on_disk);
+            assert!(media.copying.lock().expect("lock").is_empty());
+        }
+    }
 
     #[test]
     fn names_are_made_safe() {
