@@ -5,8 +5,10 @@
 use crate::store::MessageRow;
 use std::collections::VecDeque;
 
-/// Messages remembered per room.
-const RECENT: usize = 256;
+/// Messages remembered per room. Older ones are looked up in the store (indexed): a row
+/// takes about 500 bytes, and a thousand live portals keep this many each (BENCHMARKS.md,
+/// memory at scale).
+const RECENT: usize = 64;
 
 #[derive(Default)]
 pub struct Recent {
