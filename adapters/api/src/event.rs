@@ -63,7 +63,7 @@ pub enum RemoteEventKind {
     ReadUpTo {
         up_to: RemoteMessageId,
     },
-    /// A room was created or changed (name, topic, space).
+    /// A room was created or changed (name, topic, space); its members need not be given.
     RoomChanged(RoomInfo),
     /// The room is gone (deleted, or the login lost access).
     RoomRemoved,

@@ -141,7 +141,8 @@ pub trait Network: Send + Sync + 'static {
 pub trait Session: Send + Sync {
     async fn send_message(&self, msg: OutgoingMessage) -> Result<Sent, NetworkError>;
     async fn apply(&self, action: Action) -> Result<(), NetworkError>;
-    /// The rooms this login can see (for listings and the first portals).
+    /// The rooms this login can see (for listings and the first portals), without their
+    /// members: `room_info` gives those, room by room.
     async fn rooms(&self) -> Result<Vec<RoomInfo>, NetworkError>;
     async fn room_info(&self, room: &RoomKey) -> Result<RoomInfo, NetworkError>;
     async fn user_info(&self, user: &RemoteUserId) -> Result<UserInfo, NetworkError>;

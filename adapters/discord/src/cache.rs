@@ -238,16 +238,25 @@ impl Cache {
         RemoteSpaceId::new(holder.unwrap_or(c.guild).to_string())
     }
 
+    /// A room with (up to a thousand of) its members.
     pub fn room_info(&self, channel: u64) -> Option<RoomInfo> {
-        let c = self.channels.get(&channel).filter(|c| c.kind.is_room())?;
-        let members = self
+        let mut info = self.room_summary(channel)?;
+        let guild = self.channels.get(&channel)?.guild;
+        info.members = self
             .members
             .iter()
-            .filter(|((g, _), _)| *g == c.guild)
+            .filter(|((g, _), _)| *g == guild)
             .take(1000)
             .filter_map(|((g, u), _)| self.user_info(Some(*g), *u))
             .filter(|u| u.id.as_str() != self.bot.to_string())
             .collect();
+        Some(info)
+    }
+
+    /// A room without its members (listings and changes: a guild's channels would each
+    /// carry the same thousand members).
+    pub fn room_summary(&self, channel: u64) -> Option<RoomInfo> {
+        let c = self.channels.get(&channel).filter(|c| c.kind.is_room())?;
         Some(RoomInfo {
             key: room_key(c.id),
             name: c.name.clone(),
@@ -255,7 +264,7 @@ impl Cache {
             kind: RoomKind::Channel,
             space: Some(self.space_of(c)),
             avatar_url: self.guilds.get(&c.guild).and_then(|g| g.icon.clone()),
-            members,
+            members: Vec::new(),
             xmpp_user: None,
         })
     }
@@ -267,7 +276,10 @@ impl Cache {
             .filter(|c| c.kind.is_room())
             .collect();
         chans.sort_by_key(|c| (c.guild, c.position, c.id));
-        chans.iter().filter_map(|c| self.room_info(c.id)).collect()
+        chans
+            .iter()
+            .filter_map(|c| self.room_summary(c.id))
+            .collect()
     }
 
     /// A guild, category or forum as a space.

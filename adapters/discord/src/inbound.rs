@@ -175,7 +175,7 @@ fn room_changed(
     out: &mut Vec<RemoteEvent>,
 ) {
     let chan = c.channel(channel);
-    if let Some(info) = c.room_info(chan.id) {
+    if let Some(info) = c.room_summary(chan.id) {
         out.push(ev(
             chan.id,
             c.bot,

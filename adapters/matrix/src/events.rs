@@ -254,7 +254,7 @@ impl Shared {
                 }
             }
             "m.room.name" | "m.room.topic" if record == Record::Shared => {
-                RemoteEventKind::RoomChanged(self.shared_info(room).await?)
+                RemoteEventKind::RoomChanged(self.shared_info(room, false).await?)
             }
             _ => return Ok(Vec::new()),
         };
@@ -281,7 +281,7 @@ impl Shared {
                 key: RoomKey::shared(child),
                 ..RoomInfo::default()
             };
-            if let Ok(i) = self.shared_info(child).await {
+            if let Ok(i) = self.shared_info(child, false).await {
                 info = i;
             }
             info.space = None;
@@ -293,7 +293,7 @@ impl Shared {
             }]);
         }
         let child = self.join_shared(child).await?;
-        let mut info = match self.shared_info(&child).await {
+        let mut info = match self.shared_info(&child, false).await {
             Ok(i) => i,
             Err(NetworkError::NotFound(_)) => return Ok(Vec::new()), // a nested space
             Err(e) => return Err(e),

@@ -250,8 +250,12 @@ impl Shared {
         }
     }
 
-    /// A shared room as the core shows it.
-    pub async fn shared_info(&self, room: &str) -> Result<RoomInfo, NetworkError> {
+    /// A shared room as the core shows it; its members only when asked (`room_info`).
+    pub async fn shared_info(
+        &self,
+        room: &str,
+        with_members: bool,
+    ) -> Result<RoomInfo, NetworkError> {
         let st = self.state(room).await?;
         if st.is_space {
             return Err(NetworkError::NotFound(format!(
@@ -265,7 +269,11 @@ impl Shared {
             kind: RoomKind::Channel,
             space: None,
             avatar_url: None,
-            members: self.members(room).await?,
+            members: if with_members {
+                self.members(room).await?
+            } else {
+                Vec::new()
+            },
             xmpp_user: None,
         })
     }

@@ -91,7 +91,7 @@ impl Session for MatrixSession {
                 // joined by the bot outside Causeway (an invitation accepted by hand)
                 None => self.shared.remember(room, &Record::Shared).await?,
             }
-            match self.shared.shared_info(room).await {
+            match self.shared.shared_info(room, false).await {
                 Ok(info) => out.push(info),
                 Err(NetworkError::NotFound(_)) => {} // a space
                 Err(e) => return Err(e),
@@ -118,11 +118,11 @@ impl Session for MatrixSession {
                     xmpp_user: Some(xmpp),
                 })
             }
-            Some(Record::Shared) => self.shared.shared_info(id).await,
+            Some(Record::Shared) => self.shared.shared_info(id, true).await,
             // A room seen for the first time (a join, a link): the bot joins it.
             None if id.starts_with('!') && room.receiver.is_none() => {
                 let id = self.shared.join_shared(id).await?;
-                self.shared.shared_info(&id).await
+                self.shared.shared_info(&id, true).await
             }
             None => Err(NetworkError::NotFound(format!("Matrix room {id}"))),
         }

@@ -46,6 +46,11 @@ pub struct Portal {
     net: Arc<NetCtx>,
     shared: Arc<Shared>,
     occ: Occupants,
+    /// Whether the remote room's member list is among the occupants. It is read when the
+    /// first XMPP user joins: until then nobody sees it, and a thousand portals live only
+    /// for their traffic would each hold up to a thousand members. Speakers are occupants
+    /// from their first message either way.
+    members_loaded: bool,
     txns: HashSet<TxnId>,
     txn_order: VecDeque<TxnId>,
     recent: recent::Recent,
@@ -66,6 +71,7 @@ impl Portal {
             net,
             shared,
             occ: Occupants::default(),
+            members_loaded: false,
             txns: HashSet::new(),
             txn_order: VecDeque::new(),
             recent: recent::Recent::default(),
@@ -74,7 +80,10 @@ impl Portal {
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<PortalInput>, shutdown: CancellationToken) {
         self.load_occupants().await;
-        self.load_members().await;
+        self.copy_room_avatar();
+        if !self.occ.xmpp.is_empty() {
+            self.load_members().await;
+        }
         self.catch_up().await;
         loop {
             let input = tokio::select! {
@@ -106,12 +115,9 @@ impl Portal {
         format!("{}@{}", xmpp::encode_local(user.as_str()), self.net.domain)
     }
 
-    async fn load_members(&mut self) {
-        if self.row.kind == RoomKind::Direct {
-            return;
-        }
+    /// The room's picture (XEP-0486), copied ahead of the first vCard request.
+    fn copy_room_avatar(&self) {
         if let Some(url) = self.row.avatar.clone() {
-            // the room's picture (XEP-0486), copied ahead of the first vCard request
             let media = self.shared.media.clone();
             tokio::spawn(async move {
                 if let Err(e) = media.copy_of(&url).await {
@@ -119,8 +125,16 @@ impl Portal {
                 }
             });
         }
+    }
+
+    /// The remote room's members as occupants (once; again after a failure).
+    async fn load_members(&mut self) {
+        if self.members_loaded || self.row.kind == RoomKind::Direct {
+            return;
+        }
         match self.net.relay.room_info(&self.row.key).await {
             Ok(info) => {
+                self.members_loaded = true;
                 for m in info.members {
                     self.add_member(&m).await;
                 }

@@ -113,6 +113,7 @@ impl Portal {
             );
             return self.send(vec![e]).await;
         }
+        self.load_members().await;
         let bare = xmpp::bare(&from).to_string();
         self.shared.personas.refresh(
             &bare,
