@@ -1,6 +1,6 @@
 //! XmppEvent | RemoteEvent -> the portal task that owns the room (spawned on first use).
 
-use super::portal::{Portal, PortalInput};
+use super::portal::{Held, Portal, PortalInput};
 use crate::config::BridgeConfig;
 use crate::metrics::Metrics;
 use crate::store::{PortalRow, Store};
@@ -8,7 +8,7 @@ use crate::xmpp::{self, Addressed, LinkSender, XmppEvent};
 use causeway_api::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -72,7 +72,16 @@ pub struct Bridge {
     pub(super) sessions: Arc<Mutex<UserSessions>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// Events queued at portals, all portals together (see `BACKLOG`).
+    backlog: Arc<Semaphore>,
 }
+
+/// Events from either side that may wait in portal queues at once, all portals together.
+/// Each portal's queue is bounded too (`bridge.portal_queue`), but a thousand portals with a
+/// full queue each would hold a quarter million events: past this many, the router waits,
+/// and the wait reaches back to the network's socket and the XMPP stream (nothing is
+/// dropped). At least twice a portal's queue, so one stuck portal cannot take them all.
+const BACKLOG: usize = 4096;
 
 type Queue = mpsc::Sender<PortalInput>;
 /// Users' own sessions by (network, bare JID).
@@ -121,6 +130,7 @@ impl Bridge {
     ) -> Bridge {
         let by_domain = nets.iter().map(|n| (n.domain.clone(), n.clone())).collect();
         let by_network = nets.iter().map(|n| (n.id.clone(), n.clone())).collect();
+        let backlog = BACKLOG.max(2 * shared.config.portal_queue);
         Bridge {
             shared: Arc::new(shared),
             by_domain: Arc::new(by_domain),
@@ -129,6 +139,7 @@ impl Bridge {
             sessions: Arc::new(Mutex::new(HashMap::new())),
             tracker,
             shutdown,
+            backlog: Arc::new(Semaphore::new(backlog)),
         }
     }
 
@@ -234,7 +245,13 @@ impl Bridge {
             kind: RemoteEventKind::RoomRemoved,
         };
         let tx = self.portal_queue(&net, row);
-        self.enqueue(&net, tx, PortalInput::Remote(ev)).await;
+        self.enqueue(&net, tx, PortalInput::Remote(ev, None)).await;
+    }
+
+    /// A place in the backlog, held by the event until its portal has handled it.
+    async fn held(&self) -> Held {
+        // the semaphore is never closed
+        self.backlog.clone().acquire_owned().await.ok()
     }
 
     async fn enqueue(&self, net: &NetCtx, tx: Queue, input: PortalInput) {
@@ -268,7 +285,9 @@ impl Bridge {
                 Err(None) => return,
             },
         };
-        self.enqueue(&net, tx, PortalInput::Xmpp(ev.event)).await;
+        let held = self.held().await;
+        self.enqueue(&net, tx, PortalInput::Xmpp(ev.event, held))
+            .await;
     }
 
     /// The portal for an XMPP event with no running portal: from the store, else from the
@@ -414,7 +433,9 @@ impl Bridge {
             }
             let live = self.live().for_room(&net.id, &room);
             if let Some(tx) = live {
-                self.enqueue(&net, tx, PortalInput::Remote(env.event)).await;
+                let held = self.held().await;
+                self.enqueue(&net, tx, PortalInput::Remote(env.event, held))
+                    .await;
                 continue;
             }
             let row = match self.shared.store.portal_by_room(&net.id, &room).await {
@@ -446,7 +467,9 @@ impl Bridge {
                 }
             };
             let tx = self.portal_queue(&net, row);
-            self.enqueue(&net, tx, PortalInput::Remote(env.event)).await;
+            let held = self.held().await;
+            self.enqueue(&net, tx, PortalInput::Remote(env.event, held))
+                .await;
         }
     }
 }

@@ -24,14 +24,17 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub enum PortalInput {
-    Xmpp(XmppEvent),
-    Remote(RemoteEvent),
+    Xmpp(XmppEvent, Held),
+    Remote(RemoteEvent, Held),
     /// A member's avatar was copied: its XEP-0153 hash.
     Avatar {
         user: RemoteUserId,
         photo: String,
     },
 }
+
+/// A place in the router's backlog of queued events, given back once the event is handled.
+pub type Held = Option<tokio::sync::OwnedSemaphorePermit>;
 
 /// How many of our own TxnIds are remembered to recognise echoes.
 const TXN_MEMORY: usize = 4096;
@@ -91,8 +94,8 @@ impl Portal {
                 i = rx.recv() => match i { Some(i) => i, None => return },
             };
             match input {
-                PortalInput::Xmpp(ev) => self.on_xmpp(ev).await,
-                PortalInput::Remote(ev) => self.on_remote(ev).await,
+                PortalInput::Xmpp(ev, _held) => self.on_xmpp(ev).await,
+                PortalInput::Remote(ev, _held) => self.on_remote(ev).await,
                 PortalInput::Avatar { user, photo } => self.avatar_ready(user, photo).await,
             }
         }
