@@ -255,7 +255,7 @@ async fn main() {
              [[xmpp.components]]\ndomain = \"discord.localhost\"\nnetwork = \"discord\"\nsecret = \"{secret}\"\n\
              [store]\nurl = \"sqlite://{db}?mode=rwc\"\n[media]\ndir = \"{dir}/media\"\n[http]\nlisten = \"\"\n[log]\nlevel = \"info\"\n\
              [bridge]\nadmins = [\"bench@localhost\"]\nhistory_on_join = 0\n\
-             [networks.discord]\ntoken = \"{token}\"\napi_url = \"{api}\"\ncdn_url = \"{cdn}\"\n",
+             [networks.discord]\ntoken = \"{token}\"\napi_url = \"{api}\"\ncdn_url = \"{cdn}\"\nmembers_intent = true\n",
             comp = a.comp,
             secret = a.secret,
             db = db_path.display(),

@@ -213,6 +213,7 @@ impl Server {
             token = "{token}"
             api_url = "{api}"
             cdn_url = "{cdn}"
+            members_intent = true
             "#,
             port = self.component,
             media = self.dir.path().join("media").display(),

@@ -88,6 +88,8 @@ pub struct Cache {
     pub ours: HashSet<u64>,
     /// Guilds announced in READY whose GUILD_CREATE has not come yet.
     pub pending: HashSet<u64>,
+    /// Guilds whose member list was asked for (REQUEST_GUILD_MEMBERS): chunks seen so far.
+    pub chunks_awaited: HashMap<u64, u32>,
     /// Per guild, the names `@Nick` mentions are matched against (longest first); made when
     /// needed, dropped when a member's name changes.
     names: HashMap<u64, Arc<Vec<(String, String)>>>,
@@ -114,6 +116,7 @@ impl Cache {
             hooks: HashMap::new(),
             ours: HashSet::new(),
             pending: HashSet::new(),
+            chunks_awaited: HashMap::new(),
             names: HashMap::new(),
         }
     }

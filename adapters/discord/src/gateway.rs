@@ -185,6 +185,11 @@ impl Gateway {
                     };
                     match self.frame(&text, session, seq, tx, connected).await {
                         Frame::Continue => {}
+                        Frame::Send(cmd) => {
+                            if let Err(e) = ws.send(Message::Text(cmd.into())).await {
+                                return Outcome::Resume(format!("gateway send failed: {e}"));
+                            }
+                        }
                         Frame::Ack => acked = true,
                         Frame::BeatNow => next_beat = Instant::now(),
                         Frame::End(o) => {
@@ -251,10 +256,16 @@ impl Gateway {
                         return Frame::End(Outcome::Closed);
                     }
                 }
+                let ask = match &event {
+                    Event::GuildCreate(g) if wants_members(&g.guild, self.intents) => {
+                        Some(request_members(g.guild.id.get()))
+                    }
+                    _ => None,
+                };
                 if tx.send(Item::Event(Box::new(event))).await.is_err() {
                     return Frame::End(Outcome::Closed);
                 }
-                Frame::Continue
+                ask.map_or(Frame::Continue, Frame::Send)
             }
             Ok(GatewayEvent::HeartbeatAck) => Frame::Ack,
             #[allow(deprecated)]
@@ -289,6 +300,20 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Whether a guild's member list is to be asked for: GUILD_CREATE carries all members only
+/// of small guilds, and only to a bot with the presence intent (which Causeway does not ask
+/// for); the whole list needs the GUILD_MEMBERS intent.
+pub fn wants_members(g: &serenity::model::guild::Guild, intents: u64) -> bool {
+    intents & GUILD_MEMBERS != 0 && (g.members.len() as u64) < g.member_count
+}
+
+/// REQUEST_GUILD_MEMBERS (op 8) for every member: GUILD_MEMBERS_CHUNKs of up to 1000 follow.
+fn request_members(guild: u64) -> String {
+    json!({"op": 8, "d": {"guild_id": guild.to_string(), "query": "", "limit": 0,
+        "nonce": format!("members-{guild}")}})
+    .to_string()
 }
 
 fn explain_unknown(kind: &str, value: &Value) {
@@ -339,6 +364,8 @@ enum KnownOnly {
 
 enum Frame {
     Continue,
+    /// Handled; now send this command.
+    Send(String),
     Ack,
     BeatNow,
     End(Outcome),

@@ -25,10 +25,14 @@ fn ev(channel: u64, sender: u64, at: i64, kind: RemoteEventKind) -> RemoteEvent 
     }
 }
 
-/// Handle one gateway event; true when it was READY or a GUILD_CREATE (readiness may change).
+/// Handle one gateway event; true when it was READY, a GUILD_CREATE or a member chunk
+/// (readiness may change).
 pub async fn on_event(inner: &Inner, event: Event) -> bool {
     let mut out: Vec<RemoteEvent> = Vec::new();
-    let readiness = matches!(event, Event::Ready(_) | Event::GuildCreate(_));
+    let readiness = matches!(
+        event,
+        Event::Ready(_) | Event::GuildCreate(_) | Event::GuildMembersChunk(_)
+    );
     {
         let mut c = inner.write();
         let bot = c.bot;
@@ -37,7 +41,25 @@ pub async fn on_event(inner: &Inner, event: Event) -> bool {
                 c.bot = r.ready.user.id.get();
                 c.pending = r.ready.guilds.iter().map(|g| g.id.get()).collect();
             }
-            Event::GuildCreate(g) => c.guild(&g.guild),
+            Event::GuildCreate(g) => {
+                c.guild(&g.guild);
+                if crate::gateway::wants_members(&g.guild, inner.cfg.intents()) {
+                    // the gateway asked for them: chunks follow
+                    c.chunks_awaited.insert(g.guild.id.get(), 0);
+                }
+            }
+            Event::GuildMembersChunk(e) => {
+                let gid = e.guild_id.get();
+                for m in e.members.values() {
+                    c.member(gid, m);
+                }
+                if let Some(seen) = c.chunks_awaited.get_mut(&gid) {
+                    *seen += 1;
+                    if *seen >= e.chunk_count {
+                        c.chunks_awaited.remove(&gid);
+                    }
+                }
+            }
             Event::ChannelCreate(e) => room_changed(&mut c, &e.channel, &mut out),
             Event::ChannelUpdate(e) => room_changed(&mut c, &e.channel, &mut out),
             Event::ThreadCreate(e) => room_changed(&mut c, &e.thread, &mut out),

@@ -36,7 +36,8 @@ pub struct DiscordConfig {
     pub api_url: String,
     /// Discord's CDN (avatars, icons).
     pub cdn_url: String,
-    /// Ask for the privileged GUILD_MEMBERS intent (full member lists, nick changes).
+    /// Ask for the privileged GUILD_MEMBERS intent: full member lists (REQUEST_GUILD_MEMBERS
+    /// at start, `gateway.rs`), member joins and nick changes.
     pub members_intent: bool,
     /// The name of the webhooks Causeway creates (one per channel).
     pub webhook_name: String,

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 pub(crate) struct Inner {
     pub cfg: DiscordConfig,
@@ -155,18 +156,38 @@ async fn handle(
     ready: watch::Sender<Result<Readiness, NetworkError>>,
 ) {
     let mut first_ready = false;
-    while let Some(item) = rx.recv().await {
+    // Set once every guild has come: how long member chunks may still hold readiness back.
+    let mut chunks_until: Option<Instant> = None;
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => match item { Some(i) => i, None => return },
+            _ = sleep_until_some(chunks_until), if !first_ready => {
+                let missing = inner.read().chunks_awaited.len();
+                tracing::warn!(
+                    guilds = missing,
+                    "member lists still incomplete after {CHUNK_WAIT:?}; going on without the rest"
+                );
+                first_ready = true;
+                let _ = ready.send(Ok(Readiness::Ready));
+                continue;
+            }
+        };
         match item {
             Item::Event(ev) => {
                 let ready_now = crate::inbound::on_event(&inner, *ev).await;
-                tracing::trace!(
-                    ready_now,
-                    pending = inner.read().pending.len(),
-                    "event handled"
-                );
-                if ready_now && !first_ready && inner.read().pending.is_empty() {
-                    first_ready = true;
-                    let _ = ready.send(Ok(Readiness::Ready));
+                if ready_now && !first_ready {
+                    let c = inner.read();
+                    tracing::trace!(
+                        pending = c.pending.len(),
+                        chunks = c.chunks_awaited.len(),
+                        "readiness event handled"
+                    );
+                    if c.pending.is_empty() && c.chunks_awaited.is_empty() {
+                        first_ready = true;
+                        let _ = ready.send(Ok(Readiness::Ready));
+                    } else if c.pending.is_empty() && chunks_until.is_none() {
+                        chunks_until = Some(Instant::now() + CHUNK_WAIT);
+                    }
                 }
             }
             Item::Connected { resumed } => {
@@ -179,6 +200,18 @@ async fn handle(
                 login_state(&inner, LoginState::LoggedOut(e.to_string())).await;
             }
         }
+    }
+}
+
+/// How long start-up waits for member chunks once every guild has come (a 100,000-member
+/// guild is 100 chunks); past it the bridge starts with what it has, and later chunks still
+/// fill the cache.
+const CHUNK_WAIT: Duration = Duration::from_secs(15);
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The gateway: HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME (replaying what
+//! The gateway: HELLO, IDENTIFY -> READY + GUILD_CREATE, REQUEST_GUILD_MEMBERS ->
+//! GUILD_MEMBERS_CHUNK (`members.rs`), heartbeats, RESUME (replaying what
 //! the session missed, then RESUMED), close codes 4004 (bad token) and 4014 (disallowed
 //! intents). Dispatches are numbered per session and kept, so a resumed session gets every
 //! event after the sequence number it resumes from.
@@ -68,7 +69,12 @@ pub async fn serve(fake: FakeDiscord, socket: WebSocket) {
                             let _ = sink.send(Message::Text(json!({"op": 9, "d": false}).to_string().into())).await;
                         }
                     },
-                    Some(3) | Some(8) => {}
+                    Some(8) => {
+                        if let Some(id) = &session {
+                            fake.lock().request_members(id, &v["d"]);
+                        }
+                    }
+                    Some(3) => {}
                     _ => {
                         let _ = close(&mut sink, 4001, "Unknown opcode").await;
                         break;
@@ -128,6 +134,7 @@ fn identify(
         id.clone(),
         GwSession {
             seq: 0,
+            view: crate::members::View::from_identify(d),
             log: Vec::new(),
             tx: Some((conn, tx.clone())),
         },
@@ -146,17 +153,16 @@ fn identify(
         "shard": [0, 1],
         "application": {"id": s.bot["id"], "flags": 0}
     });
+    let view = crate::members::View::from_identify(d);
     let gids: Vec<String> = s.guilds.iter().map(|g| g.id.clone()).collect();
     let mut frames = vec![("READY", ready)];
-    frames.extend(gids.iter().map(|g| ("GUILD_CREATE", s.guild_create(g))));
+    frames.extend(
+        gids.iter()
+            .map(|g| ("GUILD_CREATE", s.guild_create(g, view))),
+    );
     // Only this new session gets its READY and GUILD_CREATEs.
-    if let Some(sess) = s.sessions.get_mut(&id) {
-        for (t, d) in frames {
-            sess.seq += 1;
-            let frame = json!({"op": 0, "t": t, "s": sess.seq, "d": d}).to_string();
-            sess.log.push((sess.seq, frame.clone()));
-            let _ = tx.send(WsOut::Frame(frame));
-        }
+    for (t, d) in frames {
+        s.send_to(&id, t, d);
     }
     Ok(id)
 }

@@ -8,6 +8,7 @@
 //! in [`Options::privileged_intents`] enabled.
 
 mod gateway;
+mod members;
 mod model;
 mod rest;
 
@@ -70,6 +71,8 @@ pub(crate) enum WsOut {
 
 pub(crate) struct GwSession {
     seq: u64,
+    /// What IDENTIFY asked for: the intents and large threshold member lists follow.
+    view: members::View,
     log: Vec<(u64, String)>,
     tx: Option<(u64, mpsc::UnboundedSender<WsOut>)>,
 }
@@ -102,6 +105,8 @@ pub(crate) struct State {
     connections: u64,
     identifies: u32,
     resumes: u32,
+    /// REQUEST_GUILD_MEMBERS answered.
+    member_requests: u32,
 }
 
 /// What a test posts as a Discord user.
@@ -156,6 +161,7 @@ impl FakeDiscord {
             connections: 0,
             identifies: 0,
             resumes: 0,
+            member_requests: 0,
         };
         let fake = FakeDiscord {
             state: Arc::new(Mutex::new(state)),
@@ -220,8 +226,15 @@ impl FakeDiscord {
             roles: vec![everyone],
             members,
         });
-        let created = s.guild_create(&id);
-        s.dispatch("GUILD_CREATE", created);
+        // each session sees the member list its intents allow
+        let created: Vec<(String, Value)> = s
+            .sessions
+            .iter()
+            .map(|(sid, sess)| (sid.clone(), s.guild_create(&id, sess.view)))
+            .collect();
+        for (sid, d) in created {
+            s.send_to(&sid, "GUILD_CREATE", d);
+        }
         id
     }
 
@@ -448,6 +461,11 @@ impl FakeDiscord {
         (s.identifies, s.resumes)
     }
 
+    /// REQUEST_GUILD_MEMBERS (op 8) the gateway answered.
+    pub fn member_requests(&self) -> u32 {
+        self.lock().member_requests
+    }
+
     /// Gateway sessions with a live connection.
     pub fn connected(&self) -> usize {
         self.lock()
@@ -470,6 +488,19 @@ pub(crate) fn model_emoji(emoji: &str) -> (String, Value) {
 }
 
 impl State {
+    /// A dispatch to one session.
+    pub(crate) fn send_to(&mut self, session: &str, t: &str, d: Value) {
+        let Some(sess) = self.sessions.get_mut(session) else {
+            return;
+        };
+        sess.seq += 1;
+        let frame = json!({"op": 0, "t": t, "s": sess.seq, "d": d}).to_string();
+        sess.log.push((sess.seq, frame.clone()));
+        if let Some((_, tx)) = &sess.tx {
+            let _ = tx.send(WsOut::Frame(frame));
+        }
+    }
+
     pub(crate) fn dispatch(&mut self, t: &str, d: Value) {
         for sess in self.sessions.values_mut() {
             sess.seq += 1;
@@ -495,7 +526,8 @@ impl State {
         v
     }
 
-    pub(crate) fn guild_create(&self, id: &str) -> Value {
+    /// GUILD_CREATE as a session with `view` gets it (`members.rs`).
+    pub(crate) fn guild_create(&self, id: &str, view: members::View) -> Value {
         let Some(g) = self.guilds.iter().find(|g| g.id == id) else {
             return Value::Null;
         };
@@ -508,11 +540,13 @@ impl State {
             .cloned()
             .partition(|c| c["thread_metadata"].is_object());
         v["joined_at"] = json!(model::iso(model::snowflake_ms(id)));
-        v["large"] = json!(false);
+        let bot = self.bot["id"].as_str().unwrap_or_default();
+        let (large, members) = members::in_guild_create(g, bot, view);
+        v["large"] = json!(large);
         v["unavailable"] = json!(false);
         v["member_count"] = json!(g.members.len());
         v["voice_states"] = json!([]);
-        v["members"] = json!(g.members.values().collect::<Vec<_>>());
+        v["members"] = json!(members);
         v["channels"] = json!(channels);
         v["threads"] = json!(threads);
         v["presences"] = json!([]);
