@@ -245,7 +245,7 @@ impl Bridge {
             kind: RemoteEventKind::RoomRemoved,
         };
         let tx = self.portal_queue(&net, row);
-        self.enqueue(&net, tx, PortalInput::Remote(ev, None)).await;
+        self.enqueue(&net, tx, PortalInput::Remote(Box::new(ev), None)).await;
     }
 
     /// A place in the backlog, held by the event until its portal has handled it.
@@ -286,7 +286,7 @@ impl Bridge {
             },
         };
         let held = self.held().await;
-        self.enqueue(&net, tx, PortalInput::Xmpp(ev.event, held))
+        self.enqueue(&net, tx, PortalInput::Xmpp(Box::new(ev.event), held))
             .await;
     }
 
@@ -434,7 +434,7 @@ impl Bridge {
             let live = self.live().for_room(&net.id, &room);
             if let Some(tx) = live {
                 let held = self.held().await;
-                self.enqueue(&net, tx, PortalInput::Remote(env.event, held))
+                self.enqueue(&net, tx, PortalInput::Remote(Box::new(env.event), held))
                     .await;
                 continue;
             }
@@ -468,7 +468,7 @@ impl Bridge {
             };
             let tx = self.portal_queue(&net, row);
             let held = self.held().await;
-            self.enqueue(&net, tx, PortalInput::Remote(env.event, held))
+            self.enqueue(&net, tx, PortalInput::Remote(Box::new(env.event), held))
                 .await;
         }
     }
