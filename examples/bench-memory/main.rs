@@ -4,7 +4,7 @@
 //! own process, so its RSS is its own (the fake and the client live here).
 //!
 //! Phases, each followed by Causeway's RSS and peak RSS (VmHWM):
-//! 1. start with the guild cached (GUILD_CREATE with every member and channel);
+//! 1. start with the guild cached (GUILD_CREATE, then every member in GUILD_MEMBERS_CHUNKs);
 //! 2. an admin links the guild: one portal per channel;
 //! 3. restart with ROWS message rows seeded over the portals (time to the handshake);
 //! 4. every channel gets messages from 10 members each, until all PUPPETS have spoken: every
