@@ -83,18 +83,20 @@ async fn main() {
     let cfg_path = dir.path().join("causeway.toml");
     std::fs::write(
         &cfg_path,
-        format!(
-            "[xmpp]\nserver = \"127.0.0.1:{comp}\"\nserver_domain = \"localhost\"\n\
-             [[xmpp.components]]\ndomain = \"demo.localhost\"\nnetwork = \"demo\"\nsecret = \"{secret}\"\n\
-             [[xmpp.components]]\ndomain = \"discord.localhost\"\nnetwork = \"discord\"\nsecret = \"{secret}\"\n\
-             [store]\nurl = \"sqlite://{dir}/cw.db?mode=rwc\"\n[media]\ndir = \"{dir}/media\"\n[http]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n\
-             [bridge]\nadmins = [\"bench@localhost\"]\nhistory_on_join = 0\n\
+        client::config_head(
+            comp,
+            &secret,
+            dir.path(),
+            &[("demo.localhost", "demo"), ("discord.localhost", "discord")],
+            "",
+            "warn",
+        ) + &format!(
+            "[bridge]\nadmins = [\"bench@localhost\"]\nhistory_on_join = 0\n\
              [networks.demo]\nrooms = [\"lobby\"]\nbot_answers = false\n\
              [networks.discord]\ntoken = \"{}\"\napi_url = \"{}\"\ncdn_url = \"{}\"\n",
             fake.token(),
             fake.api_url(),
             fake.cdn_url(),
-            dir = dir.path().display(),
         ),
     )
     .expect("config");

@@ -153,14 +153,16 @@ async fn main() {
     let cfg_path = dir.path().join("causeway.toml");
     std::fs::write(
         &cfg_path,
-        format!(
-            "[xmpp]\nserver = \"127.0.0.1:{comp}\"\nserver_domain = \"localhost\"\n\
-             [[xmpp.components]]\ndomain = \"matrix.localhost\"\nnetwork = \"matrix\"\nsecret = \"{secret}\"\n\
-             [store]\nurl = \"sqlite://{}/cw.db?mode=rwc\"\n[http]\nlisten = \"{http}\"\n[log]\nlevel = \"warn\"\n\
-             [bridge]\nhistory_on_join = 0\n[media]\ndir = \"{}\"\n\
+        client::config_head(
+            comp,
+            &secret,
+            dir.path(),
+            &[("matrix.localhost", "matrix")],
+            &http,
+            "warn",
+        ) + &format!(
+            "[bridge]\nhistory_on_join = 0\n\
              [networks.matrix]\nhomeserver_url = \"{hs}\"\nserver_name = \"localhost\"\nregistration = \"{}\"\n",
-            dir.path().display(),
-            dir.path().join("media").display(),
             reg_path.display()
         ),
     )

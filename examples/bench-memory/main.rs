@@ -250,16 +250,16 @@ async fn main() {
     let cfg = dir.path().join("causeway.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "[xmpp]\nserver = \"127.0.0.1:{comp}\"\nserver_domain = \"localhost\"\n\
-             [[xmpp.components]]\ndomain = \"discord.localhost\"\nnetwork = \"discord\"\nsecret = \"{secret}\"\n\
-             [store]\nurl = \"sqlite://{db}?mode=rwc\"\n[media]\ndir = \"{dir}/media\"\n[http]\nlisten = \"\"\n[log]\nlevel = \"info\"\n\
-             [bridge]\nadmins = [\"bench@localhost\"]\nhistory_on_join = 0\n\
+        client::config_head(
+            a.comp,
+            &a.secret,
+            dir.path(),
+            &[("discord.localhost", "discord")],
+            "",
+            "info",
+        ) + &format!(
+            "[bridge]\nadmins = [\"bench@localhost\"]\nhistory_on_join = 0\n\
              [networks.discord]\ntoken = \"{token}\"\napi_url = \"{api}\"\ncdn_url = \"{cdn}\"\nmembers_intent = true\n",
-            comp = a.comp,
-            secret = a.secret,
-            db = db_path.display(),
-            dir = dir.path().display(),
             token = fake.token(),
             api = fake.api_url(),
             cdn = fake.cdn_url(),

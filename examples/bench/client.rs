@@ -176,3 +176,29 @@ impl Args {
         }
     }
 }
+
+/// The start of a bench's Causeway config: the component link to the local server (one
+/// component per (domain, network), all with `secret`), a SQLite store and media directory
+/// in `dir`, the HTTP listener (`""`: none) and the log level. Each bench adds its networks'
+/// sections and `[bridge]`.
+pub fn config_head(
+    comp: u16,
+    secret: &str,
+    dir: &std::path::Path,
+    components: &[(&str, &str)],
+    http: &str,
+    log: &str,
+) -> String {
+    let mut out = format!("[xmpp]\nserver = \"127.0.0.1:{comp}\"\nserver_domain = \"localhost\"\n");
+    for (domain, network) in components {
+        out += &format!(
+            "[[xmpp.components]]\ndomain = \"{domain}\"\nnetwork = \"{network}\"\nsecret = \"{secret}\"\n"
+        );
+    }
+    let dir = dir.display();
+    out += &format!(
+        "[store]\nurl = \"sqlite://{dir}/cw.db?mode=rwc\"\n[media]\ndir = \"{dir}/media\"\n\
+         [http]\nlisten = \"{http}\"\n[log]\nlevel = \"{log}\"\n"
+    );
+    out
+}

@@ -206,13 +206,14 @@ async fn main() {
     let cfg_path = dir.path().join("causeway.toml");
     std::fs::write(
         &cfg_path,
-        format!(
-            "[xmpp]\nserver = \"127.0.0.1:{comp}\"\nserver_domain = \"localhost\"\n\
-             [[xmpp.components]]\ndomain = \"demo.localhost\"\nnetwork = \"demo\"\nsecret = \"{secret}\"\n\
-             [store]\nurl = \"sqlite://{dir}/cw.db?mode=rwc\"\n[media]\ndir = \"{dir}/media\"\n[http]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n\
-             [networks.demo]\nrooms = [\"lobby\"]\n",
-            dir = dir.path().display()
-        ),
+        client::config_head(
+            comp,
+            &secret,
+            dir.path(),
+            &[("demo.localhost", "demo")],
+            "",
+            "warn",
+        ) + "[networks.demo]\nrooms = [\"lobby\"]\n",
     )
     .expect("config");
     let config = causeway::config::Config::load(&cfg_path).expect("config loads");

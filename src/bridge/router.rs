@@ -245,7 +245,8 @@ impl Bridge {
             kind: RemoteEventKind::RoomRemoved,
         };
         let tx = self.portal_queue(&net, row);
-        self.enqueue(&net, tx, PortalInput::Remote(Box::new(ev), None)).await;
+        self.enqueue(&net, tx, PortalInput::Remote(Box::new(ev), None))
+            .await;
     }
 
     /// A place in the backlog, held by the event until its portal has handled it.
