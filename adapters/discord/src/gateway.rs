@@ -63,6 +63,8 @@ impl Gateway {
         let mut session: Option<SessionState> = None;
         let mut seq: Option<u64> = None;
         let mut failures: u32 = 0;
+        // commands Discord rate limited, with when to send them again (kept across resumes)
+        let mut later: Vec<(Instant, String)> = Vec::new();
         loop {
             let url = match &session {
                 Some(s) => s.resume_url.clone(),
@@ -84,7 +86,14 @@ impl Gateway {
             };
             let mut connected = false;
             let outcome = self
-                .connect_once(&url, &mut session, &mut seq, &tx, &mut connected)
+                .connect_once(
+                    &url,
+                    &mut session,
+                    &mut seq,
+                    &tx,
+                    &mut connected,
+                    &mut later,
+                )
                 .await;
             if connected {
                 failures = 0;
@@ -138,6 +147,7 @@ impl Gateway {
         seq: &mut Option<u64>,
         tx: &mpsc::Sender<Item>,
         connected: &mut bool,
+        later: &mut Vec<(Instant, String)>,
     ) -> Outcome {
         let (mut ws, _) = match tokio_tungstenite::connect_async(with_query(url)).await {
             Ok(c) => c,
@@ -190,6 +200,7 @@ impl Gateway {
                                 return Outcome::Resume(format!("gateway send failed: {e}"));
                             }
                         }
+                        Frame::SendAt(at, cmd) => later.push((at, cmd)),
                         Frame::Ack => acked = true,
                         Frame::BeatNow => next_beat = Instant::now(),
                         Frame::End(o) => {
@@ -198,6 +209,16 @@ impl Gateway {
                                 reason: "reconnecting".into(),
                             })).await;
                             return o;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(first_due(later)), if !later.is_empty() => {
+                    let now = Instant::now();
+                    let (due, wait): (Vec<_>, Vec<_>) = later.drain(..).partition(|(at, _)| *at <= now);
+                    *later = wait;
+                    for (_, cmd) in due {
+                        if let Err(e) = ws.send(Message::Text(cmd.into())).await {
+                            return Outcome::Resume(format!("gateway send failed: {e}"));
                         }
                     }
                 }
@@ -234,6 +255,9 @@ impl Gateway {
             Ok(GatewayEvent::Dispatch(s, event)) => {
                 *seq = Some(s);
                 if let Event::Unknown(u) = &event {
+                    if u.kind == "RATE_LIMITED" {
+                        return rate_limited(&u.value);
+                    }
                     // serenity falls back to Unknown when a known event does not fit its
                     // model: say why, the event is skipped.
                     explain_unknown(&u.kind, &u.value);
@@ -316,6 +340,39 @@ fn request_members(guild: u64) -> String {
     .to_string()
 }
 
+/// RATE_LIMITED (serenity 0.12 has no model for it): Discord refused a command for
+/// `retry_after` seconds. Member lists (op 8, one full request per guild every 30 s) are
+/// asked for again then; nothing else is sent that Discord rate limits this way.
+fn rate_limited(d: &Value) -> Frame {
+    let guild = d["meta"]["guild_id"].as_str().and_then(|g| g.parse().ok());
+    match (d["opcode"].as_u64(), guild) {
+        (Some(8), Some(guild)) => {
+            let wait = d["retry_after"].as_f64().unwrap_or(30.0).clamp(0.0, 300.0);
+            tracing::info!(
+                guild,
+                wait,
+                "member list request rate limited; asking again then"
+            );
+            Frame::SendAt(
+                Instant::now() + Duration::from_secs_f64(wait),
+                request_members(guild),
+            )
+        }
+        _ => {
+            tracing::warn!(event = %d, "Discord rate limited a gateway command");
+            Frame::Continue
+        }
+    }
+}
+
+fn first_due(later: &[(Instant, String)]) -> Instant {
+    later
+        .iter()
+        .map(|(at, _)| *at)
+        .min()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+}
+
 fn explain_unknown(kind: &str, value: &Value) {
     let framed = json!({"t": kind, "d": value});
     let why = match serde_json::from_value::<Event>(framed) {
@@ -366,6 +423,8 @@ enum Frame {
     Continue,
     /// Handled; now send this command.
     Send(String),
+    /// Send this command at that time (Discord rate limited it).
+    SendAt(Instant, String),
     Ack,
     BeatNow,
     End(Outcome),

@@ -13,13 +13,18 @@ const MEMBERS: usize = 1234;
 
 struct Guild {
     fake: FakeDiscord,
+    id: String,
     channel: String,
     /// (user id, nick)
     members: Vec<(String, String)>,
 }
 
 async fn guild() -> Guild {
-    let fake = FakeDiscord::start(Options::default()).await.expect("fake");
+    guild_with(Options::default()).await
+}
+
+async fn guild_with(options: Options) -> Guild {
+    let fake = FakeDiscord::start(options).await.expect("fake");
     let g = fake.add_guild("Big");
     let channel = fake.add_channel(&g, "general", 0, None);
     let members = (0..MEMBERS)
@@ -32,6 +37,7 @@ async fn guild() -> Guild {
         .collect();
     Guild {
         fake,
+        id: g,
         channel,
         members,
     }
@@ -70,7 +76,11 @@ fn user_lookups(fake: &FakeDiscord) -> usize {
 async fn with_the_members_intent_every_member_is_known_when_connect_returns() {
     let g = guild().await;
     let (session, _events) = connect(&g.fake, true).await;
-    assert_eq!(g.fake.member_requests(), 1, "one REQUEST_GUILD_MEMBERS");
+    assert_eq!(
+        g.fake.member_requests(),
+        (1, 0),
+        "one REQUEST_GUILD_MEMBERS"
+    );
     // every member straight from the cache (user_info without a guild: the user's name)
     for (i, (id, _)) in g.members.iter().enumerate() {
         let u = session
@@ -105,7 +115,7 @@ async fn with_the_members_intent_every_member_is_known_when_connect_returns() {
 async fn without_it_nothing_is_asked_and_only_speakers_are_known() {
     let g = guild().await;
     let (session, _events) = connect(&g.fake, false).await;
-    assert_eq!(g.fake.member_requests(), 0);
+    assert_eq!(g.fake.member_requests(), (0, 0));
     let info = session
         .room_info(&RoomKey::shared(g.channel.clone()))
         .await
@@ -115,5 +125,31 @@ async fn without_it_nothing_is_asked_and_only_speakers_are_known() {
         "GUILD_CREATE of a large guild carries only the bot: {:?}",
         info.members.len()
     );
+    session.disconnect().await;
+}
+
+#[tokio::test]
+async fn a_rate_limited_member_request_is_sent_again_when_discord_says() {
+    // Discord allows one whole-list request per guild and session every 30 s; 2 s here
+    let g = guild_with(Options {
+        member_request_window: std::time::Duration::from_secs(2),
+        ..Options::default()
+    })
+    .await;
+    let (session, _events) = connect(&g.fake, true).await;
+    assert_eq!(g.fake.member_requests(), (1, 0));
+    // the guild comes back from an outage at once: its GUILD_CREATE again, a request again,
+    // refused with RATE_LIMITED, then asked again after retry_after (sooner would be refused
+    // again: exactly one refusal shows the wait was kept)
+    g.fake.guild_outage(&g.id);
+    let start = std::time::Instant::now();
+    while g.fake.member_requests() != (2, 1) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "member requests (answered, rate limited): {:?}",
+            g.fake.member_requests()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     session.disconnect().await;
 }

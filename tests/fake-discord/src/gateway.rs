@@ -135,6 +135,7 @@ fn identify(
         GwSession {
             seq: 0,
             view: crate::members::View::from_identify(d),
+            full_requests: Default::default(),
             log: Vec::new(),
             tx: Some((conn, tx.clone())),
         },

@@ -29,6 +29,9 @@ pub struct Options {
     /// Privileged intents enabled for the application (others close the gateway with 4014).
     pub privileged_intents: u64,
     pub heartbeat_interval_ms: u64,
+    /// How often one session may ask for a guild's whole member list (Discord: 30 s);
+    /// sooner gets RATE_LIMITED.
+    pub member_request_window: std::time::Duration,
 }
 
 impl Default for Options {
@@ -37,6 +40,7 @@ impl Default for Options {
             token: "fake-bot-token.Xy12".into(),
             privileged_intents: INTENT_MESSAGE_CONTENT | INTENT_GUILD_MEMBERS,
             heartbeat_interval_ms: 41_250,
+            member_request_window: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -73,6 +77,8 @@ pub(crate) struct GwSession {
     seq: u64,
     /// What IDENTIFY asked for: the intents and large threshold member lists follow.
     view: members::View,
+    /// When this session last asked for each guild's whole member list.
+    full_requests: BTreeMap<String, std::time::Instant>,
     log: Vec<(u64, String)>,
     tx: Option<(u64, mpsc::UnboundedSender<WsOut>)>,
 }
@@ -105,8 +111,9 @@ pub(crate) struct State {
     connections: u64,
     identifies: u32,
     resumes: u32,
-    /// REQUEST_GUILD_MEMBERS answered.
+    /// REQUEST_GUILD_MEMBERS answered, and answered with RATE_LIMITED.
     member_requests: u32,
+    member_requests_limited: u32,
 }
 
 /// What a test posts as a Discord user.
@@ -162,6 +169,7 @@ impl FakeDiscord {
             identifies: 0,
             resumes: 0,
             member_requests: 0,
+            member_requests_limited: 0,
         };
         let fake = FakeDiscord {
             state: Arc::new(Mutex::new(state)),
@@ -461,9 +469,25 @@ impl FakeDiscord {
         (s.identifies, s.resumes)
     }
 
-    /// REQUEST_GUILD_MEMBERS (op 8) the gateway answered.
-    pub fn member_requests(&self) -> u32 {
-        self.lock().member_requests
+    /// REQUEST_GUILD_MEMBERS (op 8) the gateway answered with chunks, and with RATE_LIMITED.
+    pub fn member_requests(&self) -> (u32, u32) {
+        let s = self.lock();
+        (s.member_requests, s.member_requests_limited)
+    }
+
+    /// A guild's outage ends: GUILD_DELETE with `unavailable`, then GUILD_CREATE again, to
+    /// every live session (as Discord does when a guild comes back).
+    pub fn guild_outage(&self, guild: &str) {
+        let mut s = self.lock();
+        s.dispatch("GUILD_DELETE", json!({"id": guild, "unavailable": true}));
+        let created: Vec<(String, Value)> = s
+            .sessions
+            .iter()
+            .map(|(sid, sess)| (sid.clone(), s.guild_create(guild, sess.view)))
+            .collect();
+        for (sid, d) in created {
+            s.send_to(&sid, "GUILD_CREATE", d);
+        }
     }
 
     /// Gateway sessions with a live connection.

@@ -4,8 +4,9 @@
 //! or voice states here, only the bot itself. The rest is asked for with REQUEST_GUILD_MEMBERS
 //! (op 8) and comes as GUILD_MEMBERS_CHUNK dispatches of up to 1000 members, numbered with
 //! `chunk_index` / `chunk_count` and carrying the request's `nonce`. The whole list
-//! (`query: ""`, `limit: 0`) needs the GUILD_MEMBERS intent; a request without it is left
-//! unanswered here.
+//! (`query: ""`, `limit: 0`) needs the GUILD_MEMBERS intent (a request without it is left
+//! unanswered here) and is allowed once per guild and session every 30 s
+//! ([`crate::Options::member_request_window`]); sooner gets a RATE_LIMITED dispatch.
 
 use crate::{GuildState, State, INTENT_GUILD_MEMBERS, INTENT_GUILD_PRESENCES};
 use serde_json::{json, Value};
@@ -43,17 +44,46 @@ pub(crate) fn in_guild_create(g: &GuildState, bot: &str, view: View) -> (bool, V
 }
 
 impl State {
+    /// Seconds before `session` may ask for the whole list of `guild` again (None: now; the
+    /// request is counted).
+    fn full_request_wait(&mut self, session: &str, guild: &str) -> Option<f64> {
+        let window = self.opts.member_request_window;
+        let sess = self.sessions.get_mut(session)?;
+        let now = std::time::Instant::now();
+        if let Some(last) = sess.full_requests.get(guild) {
+            let since = now.duration_since(*last);
+            if since < window {
+                return Some((window - since).as_secs_f64());
+            }
+        }
+        sess.full_requests.insert(guild.to_string(), now);
+        None
+    }
+
     /// REQUEST_GUILD_MEMBERS from `session`: its chunks, to that session only.
     pub(crate) fn request_members(&mut self, session: &str, d: &Value) {
         let Some(view) = self.sessions.get(session).map(|s| s.view) else {
             return;
         };
         let gid = d["guild_id"].as_str().unwrap_or_default();
+        let query = d["query"].as_str();
+        let limit = d["limit"].as_u64().unwrap_or(0) as usize;
+        let whole = d["user_ids"].as_array().is_none() && query == Some("") && limit == 0;
+        if whole {
+            if view.intents & INTENT_GUILD_MEMBERS == 0 || !self.guilds.iter().any(|g| g.id == gid)
+            {
+                return;
+            }
+            if let Some(wait) = self.full_request_wait(session, gid) {
+                let limited = json!({"opcode": 8, "retry_after": wait,
+                    "meta": {"guild_id": gid, "nonce": d["nonce"]}});
+                self.member_requests_limited += 1;
+                return self.send_to(session, "RATE_LIMITED", limited);
+            }
+        }
         let Some(g) = self.guilds.iter().find(|g| g.id == gid) else {
             return;
         };
-        let query = d["query"].as_str();
-        let limit = d["limit"].as_u64().unwrap_or(0) as usize;
         let mut not_found = Vec::new();
         let members: Vec<Value> = if let Some(ids) = d["user_ids"].as_array() {
             let ids: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
@@ -69,12 +99,7 @@ impl State {
                 .collect()
         } else {
             match query {
-                Some("") if limit == 0 => {
-                    if view.intents & INTENT_GUILD_MEMBERS == 0 {
-                        return;
-                    }
-                    g.members.values().cloned().collect()
-                }
+                Some("") if limit == 0 => g.members.values().cloned().collect(),
                 Some(q) => {
                     let q = q.to_lowercase();
                     g.members
