@@ -110,6 +110,8 @@ impl Gateway {
                 Outcome::Reidentify(r) => {
                     session = None;
                     seq = None;
+                    // a new session asks for member lists afresh (its GUILD_CREATEs)
+                    later.clear();
                     r
                 }
             };
