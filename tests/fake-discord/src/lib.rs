@@ -234,15 +234,7 @@ impl FakeDiscord {
             roles: vec![everyone],
             members,
         });
-        // each session sees the member list its intents allow
-        let created: Vec<(String, Value)> = s
-            .sessions
-            .iter()
-            .map(|(sid, sess)| (sid.clone(), s.guild_create(&id, sess.view)))
-            .collect();
-        for (sid, d) in created {
-            s.send_to(&sid, "GUILD_CREATE", d);
-        }
+        s.announce_guild(&id);
         id
     }
 
@@ -480,14 +472,7 @@ impl FakeDiscord {
     pub fn guild_outage(&self, guild: &str) {
         let mut s = self.lock();
         s.dispatch("GUILD_DELETE", json!({"id": guild, "unavailable": true}));
-        let created: Vec<(String, Value)> = s
-            .sessions
-            .iter()
-            .map(|(sid, sess)| (sid.clone(), s.guild_create(guild, sess.view)))
-            .collect();
-        for (sid, d) in created {
-            s.send_to(&sid, "GUILD_CREATE", d);
-        }
+        s.announce_guild(guild);
     }
 
     /// Gateway sessions with a live connection.
@@ -512,6 +497,18 @@ pub(crate) fn model_emoji(emoji: &str) -> (String, Value) {
 }
 
 impl State {
+    /// GUILD_CREATE to every session, each with the member list its intents allow.
+    fn announce_guild(&mut self, guild: &str) {
+        let created: Vec<(String, Value)> = self
+            .sessions
+            .iter()
+            .map(|(sid, sess)| (sid.clone(), self.guild_create(guild, sess.view)))
+            .collect();
+        for (sid, d) in created {
+            self.send_to(&sid, "GUILD_CREATE", d);
+        }
+    }
+
     /// A dispatch to one session.
     pub(crate) fn send_to(&mut self, session: &str, t: &str, d: Value) {
         let Some(sess) = self.sessions.get_mut(session) else {
