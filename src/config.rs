@@ -114,6 +114,9 @@ pub struct BridgeConfig {
     pub retention_days: u64,
     /// Depth of each portal's queue: back-pressure beyond it.
     pub portal_queue: usize,
+    /// Events waiting in portal queues, all portals together (at least twice
+    /// `portal_queue` is used): back-pressure beyond it.
+    pub backlog: usize,
 }
 
 impl Default for BridgeConfig {
@@ -125,6 +128,7 @@ impl Default for BridgeConfig {
             backfill: 100,
             retention_days: 0,
             portal_queue: 256,
+            backlog: 4096,
         }
     }
 }
@@ -244,6 +248,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "backfill",
             "retention_days",
             "portal_queue",
+            "backlog",
         ],
     ),
     ("media", &["dir", "public_url", "max_bytes"]),
@@ -441,6 +446,9 @@ impl Config {
         }
         if self.bridge.portal_queue == 0 {
             p("bridge.portal_queue".into(), "must be at least 1");
+        }
+        if self.bridge.backlog == 0 {
+            p("bridge.backlog".into(), "must be at least 1");
         }
         if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
         {

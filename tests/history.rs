@@ -6,54 +6,6 @@ use common::*;
 use std::collections::HashSet;
 use tokio_xmpp::minidom::Element;
 
-const MAM: &str = "urn:xmpp:mam:2";
-const RSM: &str = "http://jabber.org/protocol/rsm";
-
-/// One archive page: the bodies (in the order received) and the `<fin/>`.
-async fn page(client: &mut XmppClient, room: &str, qid: &str, set: &str) -> (Vec<String>, Element) {
-    client
-        .send_xml(&format!("<iq xmlns='jabber:client' type='set' to='{room}' id='{qid}'><query xmlns='{MAM}' queryid='{qid}'><set xmlns='{RSM}'>{set}</set></query></iq>"))
-        .await;
-    let iq = client
-        .expect(&format!("end of query {qid}"), SEC, |e| {
-            e.attr("id") == Some(qid)
-        })
-        .await;
-    assert_eq!(iq.attr("type"), Some("result"), "{}", String::from(&iq));
-    let fin = iq.get_child("fin", MAM).expect("fin").clone();
-    let mut bodies = Vec::new();
-    let inbox = std::mem::take(&mut client.inbox);
-    for el in inbox {
-        let result = el
-            .get_child("result", MAM)
-            .filter(|r| r.attr("queryid") == Some(qid));
-        match result {
-            Some(r) => {
-                let fwd = r
-                    .get_child("forwarded", "urn:xmpp:forward:0")
-                    .expect("forwarded");
-                assert!(fwd.get_child("delay", "urn:xmpp:delay").is_some());
-                let msg = fwd
-                    .children()
-                    .find(|c| c.name() == "message")
-                    .expect("message");
-                assert_eq!(
-                    msg.ns(),
-                    "jabber:client",
-                    "forwarded stanzas are client stanzas"
-                );
-                assert!(msg
-                    .get_child("occupant-id", "urn:xmpp:occupant-id:0")
-                    .is_some());
-                assert_eq!(r.attr("id").map(String::from), stanza_id(msg));
-                bodies.push(body(msg).unwrap_or_default());
-            }
-            None => client.inbox.push(el),
-        }
-    }
-    (bodies, fin)
-}
-
 fn rsm(fin: &Element, what: &str) -> Option<String> {
     fin.get_child("set", RSM)
         .and_then(|s| s.get_child(what, RSM))

@@ -72,16 +72,14 @@ pub struct Bridge {
     pub(super) sessions: Arc<Mutex<UserSessions>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
-    /// Events queued at portals, all portals together (see `BACKLOG`).
+    /// Events from either side that may wait in portal queues at once, all portals together
+    /// (`bridge.backlog`). Each portal's queue is bounded too (`bridge.portal_queue`), but a
+    /// thousand portals with a full queue each would hold a quarter million events: past
+    /// this many, the router waits, and the wait reaches back to the network's socket and
+    /// the XMPP stream (nothing is dropped). At least twice a portal's queue, so that one
+    /// stuck portal cannot take them all.
     backlog: Arc<Semaphore>,
 }
-
-/// Events from either side that may wait in portal queues at once, all portals together.
-/// Each portal's queue is bounded too (`bridge.portal_queue`), but a thousand portals with a
-/// full queue each would hold a quarter million events: past this many, the router waits,
-/// and the wait reaches back to the network's socket and the XMPP stream (nothing is
-/// dropped). At least twice a portal's queue, so one stuck portal cannot take them all.
-const BACKLOG: usize = 4096;
 
 type Queue = mpsc::Sender<PortalInput>;
 /// Users' own sessions by (network, bare JID).
@@ -130,7 +128,7 @@ impl Bridge {
     ) -> Bridge {
         let by_domain = nets.iter().map(|n| (n.domain.clone(), n.clone())).collect();
         let by_network = nets.iter().map(|n| (n.id.clone(), n.clone())).collect();
-        let backlog = BACKLOG.max(2 * shared.config.portal_queue);
+        let backlog = shared.config.backlog.max(2 * shared.config.portal_queue);
         Bridge {
             shared: Arc::new(shared),
             by_domain: Arc::new(by_domain),
@@ -174,7 +172,7 @@ impl Bridge {
             match self.shared.store.portals_to_resume(&net.id).await {
                 Ok(rows) => {
                     for row in rows {
-                        self.portal_queue(net, row);
+                        self.portal_queue(net, row, None);
                     }
                 }
                 Err(e) => tracing::error!(network = %net.id, "portals not resumed: {e}"),
@@ -216,7 +214,14 @@ impl Bridge {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn portal_queue(&self, net: &Arc<NetCtx>, row: PortalRow) -> Queue {
+    /// The queue of the portal for `row`, its task started if it was not running. `first`:
+    /// the network event it is started for (its backfill stops before that message).
+    fn portal_queue(
+        &self,
+        net: &Arc<NetCtx>,
+        row: PortalRow,
+        first: Option<&RemoteEvent>,
+    ) -> Queue {
         let mut live = self.live();
         if let Some(tx) = live.queue(&net.id, Some(&row.id)) {
             return tx;
@@ -228,7 +233,12 @@ impl Bridge {
         live.by_jid
             .insert((net.id.clone(), row.jid_local.clone()), row.id);
         let portal = Portal::new(row, net.clone(), self.shared.clone(), tx.downgrade());
-        self.tracker.spawn(portal.run(rx, self.shutdown.clone()));
+        let first = first.and_then(|ev| match &ev.kind {
+            RemoteEventKind::Message { id, .. } => Some(id.clone()),
+            _ => None,
+        });
+        self.tracker
+            .spawn(portal.run(rx, self.shutdown.clone(), first));
         tx
     }
 
@@ -244,13 +254,21 @@ impl Bridge {
             at: crate::store::now_ms(),
             kind: RemoteEventKind::RoomRemoved,
         };
-        let tx = self.portal_queue(&net, row);
+        let tx = self.portal_queue(&net, row, None);
         self.enqueue(&net, tx, PortalInput::Remote(Box::new(ev), None))
             .await;
     }
 
-    /// A place in the backlog, held by the event until its portal has handled it.
-    async fn held(&self) -> Held {
+    /// A place in the backlog, held by the event until its portal has handled it. Waits
+    /// are counted (`causeway_backlog_waits_total`): the portals could not keep up.
+    async fn held(&self, net: &NetCtx) -> Held {
+        if let Ok(p) = self.backlog.clone().try_acquire_owned() {
+            return Some(p);
+        }
+        self.shared.metrics.inc(
+            "causeway_backlog_waits_total",
+            &[("network", net.id.as_str())],
+        );
         // the semaphore is never closed
         self.backlog.clone().acquire_owned().await.ok()
     }
@@ -276,7 +294,7 @@ impl Bridge {
         let tx = match live {
             Some(tx) => tx,
             None => match self.route_xmpp(&ev, &net, &lookup).await {
-                Ok(row) => self.portal_queue(&net, row),
+                Ok(row) => self.portal_queue(&net, row, None),
                 Err(Some(reply)) => {
                     if let Err(e) = net.link.send(vec![reply]).await {
                         tracing::warn!("cannot answer: {e}");
@@ -286,7 +304,7 @@ impl Bridge {
                 Err(None) => return,
             },
         };
-        let held = self.held().await;
+        let held = self.held(&net).await;
         self.enqueue(&net, tx, PortalInput::Xmpp(Box::new(ev.event), held))
             .await;
     }
@@ -434,7 +452,7 @@ impl Bridge {
             }
             let live = self.live().for_room(&net.id, &room);
             if let Some(tx) = live {
-                let held = self.held().await;
+                let held = self.held(&net).await;
                 self.enqueue(&net, tx, PortalInput::Remote(Box::new(env.event), held))
                     .await;
                 continue;
@@ -467,8 +485,8 @@ impl Bridge {
                     continue;
                 }
             };
-            let tx = self.portal_queue(&net, row);
-            let held = self.held().await;
+            let tx = self.portal_queue(&net, row, Some(&env.event));
+            let held = self.held(&net).await;
             self.enqueue(&net, tx, PortalInput::Remote(Box::new(env.event), held))
                 .await;
         }

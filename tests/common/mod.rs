@@ -329,8 +329,20 @@ impl Gateway {
         net: DemoNetwork,
         demo: DemoHandle,
     ) -> Gateway {
+        Self::launch_with(server, store_url, net, demo, |_| {}).await
+    }
+
+    /// `launch`, with the test's own changes to the config.
+    pub async fn launch_with(
+        server: &Server,
+        store_url: &str,
+        net: DemoNetwork,
+        demo: DemoHandle,
+        change: impl FnOnce(&mut Config),
+    ) -> Gateway {
         let http = format!("127.0.0.1:{}", free_port());
-        let config = server.config(store_url, &http);
+        let mut config = server.config(store_url, &http);
+        change(&mut config);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(causeway::run_with(
             config,
@@ -696,4 +708,57 @@ pub fn init_log() {
         )
         .with_test_writer()
         .try_init();
+}
+
+pub const MAM: &str = "urn:xmpp:mam:2";
+pub const RSM: &str = "http://jabber.org/protocol/rsm";
+
+/// One archive page (XEP-0313, paged with XEP-0059): the bodies (in the order received) and the `<fin/>`.
+pub async fn page(
+    client: &mut XmppClient,
+    room: &str,
+    qid: &str,
+    set: &str,
+) -> (Vec<String>, Element) {
+    client
+        .send_xml(&format!("<iq xmlns='jabber:client' type='set' to='{room}' id='{qid}'><query xmlns='{MAM}' queryid='{qid}'><set xmlns='{RSM}'>{set}</set></query></iq>"))
+        .await;
+    let iq = client
+        .expect(&format!("end of query {qid}"), SEC, |e| {
+            e.attr("id") == Some(qid)
+        })
+        .await;
+    assert_eq!(iq.attr("type"), Some("result"), "{}", String::from(&iq));
+    let fin = iq.get_child("fin", MAM).expect("fin").clone();
+    let mut bodies = Vec::new();
+    let inbox = std::mem::take(&mut client.inbox);
+    for el in inbox {
+        let result = el
+            .get_child("result", MAM)
+            .filter(|r| r.attr("queryid") == Some(qid));
+        match result {
+            Some(r) => {
+                let fwd = r
+                    .get_child("forwarded", "urn:xmpp:forward:0")
+                    .expect("forwarded");
+                assert!(fwd.get_child("delay", "urn:xmpp:delay").is_some());
+                let msg = fwd
+                    .children()
+                    .find(|c| c.name() == "message")
+                    .expect("message");
+                assert_eq!(
+                    msg.ns(),
+                    "jabber:client",
+                    "forwarded stanzas are client stanzas"
+                );
+                assert!(msg
+                    .get_child("occupant-id", "urn:xmpp:occupant-id:0")
+                    .is_some());
+                assert_eq!(r.attr("id").map(String::from), stanza_id(msg));
+                bodies.push(body(msg).unwrap_or_default());
+            }
+            None => client.inbox.push(el),
+        }
+    }
+    (bodies, fin)
 }

@@ -129,17 +129,20 @@ impl Portal {
     /// A portal without a cursor (used for the first time, or no message ever seen): its
     /// archive is filled with the room's latest messages, told to no one when nobody is
     /// joined (joiners get them as history), else delivered like live ones.
-    pub(super) async fn backfill(&mut self) {
+    pub(super) async fn backfill(&mut self, first: Option<&RemoteMessageId>) {
         let limit = self.shared.config.backfill;
         if limit == 0 {
             return;
         }
-        let events = match self.net.relay.history(&self.row.key, None, limit).await {
+        let mut events = match self.net.relay.history(&self.row.key, None, limit).await {
             Ok(e) => e,
             Err(e) => {
                 return tracing::warn!(network = %self.net.id, room = %self.row.key.room, "no backfill: {e}")
             }
         };
+        if let Some(first) = first {
+            events.truncate(before_first(&events, first));
+        }
         if self.row.kind == RoomKind::Direct || !self.occ.xmpp.is_empty() {
             for ev in events {
                 self.on_remote(ev).await;
@@ -168,6 +171,55 @@ impl Portal {
                 tracing::info!(network = %self.net.id, room = %self.row.key.room, messages = n, "archive backfilled")
             }
             Err(e) => tracing::warn!(network = %self.net.id, "backfill not stored: {e}"),
+        }
+    }
+}
+
+/// How many of a room's latest messages (oldest first) came before `first`, the message a
+/// new portal was started for, which waits in its queue with whatever followed it. History
+/// is in order and `first` was in it before it was fetched: when `first` is not among
+/// them, they all followed it (a burst longer than the page), and none is backfilled,
+/// or the archive would hold them ahead of older messages still queued.
+fn before_first(events: &[RemoteEvent], first: &RemoteMessageId) -> usize {
+    events
+        .iter()
+        .position(|e| matches!(&e.kind, RemoteEventKind::Message { id, .. } if id == first))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str) -> RemoteEvent {
+        RemoteEvent {
+            room: RoomKey::shared("r"),
+            sender: RemoteUserId::new("u"),
+            at: 0,
+            kind: RemoteEventKind::Message {
+                id: RemoteMessageId::new(id),
+                content: Content::text(id),
+                reply_to: None,
+                txn: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_backfill_stops_before_the_message_that_started_the_portal() {
+        // (history, oldest first; the first queued message; how many are backfilled)
+        let cases: [(&[&str], &str, usize); 5] = [
+            (&["a", "b", "c"], "c", 2),
+            (&["a", "b", "c"], "a", 0),
+            (&["a", "b", "c"], "b", 1),
+            // a burst longer than the page: everything fetched follows the first message
+            (&["x", "y", "z"], "a", 0),
+            (&[], "a", 0),
+        ];
+        for (history, first, want) in cases {
+            let events: Vec<RemoteEvent> = history.iter().map(|id| message(id)).collect();
+            let got = before_first(&events, &RemoteMessageId::new(first));
+            assert_eq!(got, want, "{history:?} first {first}");
         }
     }
 }

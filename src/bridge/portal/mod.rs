@@ -83,13 +83,20 @@ impl Portal {
         }
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<PortalInput>, shutdown: CancellationToken) {
+    /// The portal's task. `first`: the network message that brought it up, if one did (it
+    /// waits in `rx`): a backfill stops before it.
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<PortalInput>,
+        shutdown: CancellationToken,
+        first: Option<RemoteMessageId>,
+    ) {
         self.load_occupants().await;
         self.copy_room_avatar();
         if !self.occ.xmpp.is_empty() {
             self.load_members().await;
         }
-        self.catch_up().await;
+        self.catch_up(first.as_ref()).await;
         loop {
             let input = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -151,10 +158,10 @@ impl Portal {
     }
 
     /// After downtime: what the network produced since the cursor, in order, before live traffic.
-    async fn catch_up(&mut self) {
+    async fn catch_up(&mut self, first: Option<&RemoteMessageId>) {
         let mut cursor = match self.shared.store.cursor(self.row.id).await {
             Ok(Some(c)) => c,
-            Ok(None) => return self.backfill().await,
+            Ok(None) => return self.backfill(first).await,
             Err(e) => {
                 return tracing::error!(network = %self.net.id, room = %self.row.key.room, "no cursor, no catch-up: {e}")
             }
