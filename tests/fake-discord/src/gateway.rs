@@ -1,5 +1,6 @@
 //! The gateway: HELLO, IDENTIFY -> READY + GUILD_CREATE, REQUEST_GUILD_MEMBERS ->
-//! GUILD_MEMBERS_CHUNK (`members.rs`), heartbeats, RESUME (replaying what
+//! GUILD_MEMBERS_CHUNK (`members.rs`), dispatches to the sessions whose intents ask for them,
+//! heartbeats, RESUME (replaying what
 //! the session missed, then RESUMED), close codes 4004 (bad token) and 4014 (disallowed
 //! intents). Dispatches are numbered per session and kept, so a resumed session gets every
 //! event after the sequence number it resumes from.
@@ -196,4 +197,81 @@ fn resume(
     let _ = tx.send(WsOut::Frame(resumed));
     sess.tx = Some((conn, tx.clone()));
     Ok(id)
+}
+
+/// The intent a session needs to get a dispatch (Discord's intents table; None: always).
+/// Message, reaction and typing events outside a guild need the direct-message intents.
+pub(crate) fn intent_of(t: &str, d: &Value) -> Option<u64> {
+    let in_guild = !d["guild_id"].is_null();
+    let bit = match t {
+        "GUILD_CREATE"
+        | "GUILD_UPDATE"
+        | "GUILD_DELETE"
+        | "GUILD_ROLE_CREATE"
+        | "GUILD_ROLE_UPDATE"
+        | "GUILD_ROLE_DELETE"
+        | "CHANNEL_CREATE"
+        | "CHANNEL_UPDATE"
+        | "CHANNEL_DELETE"
+        | "CHANNEL_PINS_UPDATE"
+        | "THREAD_CREATE"
+        | "THREAD_UPDATE"
+        | "THREAD_DELETE"
+        | "THREAD_LIST_SYNC"
+        | "THREAD_MEMBER_UPDATE" => 0,
+        "GUILD_MEMBER_ADD"
+        | "GUILD_MEMBER_UPDATE"
+        | "GUILD_MEMBER_REMOVE"
+        | "THREAD_MEMBERS_UPDATE" => 1,
+        "MESSAGE_CREATE" | "MESSAGE_UPDATE" | "MESSAGE_DELETE" | "MESSAGE_DELETE_BULK" => {
+            if in_guild {
+                9
+            } else {
+                12
+            }
+        }
+        "MESSAGE_REACTION_ADD"
+        | "MESSAGE_REACTION_REMOVE"
+        | "MESSAGE_REACTION_REMOVE_ALL"
+        | "MESSAGE_REACTION_REMOVE_EMOJI" => {
+            if in_guild {
+                10
+            } else {
+                13
+            }
+        }
+        "TYPING_START" => {
+            if in_guild {
+                11
+            } else {
+                14
+            }
+        }
+        _ => return None,
+    };
+    Some(1 << bit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatches_need_their_intents() {
+        let guild = json!({"guild_id": "1"});
+        let dm = json!({"channel_id": "2"});
+        let cases = [
+            ("GUILD_CREATE", &guild, Some(1 << 0)),
+            ("GUILD_MEMBER_ADD", &guild, Some(1 << 1)),
+            ("MESSAGE_CREATE", &guild, Some(1 << 9)),
+            ("MESSAGE_CREATE", &dm, Some(1 << 12)),
+            ("MESSAGE_REACTION_ADD", &guild, Some(1 << 10)),
+            ("TYPING_START", &dm, Some(1 << 14)),
+            ("GUILD_MEMBERS_CHUNK", &guild, None),
+            ("READY", &dm, None),
+        ];
+        for (t, d, want) in cases {
+            assert_eq!(intent_of(t, d), want, "{t} {d}");
+        }
+    }
 }

@@ -522,8 +522,14 @@ impl State {
         }
     }
 
+    /// An event to every session whose intents ask for it (`gateway::intent_of`).
     pub(crate) fn dispatch(&mut self, t: &str, d: Value) {
-        for sess in self.sessions.values_mut() {
+        let needs = gateway::intent_of(t, &d);
+        for sess in self
+            .sessions
+            .values_mut()
+            .filter(|s| needs.is_none_or(|i| s.view.intents & i != 0))
+        {
             sess.seq += 1;
             let frame = json!({"op": 0, "t": t, "s": sess.seq, "d": d}).to_string();
             sess.log.push((sess.seq, frame.clone()));
