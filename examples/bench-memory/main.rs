@@ -74,11 +74,7 @@ fn status_mib(pid: u32, field: &str) -> f64 {
 
 /// CPU seconds of a process so far.
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    client::stat_cpu_secs(format!("/proc/{pid}/stat").as_ref())
 }
 
 struct Gateway {
@@ -153,6 +149,7 @@ fn report(phase: &str, gw: &Gateway, t0: Instant, cpu0: f64) {
 }
 
 async fn count(db: &sqlx::SqlitePool, table: &str) -> i64 {
+    // (sqlx takes only literal SQL)
     let sql = match table {
         "puppet" => "SELECT COUNT(*) FROM puppet",
         _ => "SELECT COUNT(*) FROM message",

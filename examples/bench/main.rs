@@ -100,19 +100,11 @@ fn bridge_threads(target: &str) -> &'static [&'static str] {
     }
 }
 
-/// CPU time (user + system) in a /proc stat file, in seconds (0 when unreadable).
-fn stat_cpu_secs(path: &std::path::Path) -> f64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// CPU time of a process so far, in seconds.
 fn cpu_secs(pid: Option<u32>) -> f64 {
-    pid.map_or(0.0, |p| stat_cpu_secs(format!("/proc/{p}/stat").as_ref()))
+    pid.map_or(0.0, |p| {
+        client::stat_cpu_secs(format!("/proc/{p}/stat").as_ref())
+    })
 }
 
 /// CPU time of this process's threads whose name starts with one of `names`, in seconds.
@@ -126,7 +118,7 @@ fn threads_cpu_secs(names: &[&str]) -> f64 {
             std::fs::read_to_string(t.path().join("comm"))
                 .is_ok_and(|c| names.iter().any(|n| c.starts_with(n)))
         })
-        .map(|t| stat_cpu_secs(&t.path().join("stat")))
+        .map(|t| client::stat_cpu_secs(&t.path().join("stat")))
         .sum()
 }
 

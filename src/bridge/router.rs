@@ -259,18 +259,22 @@ impl Bridge {
             .await;
     }
 
-    /// A place in the backlog, held by the event until its portal has handled it. Waits
-    /// are counted (`causeway_backlog_waits_total`): the portals could not keep up.
-    async fn held(&self, net: &NetCtx) -> Held {
-        if let Ok(p) = self.backlog.clone().try_acquire_owned() {
-            return Some(p);
-        }
-        self.shared.metrics.inc(
-            "causeway_backlog_waits_total",
-            &[("network", net.id.as_str())],
-        );
-        // the semaphore is never closed
-        self.backlog.clone().acquire_owned().await.ok()
+    /// Queue an event with its place in the backlog, which it holds until its portal has
+    /// handled it. Waits for a place are counted (`causeway_backlog_waits_total`): the
+    /// portals could not keep up.
+    async fn enqueue_held(&self, net: &NetCtx, tx: Queue, input: impl FnOnce(Held) -> PortalInput) {
+        let held = match self.backlog.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                self.shared.metrics.inc(
+                    "causeway_backlog_waits_total",
+                    &[("network", net.id.as_str())],
+                );
+                // the semaphore is never closed
+                self.backlog.clone().acquire_owned().await.ok()
+            }
+        };
+        self.enqueue(net, tx, input(held)).await;
     }
 
     async fn enqueue(&self, net: &NetCtx, tx: Queue, input: PortalInput) {
@@ -304,8 +308,8 @@ impl Bridge {
                 Err(None) => return,
             },
         };
-        let held = self.held(&net).await;
-        self.enqueue(&net, tx, PortalInput::Xmpp(Box::new(ev.event), held))
+        let ev = Box::new(ev.event);
+        self.enqueue_held(&net, tx, |held| PortalInput::Xmpp(ev, held))
             .await;
     }
 
@@ -452,8 +456,8 @@ impl Bridge {
             }
             let live = self.live().for_room(&net.id, &room);
             if let Some(tx) = live {
-                let held = self.held(&net).await;
-                self.enqueue(&net, tx, PortalInput::Remote(Box::new(env.event), held))
+                let ev = Box::new(env.event);
+                self.enqueue_held(&net, tx, |held| PortalInput::Remote(ev, held))
                     .await;
                 continue;
             }
@@ -486,8 +490,8 @@ impl Bridge {
                 }
             };
             let tx = self.portal_queue(&net, row, Some(&env.event));
-            let held = self.held(&net).await;
-            self.enqueue(&net, tx, PortalInput::Remote(Box::new(env.event), held))
+            let ev = Box::new(env.event);
+            self.enqueue_held(&net, tx, |held| PortalInput::Remote(ev, held))
                 .await;
         }
     }

@@ -66,12 +66,14 @@ impl State {
             return;
         };
         let gid = d["guild_id"].as_str().unwrap_or_default();
+        let Some(gi) = self.guilds.iter().position(|g| g.id == gid) else {
+            return;
+        };
         let query = d["query"].as_str();
         let limit = d["limit"].as_u64().unwrap_or(0) as usize;
         let whole = d["user_ids"].as_array().is_none() && query == Some("") && limit == 0;
         if whole {
-            if view.intents & INTENT_GUILD_MEMBERS == 0 || !self.guilds.iter().any(|g| g.id == gid)
-            {
+            if view.intents & INTENT_GUILD_MEMBERS == 0 {
                 return;
             }
             if let Some(wait) = self.full_request_wait(session, gid) {
@@ -81,16 +83,14 @@ impl State {
                 return self.send_to(session, "RATE_LIMITED", limited);
             }
         }
-        let Some(g) = self.guilds.iter().find(|g| g.id == gid) else {
-            return;
-        };
+        let g = &self.guilds[gi];
         let mut not_found = Vec::new();
         let members: Vec<Value> = if let Some(ids) = d["user_ids"].as_array() {
-            let ids: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
             ids.iter()
+                .filter_map(Value::as_str)
                 .take(QUERY_LIMIT)
                 .filter_map(|id| {
-                    let m = g.members.get(*id).cloned();
+                    let m = g.members.get(id).cloned();
                     if m.is_none() {
                         not_found.push(json!(id));
                     }
