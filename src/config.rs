@@ -8,7 +8,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Clone, Debug, Deserialize)]
+/// `Debug` names the network sections without their contents (tokens) and shows the store
+/// URL without its password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub xmpp: XmppConfig,
@@ -20,6 +22,8 @@ pub struct Config {
     pub bridge: BridgeConfig,
     #[serde(default)]
     pub media: MediaConfig,
+    #[serde(default)]
+    pub egress: EgressConfig,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -68,7 +72,7 @@ pub struct ComponentConfig {
     pub spaces_mirror: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub url: String,
@@ -81,6 +85,31 @@ impl Default for StoreConfig {
             url: "sqlite://causeway.db?mode=rwc".into(),
             max_connections: 4,
         }
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &crate::store::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("xmpp", &self.xmpp)
+            .field("store", &self.store)
+            .field("http", &self.http)
+            .field("bridge", &self.bridge)
+            .field("media", &self.media)
+            .field("egress", &self.egress)
+            .field("log", &self.log)
+            .field("runtime", &self.runtime)
+            .field("networks", &self.networks.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -155,6 +184,29 @@ impl Default for MediaConfig {
     }
 }
 
+/// What Causeway may fetch (`crate::egress`): only public addresses, but for these.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressConfig {
+    /// Hosts fetched even on internal addresses: "host" (any port) or "host:port", e.g.
+    /// the XMPP server's HTTP upload service on a private network.
+    pub allow: Vec<String>,
+    /// The longest a fetch may take, redirects and download included, in seconds.
+    pub timeout_secs: u64,
+    /// Redirects followed (each checked like the first address).
+    pub max_redirects: usize,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            timeout_secs: 120,
+            max_redirects: 5,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -176,6 +228,23 @@ pub struct RuntimeConfig {
     /// Threads running Causeway's tasks; 0 = one on machines with two cores or fewer, else
     /// one per core (`crate::runtime`).
     pub worker_threads: usize,
+}
+
+/// A parse error without the lines of the file it quotes (the broken line may be the one
+/// holding a token or a password): where it is and what is wrong stay.
+fn without_source_lines(message: &str) -> String {
+    message
+        .lines()
+        .filter(|l| {
+            let t = l
+                .trim_start()
+                .trim_start_matches(|c: char| c.is_ascii_digit());
+            !t.trim_start().starts_with('|')
+        })
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn default_ping_interval() -> u64 {
@@ -213,7 +282,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     (
         "",
         &[
-            "xmpp", "store", "http", "bridge", "media", "log", "runtime", "networks",
+            "xmpp", "store", "http", "bridge", "media", "egress", "log", "runtime", "networks",
         ],
     ),
     (
@@ -252,6 +321,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("media", &["dir", "public_url", "max_bytes"]),
+    ("egress", &["allow", "timeout_secs", "max_redirects"]),
     ("log", &["level"]),
     ("runtime", &["worker_threads"]),
 ];
@@ -340,7 +410,7 @@ impl Config {
             .map_err(|e| {
                 ConfigError(vec![Problem {
                     key: path.display().to_string(),
-                    message: e.to_string(),
+                    message: without_source_lines(&e.to_string()),
                 }])
             })?;
         let mut problems = Vec::new();
@@ -443,6 +513,17 @@ impl Config {
         }
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
             p("store.url".into(), "must be a sqlite:// or postgres:// URL");
+        }
+        for (i, entry) in self.egress.allow.iter().enumerate() {
+            if !crate::egress::valid_exception(entry) {
+                p(
+                    format!("egress.allow[{i}]"),
+                    "must be a host, host:port or [ipv6]:port",
+                );
+            }
+        }
+        if self.egress.timeout_secs == 0 {
+            p("egress.timeout_secs".into(), "must be at least 1");
         }
         if self.bridge.portal_queue == 0 {
             p("bridge.portal_queue".into(), "must be at least 1");
@@ -604,5 +685,30 @@ mod tests {
         let s = c.xmpp.components[0].secret.clone().expect("secret");
         assert_eq!(s.expose(), "from-file");
         assert!(!format!("{c:?}").contains("from-file"));
+    }
+
+    /// Network tokens and the store's password never show in `Debug`, and a broken line is
+    /// located, never echoed (it may be the one holding a secret).
+    #[test]
+    fn secrets_never_in_debug_or_errors() {
+        let toml = GOOD.replace(
+            "rooms = [\"lobby\"]",
+            "rooms = [\"lobby\"]\n[networks.discord]\ntoken = \"tok-SECRET-1\"\n[store]\nurl = \"postgres://u:pw-SECRET-2@h/db\"",
+        );
+        let c = load(&toml, &[]).expect("loads");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("SECRET"), "{debug}");
+        assert!(debug.contains("discord"), "{debug}");
+        for broken in [
+            "token = \"tok-SECRET-3",
+            "token = tok-SECRET-3",
+            "token = \"a\" \"tok-SECRET-3\"",
+            "[networks.discord\ntoken = \"tok-SECRET-3\"",
+        ] {
+            let toml = format!("{GOOD}\n[networks.discord]\n{broken}\n");
+            let e = load(&toml, &[]).expect_err(broken).to_string();
+            assert!(!e.contains("SECRET"), "{broken}: {e}");
+            assert!(e.contains("line"), "{broken}: where it is: {e}");
+        }
     }
 }

@@ -3,10 +3,12 @@
 
 pub mod bridge;
 pub mod config;
+pub mod egress;
 pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod networks;
+pub mod private;
 pub mod store;
 pub mod xmpp;
 
@@ -114,12 +116,23 @@ pub async fn run_with(
             source,
         })?;
     let metrics = Arc::new(Metrics::default());
-    let media = media::Media::new(&config.media, &config.http.listen, store.clone())
+    let egress = egress::Egress::new(&config.egress)
         .map(Arc::new)
         .map_err(|source| RunError::Media {
             dir: config.media.dir.display().to_string(),
             source,
         })?;
+    let media = media::Media::new(
+        &config.media,
+        &config.http.listen,
+        store.clone(),
+        egress.clone(),
+    )
+    .map(Arc::new)
+    .map_err(|source| RunError::Media {
+        dir: config.media.dir.display().to_string(),
+        source,
+    })?;
     let occupant_key = store
         .secret("occupant-id")
         .await
@@ -139,6 +152,10 @@ pub async fn run_with(
             store: Arc::new(store::NetworkState {
                 store: store.clone(),
                 network: network.id(),
+            }),
+            fetch: Arc::new(egress::UserFetch {
+                egress: egress.clone(),
+                media: media.clone(),
             }),
         });
         endpoints.extend(network.http_endpoint());

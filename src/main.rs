@@ -121,12 +121,8 @@ async fn command(command: Command) -> anyhow::Result<()> {
                     path.display()
                 );
             }
-            std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-            }
+            causeway::private::write(&path, yaml.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
             println!("wrote {}", path.display());
             Ok(())
         }

@@ -3,8 +3,9 @@
 //! clients get a link of ours. Copies are bounded in size; what is too big is announced.
 
 use crate::config::MediaConfig;
+use crate::egress::Egress;
 use crate::store::{MediaRow, Store};
-use causeway_api::Attachment;
+use causeway_api::{Attachment, FetchError, Fetched};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ pub struct Media {
     dir: PathBuf,
     public_url: String,
     max_bytes: u64,
-    client: reqwest::Client,
+    egress: Arc<Egress>,
     store: Store,
     /// Copies under way, by source URL: another request for the same file waits for the
     /// first instead of fetching it again (portals coming up together share their
@@ -56,23 +57,23 @@ pub fn safe_name(name: &str) -> String {
 }
 
 impl Media {
-    pub fn new(config: &MediaConfig, http_listen: &str, store: Store) -> std::io::Result<Media> {
-        std::fs::create_dir_all(&config.dir)?;
+    pub fn new(
+        config: &MediaConfig,
+        http_listen: &str,
+        store: Store,
+        egress: Arc<Egress>,
+    ) -> std::io::Result<Media> {
+        crate::private::dir(&config.dir)?;
         let public_url = if config.public_url.is_empty() {
             format!("http://{http_listen}")
         } else {
             config.public_url.trim_end_matches('/').to_string()
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(300))
-            .build()
-            .map_err(std::io::Error::other)?;
         Ok(Media {
             dir: config.dir.clone(),
             public_url,
             max_bytes: config.max_bytes,
-            client,
+            egress,
             store,
             copying: Mutex::default(),
         })
@@ -93,14 +94,46 @@ impl Media {
         )
     }
 
-    /// Copy a remote file and return it as Causeway serves it.
-    pub async fn rehost(&self, a: &Attachment) -> Result<Attachment, MediaError> {
-        self.copy(a).await.map(|m| self.served(&m))
+    /// Copy a remote file and return it as Causeway serves it; `origins` are the network's
+    /// own services (`Network::origins`), which the egress policy lets through.
+    pub async fn rehost(
+        &self,
+        a: &Attachment,
+        origins: &[String],
+    ) -> Result<Attachment, MediaError> {
+        self.copy(a, origins).await.map(|m| self.served(&m))
+    }
+
+    /// One of the files Causeway serves, read from where it lies: what a user's link to a
+    /// re-hosted file gives, without a request to Causeway's own listener.
+    pub async fn read_ours(
+        &self,
+        url: &str,
+        max_bytes: u64,
+    ) -> Option<Result<Fetched, FetchError>> {
+        if !self.is_ours(url) {
+            return None;
+        }
+        let rest = url.get(self.public_url.len() + "/media/".len()..)?;
+        let token = rest.split('/').next()?;
+        let Some((row, path)) = self.open(token).await else {
+            return Some(Err(FetchError::Failed("no such file here".into())));
+        };
+        if u64::try_from(row.size).unwrap_or(u64::MAX) > max_bytes {
+            return Some(Err(FetchError::TooLarge { max: max_bytes }));
+        }
+        Some(match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Fetched {
+                bytes,
+                content_type: Some(row.content_type),
+            }),
+            Err(e) => Err(FetchError::Failed(e.to_string())),
+        })
     }
 
     /// The copy of a remote file (made now unless Causeway holds one already, or is
     /// making it: then the copy under way).
-    async fn copy(&self, a: &Attachment) -> Result<MediaRow, MediaError> {
+    async fn copy(&self, a: &Attachment, origins: &[String]) -> Result<MediaRow, MediaError> {
         if let Ok(Some(m)) = self.store.media_by_source(&a.url).await {
             return Ok(m);
         }
@@ -111,7 +144,7 @@ impl Media {
         let turn = gate.lock().await;
         let copied = match self.store.media_by_source(&a.url).await {
             Ok(Some(m)) => Ok(m),
-            _ => self.fetch(a).await,
+            _ => self.fetch(a, origins).await,
         };
         drop(turn);
         let mut copying = self.copying.lock().unwrap_or_else(|p| p.into_inner());
@@ -122,8 +155,9 @@ impl Media {
         copied
     }
 
-    /// Fetch a remote file into the media directory and record it.
-    async fn fetch(&self, a: &Attachment) -> Result<MediaRow, MediaError> {
+    /// Fetch a remote file into the media directory (through the egress policy, within its
+    /// time limit) and record it.
+    async fn fetch(&self, a: &Attachment, origins: &[String]) -> Result<MediaRow, MediaError> {
         let name = if a.name.is_empty() { "file" } else { &a.name };
         let fail = |reason: String| MediaError::Fetch {
             name: name.to_string(),
@@ -142,14 +176,13 @@ impl Media {
             return Err(too_large(size));
         }
         let mut resp = self
-            .client
-            .get(&a.url)
-            .send()
+            .egress
+            .get(&a.url, origins)
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
-        if !resp.status().is_success() {
-            return Err(fail(format!("the server answered {}", resp.status())));
-        }
+            .map_err(|e| match e {
+                FetchError::TooLarge { .. } => too_large(self.max_bytes + 1),
+                e => fail(e.to_string()),
+            })?;
         if let Some(len) = resp.content_length().filter(|l| *l > self.max_bytes) {
             return Err(too_large(len));
         }
@@ -170,7 +203,7 @@ impl Media {
             .map_err(|e| keep(e.to_string()))?;
         let mut size: u64 = 0;
         let mut hash = Sha1::new();
-        let copied: Result<(), MediaError> = async {
+        let copying = async {
             while let Some(chunk) = resp
                 .chunk()
                 .await
@@ -186,8 +219,12 @@ impl Media {
                     .map_err(|e| keep(e.to_string()))?;
             }
             file.flush().await.map_err(|e| keep(e.to_string()))
-        }
-        .await;
+        };
+        let copied: Result<(), MediaError> =
+            match tokio::time::timeout(self.egress.timeout(), copying).await {
+                Ok(done) => done,
+                Err(_) => Err(fail("it took too long".into())),
+            };
         drop(file);
         if let Err(e) = copied {
             let _ = tokio::fs::remove_file(&part).await;
@@ -269,14 +306,18 @@ impl Media {
     }
 
     /// A copy of a remote file, made if needed (avatars): its row and where it lies.
-    pub async fn copy_of(&self, url: &str) -> Result<(MediaRow, PathBuf), MediaError> {
+    pub async fn copy_of(
+        &self,
+        url: &str,
+        origins: &[String],
+    ) -> Result<(MediaRow, PathBuf), MediaError> {
         let a = Attachment {
             url: url.to_string(),
             name: "avatar".into(),
             content_type: None,
             size: None,
         };
-        let m = self.copy(&a).await?;
+        let m = self.copy(&a, origins).await?;
         let path = self.dir.join(&m.token);
         Ok((m, path))
     }
@@ -328,17 +369,26 @@ mod tests {
             ..MediaConfig::default()
         };
         let store = Store::open("sqlite::memory:", 1).await.expect("store");
-        let media = Arc::new(Media::new(&config, "127.0.0.1:1", store).expect("media"));
+        let egress = Arc::new(Egress::new(&Default::default()).expect("egress"));
+        let media = Arc::new(Media::new(&config, "127.0.0.1:1", store, egress).expect("media"));
+        // (the test's file server is on loopback: this network's own, as it were)
+        let origins = [addr.to_string()];
         let mut on_disk = 0;
         // (copies asked for, distinct files among them)
         for (asks, files) in [(50, 1), (30, 3)] {
             hits.store(0, Ordering::SeqCst);
             let copies = (0..asks).map(|i| {
-                let (media, url) = (
+                let (media, url, origins) = (
                     media.clone(),
                     format!("http://{addr}/a{files}-{}.png", i % files),
+                    origins.clone(),
                 );
-                tokio::spawn(async move { media.copy_of(&url).await.map(|(row, _)| row.token) })
+                tokio::spawn(async move {
+                    media
+                        .copy_of(&url, &origins)
+                        .await
+                        .map(|(row, _)| row.token)
+                })
             });
             let mut tokens: Vec<String> = Vec::new();
             for c in copies {

@@ -134,6 +134,8 @@ async fn setup() -> Setup {
             history_on_join = 0
             [media]
             dir = "{media}"
+            [egress]
+            allow = ["{files}"]
             [networks.matrix]
             homeserver_url = "{hs}"
             server_name = "localhost"
@@ -142,6 +144,7 @@ async fn setup() -> Setup {
             port = server.component,
             media = dir.path().join("media").display(),
             reg = registration.display(),
+            files = files_host(),
         )
     };
     // the registration first (as `causeway gen-registration` writes it), then Synapse with it
@@ -860,6 +863,7 @@ async fn matrix_conformance() {
     let net = causeway_matrix::MatrixNetwork::new(section).expect("network");
     net.attach(causeway_api::Host {
         store: std::sync::Arc::new(MemoryKv::default()),
+        fetch: std::sync::Arc::new(causeway_api::NoFetch),
     });
     causeway_api::conformance::run(std::sync::Arc::new(net)).await;
 }

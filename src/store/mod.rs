@@ -48,6 +48,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("the store's file: {0}")]
+    File(#[from] std::io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -125,6 +127,8 @@ impl Store {
         };
         let file_sqlite = backend == Backend::Sqlite && !url.contains(":memory:");
         let (write, pool) = if file_sqlite {
+            // (created readable by Causeway only; SQLite gives its side files the same mode)
+            crate::private::sqlite_store(url)?;
             let write = Writer::sqlite_file(url).await?;
             migrate(&write, backend).await?;
             (write, pool_options(backend, max).connect(url).await?)

@@ -11,7 +11,13 @@
 //! - a name (element or attribute) longer than `LIMIT` bytes becomes `long-name-<hash>`, the
 //!   same in the start and end tags (rxml stops at 8 KiB); no protocol uses such names;
 //! - an attribute value longer than `LIMIT` bytes is cut there, between characters and
-//!   outside entity references (ids and JIDs are far shorter: a JID is at most 3 KiB);
+//!   outside entity references (ids and JIDs are far shorter: a JID is at most 3 KiB), and
+//!   `#<hash>` of what was cut off is appended;
+//!
+//! Two names or two values that differed stay different: the hashes are keyed with a key
+//! drawn for each stream, so a sender cannot make two long attributes (or two namespace
+//! declarations cut to one prefix) collide into a duplicate attribute, which rxml would
+//! answer by ending the stream for every user of the domain.
 //! - elements nested deeper than `MAX_DEPTH` (the stream's root counting as one) are left
 //!   out: building deep elements recurses once a level (xso's builder, minidom's drop) and
 //!   a 50 KiB stanza of nested elements overflowed the stack, aborting the process.
@@ -19,6 +25,8 @@
 //! The server's output is well-formed XML without comments, processing instructions or
 //! CDATA after the stream header (RFC 6120 4.7.4, 11.1), which is all this reader follows:
 //! text, tags, attribute names and quoted values.
+
+use std::hash::{BuildHasher, Hasher};
 
 /// The longest name or attribute value passed on as it is.
 const LIMIT: usize = 4096;
@@ -45,13 +53,18 @@ enum State {
 pub(super) struct Guard {
     state: State,
     after_cr: bool,
-    /// The name being read (up to LIMIT + 1 bytes), its full length and hash.
+    /// The key of this stream's hashes.
+    keys: std::collections::hash_map::RandomState,
+    /// The name being read (up to LIMIT + 1 bytes), its full length, and the hash of what
+    /// came past the first LIMIT + 1 bytes.
     name: Vec<u8>,
     name_len: usize,
-    name_hash: u64,
-    /// Of the value being read: bytes seen, whether it was cut, whether in `&...;`.
+    name_tail: std::collections::hash_map::DefaultHasher,
+    /// Of the value being read: bytes seen, whether it was cut (then the hash of what was
+    /// cut off), whether in `&...;`.
     value_len: usize,
     cut: bool,
+    value_tail: std::collections::hash_map::DefaultHasher,
     entity: bool,
     /// Elements open; the tag being read is an end tag, or ends with `/>`.
     depth: usize,
@@ -66,11 +79,13 @@ impl Default for Guard {
         Guard {
             state: State::Text,
             after_cr: false,
+            keys: std::collections::hash_map::RandomState::new(),
             name: Vec::new(),
             name_len: 0,
-            name_hash: FNV_OFFSET,
+            name_tail: Default::default(),
             value_len: 0,
             cut: false,
+            value_tail: Default::default(),
             entity: false,
             depth: 0,
             end_tag: false,
@@ -88,9 +103,6 @@ fn plain_run(bytes: &[u8], max: usize, stop: impl Fn(u8) -> bool) -> usize {
         .position(|&b| b == b'\r' || stop(b))
         .unwrap_or(bytes.len().min(max))
 }
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 impl Guard {
     /// Pass `input` (the next bytes read, in any pieces) on to `out`, made safe.
@@ -229,6 +241,10 @@ impl Guard {
             },
             State::Value(quote) => {
                 if b == quote {
+                    if self.cut {
+                        let mark = format!("#{:016x}", self.value_tail.finish());
+                        self.put(mark.as_bytes(), out);
+                    }
                     self.state = State::Tag;
                     self.put(&[b], out);
                     return;
@@ -236,10 +252,13 @@ impl Guard {
                 self.value_len += 1;
                 // Cut only where a character starts, outside an entity reference.
                 let boundary = !self.entity && (b & 0xC0) != 0x80;
-                if self.value_len > LIMIT && boundary {
+                if self.value_len > LIMIT && boundary && !self.cut {
                     self.cut = true;
+                    self.value_tail = self.keys.build_hasher();
                 }
-                if !self.cut {
+                if self.cut {
+                    self.value_tail.write_u8(b);
+                } else {
                     match b {
                         b'&' => self.entity = true,
                         b';' => self.entity = false,
@@ -255,21 +274,27 @@ impl Guard {
         self.state = State::Name;
         self.name.clear();
         self.name_len = 0;
-        self.name_hash = FNV_OFFSET;
         self.name_byte(b);
     }
 
     fn name_byte(&mut self, b: u8) {
         self.name_len += 1;
-        self.name_hash = (self.name_hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
         if self.name.len() <= LIMIT {
             self.name.push(b);
+            if self.name.len() > LIMIT {
+                self.name_tail = self.keys.build_hasher();
+            }
+        } else {
+            self.name_tail.write_u8(b);
         }
     }
 
     fn end_name(&mut self, out: &mut Vec<u8>) {
         if self.name_len > LIMIT {
-            let short = format!("long-name-{:016x}", self.name_hash);
+            let mut h = self.keys.build_hasher();
+            h.write(&self.name);
+            h.write_u64(self.name_tail.finish());
+            let short = format!("long-name-{:016x}", h.finish());
             self.put(short.as_bytes(), out);
         } else if self.skip.is_none() {
             out.extend_from_slice(&self.name);
@@ -289,8 +314,20 @@ mod tests {
     use super::*;
     use tokio_xmpp::minidom::Element;
 
+    thread_local! {
+        /// One key for a test's guards, so that their outputs compare.
+        static KEYS: std::collections::hash_map::RandomState = Default::default();
+    }
+
+    fn keyed() -> Guard {
+        Guard {
+            keys: KEYS.with(Clone::clone),
+            ..Guard::default()
+        }
+    }
+
     fn guarded(pieces: &[&[u8]]) -> String {
-        let mut g = Guard::default();
+        let mut g = keyed();
         let mut out = Vec::new();
         for p in pieces {
             g.feed(p, &mut out);
@@ -348,12 +385,56 @@ mod tests {
             let xml = format!("<a xmlns='u' v='{value}' w=\"ok\">t</a>");
             let out = all_ways(&xml);
             let el: Element = out.parse().expect("well-formed after the cut");
-            let v = el.attr("v").expect("v");
+            let (v, hash) = el.attr("v").expect("v").rsplit_once('#').expect("marked");
+            assert_eq!(hash.len(), 16, "{unit}: the hash of what was cut off");
             assert!(read.repeat(times).starts_with(v), "{unit}: a prefix");
             assert!(out.len() < xml.len() && v.len() <= LIMIT, "{unit}: cut");
             assert_eq!(el.attr("w"), Some("ok"));
             assert_eq!(el.text(), "t");
         }
+    }
+
+    /// Values (or names) that differed only past the cut stay different: two namespace
+    /// declarations cut to one prefix would make `a:x` and `b:x` one attribute twice, which
+    /// ends the stream.
+    #[test]
+    fn cut_values_and_long_names_never_collide() {
+        let prefix = "u".repeat(LIMIT + 10);
+        let xml = format!(
+            "<message xmlns='jabber:client'><p xmlns:a='{prefix}1' xmlns:b='{prefix}2' a:x='1' b:x='2' v='{prefix}1' w='{prefix}2'/></message>"
+        );
+        let out = all_ways(&xml);
+        let el: Element = out.parse().expect("no duplicate attribute after the cut");
+        let p = el.children().next().expect("p");
+        assert_ne!(p.attr("v"), p.attr("w"));
+        assert!(p.attr("v").is_some_and(|v| v.len() < LIMIT + 20));
+        // equal values stay equal (the same stream, the same key)
+        let same = all_ways(&format!("<r xmlns='u' v='{prefix}1' w='{prefix}1'/>"));
+        let r: Element = same.parse().expect("well-formed");
+        assert_eq!(r.attr("v"), r.attr("w"));
+        // a name written as the replacement of another one does not meet it: the key is
+        // the stream's own
+        let long = "n".repeat(LIMIT + 1);
+        let mut g = keyed();
+        let mut first = Vec::new();
+        g.feed(format!("<r xmlns='u' {long}='1'/>").as_bytes(), &mut first);
+        let first = String::from_utf8(first).expect("utf-8");
+        let replaced = first
+            .split_whitespace()
+            .find(|w| w.starts_with("long-name-"))
+            .and_then(|w| w.split('=').next())
+            .expect("renamed")
+            .to_string();
+        let mut other = Vec::new();
+        Guard::default().feed(
+            format!("<r xmlns='u' {replaced}='x' {long}='1'/>").as_bytes(),
+            &mut other,
+        );
+        let other: Element = String::from_utf8(other)
+            .expect("utf-8")
+            .parse()
+            .expect("no collision with a name chosen in advance");
+        assert_eq!(other.attr(replaced.as_str()), Some("x"));
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub fn parse_stamp(s: &str) -> Result<i64, String> {
         let (oh, om) = off[1..].split_once(':').ok_or_else(bad)?;
         let oh: i64 = oh.parse().map_err(|_| bad())?;
         let om: i64 = om.parse().map_err(|_| bad())?;
+        if !(0..=23).contains(&oh) || !(0..=59).contains(&om) {
+            return Err(bad());
+        }
         (c, sign * (oh * 60 + om))
     };
     let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
@@ -105,7 +108,15 @@ pub fn parse_stamp(s: &str) -> Result<i64, String> {
     let [hh, mm, ss] = t[..] else {
         return Err(bad());
     };
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+    // (years and offsets bounded: the arithmetic below cannot overflow)
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || !(0..=9999).contains(&y)
+        || !(0..=23).contains(&hh)
+        || !(0..=59).contains(&mm)
+        || !(0..=60).contains(&ss)
+        || offset_min.abs() > 24 * 60
+    {
         return Err(bad());
     }
     let millis: i64 = if frac.is_empty() {

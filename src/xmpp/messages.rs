@@ -222,6 +222,20 @@ pub fn chat_message(from: &str, to: &str, id: &str, body: &str, extras: &Extras)
     }
 }
 
+/// A word from the gateway to one session, about what it sent (`kind` "groupchat" from a
+/// room's bare JID, as XEP-0045 rooms speak; "chat" from a puppet). Not archived.
+pub fn notice(from: &str, to: &str, kind: &str, id: &str, body: &str) -> Outgoing {
+    let mut out = String::with_capacity(256 + body.len());
+    head(&mut out, (from, None), to, kind, id);
+    decorate(&mut out, body, &Extras::default());
+    hint(&mut out, "no-store");
+    close(&mut out, "message");
+    Outgoing {
+        stanza: Stanza::Text(out),
+        durable: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! these structs and never touches XML; only this module (and disco.rs, vcard.rs, ...)
 //! builds elements, and messages.rs writes messages as text.
 
-pub use super::messages::{chat_message, room_message, Extras, ReplyRef, RoomMessage};
+pub use super::messages::{chat_message, notice, room_message, Extras, ReplyRef, RoomMessage};
 use super::ns;
 use super::render::render;
 use super::{set_attr, Attrs};

@@ -151,9 +151,10 @@ pub fn parse(el: &Element, max_body: usize) -> Result<Payload, Refusal> {
                     if !emojis.contains(&e) {
                         emojis.push(e);
                     }
-                }
-                if emojis.len() > MAX_REACTIONS {
-                    return Err(format!("more than {MAX_REACTIONS} reactions"));
+                    // (refused as soon as it is known: the look-ups stay bounded)
+                    if emojis.len() > MAX_REACTIONS {
+                        return Err(format!("more than {MAX_REACTIONS} reactions"));
+                    }
                 }
                 p.reactions = Some(ReactionSet {
                     id: id.to_string(),
@@ -205,20 +206,27 @@ pub fn strip_fallback(body: &str, ranges: &[(Option<usize>, Option<usize>)]) -> 
     if ranges.is_empty() {
         return String::new();
     }
-    let mut drop = vec![false; len];
+    // how many ranges open (+1) and close (-1) at each position: linear in the body and the
+    // number of ranges together, whatever they overlap
+    let mut opens = vec![0i64; len + 1];
     for &(start, end) in ranges {
         let (s, e) = match (start, end) {
             (Some(s), Some(e)) => (s.min(len), e.min(len)),
             _ => (0, len),
         };
-        for d in drop.iter_mut().take(e).skip(s) {
-            *d = true;
+        if s < e {
+            opens[s] += 1;
+            opens[e] -= 1;
         }
     }
+    let mut depth = 0i64;
     let kept: String = chars
         .into_iter()
-        .zip(drop)
-        .filter(|(_, d)| !d)
+        .zip(opens)
+        .filter(|(_, o)| {
+            depth += o;
+            depth == 0
+        })
         .map(|(c, _)| c)
         .collect();
     kept.trim_start_matches(['\n', '\r']).to_string()

@@ -2,7 +2,9 @@
 //! back. Blocks: preformatted (```), quotes (>). Spans: *strong*, _emphasis_, ~strike~,
 //! `code`; a span opens at the start of a line, after whitespace or after another opening
 //! directive, is not followed by whitespace, closes on the same line after a non-whitespace
-//! character, and is never empty. Linear time in the input, whatever it holds.
+//! character, and is never empty. Linear time in the input, whatever it holds: quotes nest
+//! at most `MAX_QUOTE_DEPTH` levels (deeper `>` stay text), spans at most four (one per
+//! directive), so neither the stack nor the work grows with what a sender nests.
 
 use causeway_api::{Content, Span, Style};
 
@@ -12,6 +14,10 @@ const DIRECTIVES: [(char, Style); 4] = [
     ('~', Style::Strike),
     ('`', Style::Code),
 ];
+
+/// The deepest quote read as a quote; below it, lines are text (`>` included). Each level
+/// copies its lines once, so the work is at most this many times the body's length.
+pub const MAX_QUOTE_DEPTH: usize = 8;
 
 fn is_directive(c: char) -> bool {
     DIRECTIVES.iter().any(|(d, _)| *d == c)
@@ -24,11 +30,11 @@ pub fn parse(body: &str) -> Content {
         return Content::text(body);
     }
     let mut out = Content::default();
-    parse_blocks(body, &mut out.text, &mut out.spans);
+    parse_blocks(body, 0, &mut out.text, &mut out.spans);
     out
 }
 
-fn parse_blocks(body: &str, text: &mut String, spans: &mut Vec<Span>) {
+fn parse_blocks(body: &str, depth: usize, text: &mut String, spans: &mut Vec<Span>) {
     let lines: Vec<&str> = body.split('\n').collect();
     let mut i = 0;
     while i < lines.len() {
@@ -57,7 +63,7 @@ fn parse_blocks(body: &str, text: &mut String, spans: &mut Vec<Span>) {
             i = j + 1;
             continue;
         }
-        if line.starts_with('>') {
+        if line.starts_with('>') && depth < MAX_QUOTE_DEPTH {
             let mut j = i;
             let mut inner = Vec::new();
             while j < lines.len() && lines[j].starts_with('>') {
@@ -68,7 +74,7 @@ fn parse_blocks(body: &str, text: &mut String, spans: &mut Vec<Span>) {
             let start = text.len();
             let mut nested = Vec::new();
             let mut quoted = String::new();
-            parse_blocks(&inner.join("\n"), &mut quoted, &mut nested);
+            parse_blocks(&inner.join("\n"), depth + 1, &mut quoted, &mut nested);
             text.push_str(&quoted);
             spans.push(Span {
                 start,
@@ -350,6 +356,34 @@ mod tests {
             ("a *b* c".to_string(), true)
         );
         assert_eq!(write(&Content::text("2*3*4")), ("2*3*4".to_string(), false));
+    }
+
+    /// A run of `>` (one quote level each) neither grows the stack nor the work: parsed on
+    /// a thread with a small stack, quotes stop at MAX_QUOTE_DEPTH and the rest is text.
+    #[test]
+    fn deep_quotes_are_capped() {
+        let run = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(|| {
+                for (levels, tail) in [(60_000, " hi"), (20_000, "\n> b"), (9, "x")] {
+                    let body = ">".repeat(levels) + tail;
+                    let t = std::time::Instant::now();
+                    let c = parse(&body);
+                    assert!(t.elapsed() < std::time::Duration::from_secs(2), "{levels}");
+                    let quotes = c.spans.iter().filter(|s| s.style == Style::Quote).count();
+                    assert!(quotes <= MAX_QUOTE_DEPTH + 1, "{levels}: {quotes}");
+                    let kept = levels - MAX_QUOTE_DEPTH;
+                    assert!(c.text.starts_with(&">".repeat(kept)), "{levels}");
+                    let (written, _) = write(&c);
+                    assert_eq!(parse(&written).text, c.text, "{levels}");
+                }
+            })
+            .expect("thread");
+        run.join().expect("no stack overflow");
+        // within the cap, quotes are quotes
+        let c = parse(&(">".repeat(MAX_QUOTE_DEPTH) + " deep"));
+        assert_eq!(c.text, "deep");
+        assert_eq!(c.spans.len(), MAX_QUOTE_DEPTH);
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! network, whose handle injects remote events and reads what the bridge sent.
 #![allow(dead_code)]
 
+mod files;
+#[allow(unused_imports)]
+pub use files::{file_redirect, file_server, files_host, internal_service};
+
 use causeway::config::Config;
 use causeway_demo::{DemoConfig, DemoHandle, DemoNetwork};
 use std::path::{Path, PathBuf};
@@ -161,11 +165,14 @@ impl Server {
             [media]
             dir = "{media}"
             max_bytes = 100000
+            [egress]
+            allow = ["{files}"]
             [networks.demo]
             rooms = ["lobby", "random", "tea room"]
             "#,
             port = self.component,
             media = self.dir.path().join("media").display(),
+            files = files_host(),
             mirror = if self.kind == Kind::Prosody {
                 format!("spaces_mirror = \"{MIRROR}\"")
             } else {
@@ -209,6 +216,8 @@ impl Server {
             dir = "{media}"
             max_bytes = 100000
             public_url = "http://{http}"
+            [egress]
+            allow = ["{files}"]
             [networks.discord]
             token = "{token}"
             api_url = "{api}"
@@ -218,6 +227,7 @@ impl Server {
             port = self.component,
             media = self.dir.path().join("media").display(),
             token = fake.token(),
+            files = files_host(),
             api = fake.api_url(),
             cdn = fake.cdn_url(),
         );
@@ -308,12 +318,21 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(server: &Server, store_url: &str) -> Gateway {
+        Self::start_with(server, store_url, |_| {}).await
+    }
+
+    /// `start`, with the test's own changes to the config.
+    pub async fn start_with(
+        server: &Server,
+        store_url: &str,
+        change: impl FnOnce(&mut Config),
+    ) -> Gateway {
         init_log();
         let http = format!("127.0.0.1:{}", free_port());
         let config = server.config(store_url, &http);
         let demo_cfg: DemoConfig = config.network_section("demo").expect("demo section");
         let (net, demo) = DemoNetwork::new(demo_cfg);
-        Self::launch(server, store_url, net, demo).await
+        Self::launch_with(server, store_url, net, demo, change).await
     }
 
     /// Stop Causeway and start it again on the same store and the same remote network.
@@ -637,40 +656,6 @@ pub async fn http_fetch(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (code, head, buf[split + 4..].to_vec())
-}
-
-/// A remote network's file server: serves `files` (path, content type, bytes); `chunked`
-/// paths are streamed without a length.
-pub async fn file_server(files: Vec<(&'static str, &'static str, Vec<u8>, bool)>) -> String {
-    use axum::body::Body;
-    use axum::http::header;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let mut app = axum::Router::new();
-    for (path, ctype, bytes, chunked) in files {
-        app = app.route(
-            path,
-            axum::routing::get(move || {
-                let bytes = bytes.clone();
-                async move {
-                    let body = if chunked {
-                        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-                            bytes.chunks(8192).map(|c| Ok(c.to_vec())).collect();
-                        Body::from_stream(futures::stream::iter(chunks))
-                    } else {
-                        Body::from(bytes)
-                    };
-                    ([(header::CONTENT_TYPE, ctype)], body)
-                }
-            }),
-        );
-    }
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
 }
 
 /// Send an iq and wait for its answer.

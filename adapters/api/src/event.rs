@@ -159,6 +159,10 @@ pub struct OutgoingMessage {
 pub struct Sent {
     pub ids: Vec<RemoteMessageId>,
     pub at: i64,
+    /// What did not go through as sent (a linked file that was not fetched): told to the
+    /// sender, while the rest of the message went out.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -67,4 +67,6 @@ pub trait HttpEndpoint: Send + Sync {
 #[derive(Clone)]
 pub struct Host {
     pub store: Arc<dyn KvStore>,
+    /// The one way to fetch a URL a user supplied (the core's egress policy).
+    pub fetch: Arc<dyn crate::Fetch>,
 }

@@ -12,6 +12,7 @@ pub mod conformance;
 mod content;
 mod error;
 mod event;
+mod fetch;
 mod host;
 pub mod hostile;
 mod ids;
@@ -21,6 +22,7 @@ pub mod time;
 pub use content::{outermost, sorted_spans, Attachment, Content, Persona, Span, Style, TextKind};
 pub use error::NetworkError;
 pub use event::*;
+pub use fetch::{origin_of, Fetch, FetchError, Fetched, NoFetch};
 pub use host::{Host, HttpEndpoint, HttpRequest, HttpResponse, KvStore};
 pub use ids::*;
 pub use secret::Secret;
@@ -127,6 +129,12 @@ pub trait Network: Send + Sync + 'static {
     /// Requests on Causeway's HTTP listener this network answers (a Matrix appservice).
     fn http_endpoint(&self) -> Option<Arc<dyn HttpEndpoint>> {
         None
+    }
+    /// The network's own services as the operator configured them ("host:port": its API,
+    /// its CDN, a homeserver): files this network hands over from there are copied even
+    /// when those hosts are on internal addresses. Never used for URLs users supply.
+    fn origins(&self) -> Vec<String> {
+        Vec::new()
     }
     /// Start a live session for a login; it pushes events into `events` until disconnected.
     async fn connect(

@@ -144,6 +144,15 @@ impl Network for DemoNetwork {
             secrets: Secret::new("demo-relay-token"),
         })
     }
+    /// The demo's own file server, once it runs.
+    fn origins(&self) -> Vec<String> {
+        lock(&self.shared)
+            .files_base
+            .as_deref()
+            .and_then(origin_of)
+            .into_iter()
+            .collect()
+    }
     async fn login(&self, flow: &str, input: LoginInput) -> Result<LoginRecord, NetworkError> {
         if flow != "password" {
             return Err(NetworkError::Unsupported(format!("login flow {flow}")));

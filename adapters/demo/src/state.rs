@@ -321,6 +321,7 @@ impl State {
             Sent {
                 ids: vec![id],
                 at: now_ms(),
+                warnings: Vec::new(),
             },
             pushes,
         ))

@@ -349,14 +349,14 @@ fn rate_limited(d: &Value) -> Frame {
     let guild = d["meta"]["guild_id"].as_str().and_then(|g| g.parse().ok());
     match (d["opcode"].as_u64(), guild) {
         (Some(8), Some(guild)) => {
-            let wait = d["retry_after"].as_f64().unwrap_or(30.0).clamp(0.0, 300.0);
+            let wait = d["retry_after"].as_f64().unwrap_or(30.0);
             tracing::info!(
                 guild,
                 wait,
                 "member list request rate limited; asking again then"
             );
             Frame::SendAt(
-                Instant::now() + Duration::from_secs_f64(wait),
+                Instant::now() + crate::rest::seconds(wait, 300.0),
                 request_members(guild),
             )
         }

@@ -137,6 +137,8 @@ pub struct DiscordNetwork {
     cfg: DiscordConfig,
     token: Secret,
     caps: Capabilities,
+    /// The core's egress policy, for files XMPP users link (`Network::attach`).
+    fetch: std::sync::RwLock<Arc<dyn Fetch>>,
 }
 
 impl DiscordNetwork {
@@ -146,6 +148,7 @@ impl DiscordNetwork {
         Ok(Self {
             cfg,
             token,
+            fetch: std::sync::RwLock::new(Arc::new(NoFetch)),
             caps: Capabilities {
                 display_name: "Discord".into(),
                 edits: true,
@@ -193,16 +196,29 @@ impl Network for DiscordNetwork {
         ))
     }
 
+    fn attach(&self, host: Host) {
+        *self.fetch.write().unwrap_or_else(|p| p.into_inner()) = host.fetch;
+    }
+
+    fn origins(&self) -> Vec<String> {
+        [&self.cfg.api_url, &self.cfg.cdn_url]
+            .into_iter()
+            .filter_map(|u| origin_of(u))
+            .collect()
+    }
+
     async fn connect(
         &self,
         login: &LoginRecord,
         events: EventSink,
     ) -> Result<Arc<dyn Session>, NetworkError> {
+        let fetch = self.fetch.read().unwrap_or_else(|p| p.into_inner()).clone();
         let session = DiscordSession::connect(
             self.cfg.clone(),
             login.secrets.clone(),
             self.cfg.intents(),
             events,
+            fetch,
         )
         .await?;
         Ok(Arc::new(session))

@@ -412,13 +412,15 @@ pub fn render(c: &Content, who: &Mentionable<'_>) -> (String, Vec<String>) {
     };
     w.write(&spans, 0, c.text.len());
     if let Some((nick_end, id)) = leading_address(&c.text, who) {
-        // "Nick: hello" addresses Nick.
-        if !c.spans.iter().any(|s| s.start < nick_end) {
-            let rest = w
-                .out
-                .split_at(escaped_len(&c.text[..nick_end]))
-                .1
-                .to_string();
+        // "Nick: hello" addresses Nick. (Only where the output starts with the nick as
+        // written: an `@` in it may have become a mention of someone else.)
+        let nick = &c.text[..nick_end];
+        let rest = w.out.get(escaped_len(nick)..).map(str::to_string);
+        if let (false, false, Some(rest)) = (
+            c.spans.iter().any(|s| s.start < nick_end),
+            nick.contains('@'),
+            rest,
+        ) {
             w.out = format!("<@{id}>{rest}");
             if !w.mentioned.contains(&id) {
                 w.mentioned.push(id);
@@ -777,6 +779,29 @@ mod tests {
                 .collect(),
             ..Content::default()
         }
+    }
+
+    /// A member whose nick holds another member's name after an `@` (Discord users pick
+    /// their nicks): "a@x€€: hi" rendered `x` as a mention first, and cutting the nick off
+    /// the output by its length panicked inside a character.
+    #[test]
+    fn leading_address_with_a_mention_inside_does_not_panic() {
+        let names = vec![
+            ("x".to_string(), "2".to_string()),
+            ("a@x€€".to_string(), "1".to_string()),
+            ("é".repeat(40), "3".to_string()),
+        ];
+        let who = Mentionable { names: &names };
+        for text in [
+            "a@x€€: hi",
+            "a@x€€, hi",
+            &format!("{}: hi", "é".repeat(40)),
+            "x: hi",
+        ] {
+            let (md, _) = render(&Content::text(text), &who);
+            assert!(md.ends_with(" hi"), "{text:?} -> {md:?}");
+        }
+        assert_eq!(render(&Content::text("x: hi"), &who).0, "<@2>: hi");
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub async fn send(inner: &Inner, msg: OutgoingMessage) -> Result<Sent, NetworkEr
     let names = inner.write().mentionable(t.guild);
     let (mut md, mentioned) = markdown::render(&msg.content, &Mentionable { names: &names });
     let mut uploads = Vec::new();
+    let mut warnings = Vec::new();
     for a in &msg.content.attachments {
         match fetch(inner, a).await {
             Ok(u) => {
@@ -132,6 +133,7 @@ pub async fn send(inner: &Inner, msg: OutgoingMessage) -> Result<Sent, NetworkEr
             }
             Err(why) => {
                 tracing::info!("file linked instead of uploaded: {why}");
+                warnings.push(format!("linked, not uploaded: {why}"));
                 if !md.contains(&a.url) {
                     md = if md.is_empty() {
                         a.url.clone()
@@ -179,6 +181,7 @@ pub async fn send(inner: &Inner, msg: OutgoingMessage) -> Result<Sent, NetworkEr
     Ok(Sent {
         ids,
         at: crate::inbound::now_ms(),
+        warnings,
     })
 }
 
@@ -269,34 +272,19 @@ async fn fetch(inner: &Inner, a: &Attachment) -> Result<Upload, String> {
     if a.size.is_some_and(|s| s > limit) {
         return Err(format!("{} is larger than the upload limit", a.name));
     }
-    let mut resp = inner
-        .rest
-        .client()
-        .get(&a.url)
-        .send()
+    let got = inner
+        .fetch
+        .fetch(&a.url, limit)
         .await
-        .map_err(|e| format!("{}: {}", a.name, e.without_url()))?;
-    if !resp.status().is_success() {
-        return Err(format!("{}: HTTP {}", a.name, resp.status().as_u16()));
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| format!("{}: {}", a.name, e.without_url()))?
-    {
-        if (bytes.len() + chunk.len()) as u64 > limit {
-            return Err(format!("{} is larger than the upload limit", a.name));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+        .map_err(|e| format!("{}: {e}", a.name))?;
     Ok(Upload {
         name: a.name.clone(),
         content_type: a
             .content_type
             .clone()
+            .or(got.content_type)
             .unwrap_or_else(|| "application/octet-stream".into()),
-        bytes,
+        bytes: got.bytes,
     })
 }
 

@@ -67,10 +67,6 @@ impl Rest {
         })
     }
 
-    pub fn client(&self) -> &reqwest::Client {
-        &self.http
-    }
-
     /// A request with the bot's token. `what` names it in errors (never the URL).
     pub async fn bot(
         &self,
@@ -139,16 +135,16 @@ impl Rest {
             b.remaining = header("x-ratelimit-remaining").and_then(|v| v.parse().ok());
             b.reset_at = header("x-ratelimit-reset-after")
                 .and_then(|v| v.parse::<f64>().ok())
-                .map(|s| now + Duration::from_secs_f64(s.clamp(0.0, 3600.0)));
+                .map(|s| now + seconds(s, 3600.0));
             let text = resp.text().await.unwrap_or_default();
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                 let secs = json["retry_after"]
                     .as_f64()
                     .or_else(|| header("retry-after").and_then(|v| v.parse().ok()))
-                    .unwrap_or(1.0)
-                    .max(0.0);
-                let wait = Duration::from_secs_f64(secs);
+                    .unwrap_or(1.0);
+                // (past MAX_WAIT it is an error, whatever Discord said: inf and NaN included)
+                let wait = seconds(secs, MAX_WAIT.as_secs_f64() + 1.0);
                 limited += 1;
                 if limited > MAX_429 || wait > MAX_WAIT {
                     return Err(NetworkError::RateLimited(wait));
@@ -263,8 +259,30 @@ pub fn emoji_path(emoji: &str) -> String {
     out
 }
 
+/// A wait Discord gave in seconds (a header or a JSON number: any float, NaN and infinity
+/// included) as a duration between 0 and `max`. NaN is 0; infinity is `max`.
+pub(crate) fn seconds(s: f64, max: f64) -> Duration {
+    let s = if s.is_nan() { 0.0 } else { s.clamp(0.0, max) };
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn any_wait_discord_gives_is_a_duration() {
+        // (seconds given, the longest allowed, the wait)
+        for (given, max, want) in [
+            (1.5, 10.0, 1.5),
+            (-3.0, 10.0, 0.0),
+            (f64::NAN, 10.0, 0.0),
+            (f64::INFINITY, 10.0, 10.0),
+            (f64::NEG_INFINITY, 10.0, 0.0),
+            (1e300, 3600.0, 3600.0),
+        ] {
+            assert_eq!(super::seconds(given, max).as_secs_f64(), want, "{given}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -21,6 +21,8 @@ pub(crate) struct Inner {
     pub rest: Arc<Rest>,
     pub cache: RwLock<Cache>,
     pub sink: EventSink,
+    /// The core's egress policy: the only way to fetch a file an XMPP user links.
+    pub fetch: Arc<dyn causeway_api::Fetch>,
     /// One webhook creation at a time.
     pub hook_lock: tokio::sync::Mutex<()>,
     /// How many XMPP users reacted with an emoji through the bot: (message, emoji) -> count.
@@ -61,6 +63,7 @@ impl DiscordSession {
         token: Secret,
         intents: u64,
         sink: EventSink,
+        fetch: Arc<dyn causeway_api::Fetch>,
     ) -> Result<Self, NetworkError> {
         let rest = Arc::new(Rest::new(&cfg.api_url, token.clone())?);
         // Check the token before opening the gateway: a refusal is reported as such.
@@ -75,6 +78,7 @@ impl DiscordSession {
             rest: rest.clone(),
             cache: RwLock::new(cache),
             sink,
+            fetch,
             hook_lock: tokio::sync::Mutex::new(()),
             reactions: Mutex::new(HashMap::new()),
         });

@@ -9,6 +9,11 @@ use causeway_api::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+/// The largest file an XMPP user's link is uploaded from (larger ones are posted as links).
+const MAX_UPLOAD: u64 = 50 << 20;
+/// The largest avatar copied to a puppet's profile.
+const MAX_AVATAR: u64 = 5 << 20;
+
 impl Shared {
     /// The puppet of an XMPP user: registered on first use, named after their nick.
     pub async fn puppet(&self, persona: &Persona) -> Result<String, NetworkError> {
@@ -62,29 +67,13 @@ impl Shared {
 
     /// Copy an XMPP user's avatar (served by Causeway) to the puppet's profile.
     async fn set_avatar(&self, user: &str, url: &str) -> Result<(), NetworkError> {
-        let resp = self
-            .http
-            .get(url)
-            .send()
+        let got = self
+            .fetcher()
+            .fetch(url, MAX_AVATAR)
             .await
-            .map_err(|e| NetworkError::Other(format!("avatar: {}", e.without_url())))?;
-        if !resp.status().is_success() {
-            return Err(NetworkError::Other(format!(
-                "avatar: HTTP {}",
-                resp.status().as_u16()
-            )));
-        }
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("image/png")
-            .to_string();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| NetworkError::Other(format!("avatar: {}", e.without_url())))?;
-        let mxc = self.upload(user, "avatar", &ctype, bytes.to_vec()).await?;
+            .map_err(|e| NetworkError::Other(format!("avatar: {e}")))?;
+        let ctype = got.content_type.unwrap_or_else(|| "image/png".into());
+        let mxc = self.upload(user, "avatar", &ctype, got.bytes).await?;
         let path = format!("/_matrix/client/v3/profile/{}/avatar_url", seg(user));
         self.call(
             Method::PUT,
@@ -146,36 +135,29 @@ impl Shared {
         body
     }
 
-    /// Upload an XMPP user's file; the message that shows it.
-    async fn file_body(&self, user: &str, a: &Attachment) -> Result<Value, NetworkError> {
-        let resp = self
-            .http
-            .get(&a.url)
-            .send()
-            .await
-            .map_err(|e| NetworkError::Other(format!("{}: {}", a.name, e.without_url())))?;
-        if !resp.status().is_success() {
-            return Err(NetworkError::Other(format!(
-                "{}: HTTP {}",
-                a.name,
-                resp.status().as_u16()
-            )));
-        }
+    /// Upload an XMPP user's file; the message that shows it. A file that cannot be
+    /// fetched (the egress policy refused it, or it is too big) is posted as its link, and
+    /// the sender is told why.
+    async fn file_body(
+        &self,
+        user: &str,
+        a: &Attachment,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<Value>, NetworkError> {
+        let got = match self.fetcher().fetch(&a.url, MAX_UPLOAD).await {
+            Ok(got) => got,
+            Err(e) => {
+                tracing::info!("file linked instead of uploaded: {}: {e}", a.name);
+                warnings.push(format!("{}: linked, not uploaded: {e}", a.name));
+                return Ok(None);
+            }
+        };
         let ctype = a
             .content_type
             .clone()
-            .or_else(|| {
-                resp.headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            })
+            .or(got.content_type)
             .unwrap_or_else(|| "application/octet-stream".into());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| NetworkError::Other(format!("{}: {}", a.name, e.without_url())))?
-            .to_vec();
+        let bytes = got.bytes;
         let size = bytes.len();
         let mxc = self.upload(user, &a.name, &ctype, bytes).await?;
         let msgtype = match ctype.split('/').next() {
@@ -184,10 +166,10 @@ impl Shared {
             Some("audio") => "m.audio",
             _ => "m.file",
         };
-        Ok(json!({
+        Ok(Some(json!({
             "msgtype": msgtype, "body": a.name, "filename": a.name, "url": mxc,
             "info": {"mimetype": ctype, "size": size}
-        }))
+        })))
     }
 
     pub async fn send(&self, mut msg: OutgoingMessage) -> Result<Sent, NetworkError> {
@@ -210,8 +192,15 @@ impl Shared {
         if !msg.content.text.is_empty() && !only_files {
             bodies.push(Self::text_body(&msg.content));
         }
+        let mut warnings = Vec::new();
+        let text_sent = !bodies.is_empty();
         for a in &msg.content.attachments {
-            bodies.push(self.file_body(&user, a).await?);
+            match self.file_body(&user, a, &mut warnings).await? {
+                Some(file) => bodies.push(file),
+                // the link instead, unless the text carries it
+                None if text_sent && msg.content.text.contains(&a.url) => {}
+                None => bodies.push(Self::text_body(&Content::text(&a.url))),
+            }
         }
         if let (Some(reply), Some(first)) = (&msg.reply_to, bodies.first_mut()) {
             first["m.relates_to"] = json!({"m.in_reply_to": {"event_id": reply.as_str()}});
@@ -230,6 +219,7 @@ impl Shared {
         Ok(Sent {
             ids,
             at: crate::events::now_ms(),
+            warnings,
         })
     }
 

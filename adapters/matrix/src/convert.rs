@@ -28,6 +28,18 @@ impl Out {
     }
 }
 
+/// The most tags a formatted body may hold to be read as HTML; beyond, its plain `body`
+/// is used. An HTML parser's work can grow with (formatting tags left open) x (text that
+/// follows): html5ever re-creates every open formatting element for each later block, so
+/// 5,000 `<b a=n>` and 8,000 `<p>x` (64 KiB) built tens of millions of nodes. No message
+/// a person writes comes near this.
+pub const MAX_TAGS: usize = 1000;
+
+/// Whether a formatted body is within what is read as HTML (`MAX_TAGS`, 64 KiB).
+pub fn html_is_tame(html: &str) -> bool {
+    html.len() <= 64 * 1024 && html.bytes().filter(|b| *b == b'<').count() <= MAX_TAGS
+}
+
 /// The content of a formatted body.
 pub fn from_html(html: &str) -> Content {
     let doc = Html::parse_fragment(html);

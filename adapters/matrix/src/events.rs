@@ -69,6 +69,8 @@ impl Shared {
         let html = (c["format"] == "org.matrix.custom.html")
             .then(|| c["formatted_body"].as_str())
             .flatten();
+        // (HTML past what is read as HTML: the plain body, fallback stripped as without HTML)
+        let html = html.filter(|h| convert::html_is_tame(h));
         let mut content = match html {
             Some(h) => convert::from_html(h),
             None if is_reply => Content::text(convert::strip_reply_fallback(body)),

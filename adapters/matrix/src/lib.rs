@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     pub reg: Registration,
     pub http: reqwest::Client,
     pub store: OnceLock<Arc<dyn KvStore>>,
+    /// The core's egress policy: the only way to fetch a file an XMPP user links.
+    pub fetch: OnceLock<Arc<dyn Fetch>>,
     /// The relay session's event sink, once connected.
     pub sink: RwLock<Option<EventSink>>,
     /// Who was typing in each room at the last `m.typing`.
@@ -122,6 +124,14 @@ impl Shared {
         self.store
             .get()
             .ok_or_else(|| NetworkError::Other("the Matrix adapter has no state store".into()))
+    }
+
+    /// The egress policy (every fetch refused before the core attached it).
+    pub fn fetcher(&self) -> Arc<dyn Fetch> {
+        self.fetch
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(NoFetch))
     }
 }
 
@@ -151,6 +161,7 @@ impl MatrixNetwork {
                 reg,
                 http,
                 store: OnceLock::new(),
+                fetch: OnceLock::new(),
                 sink: RwLock::new(None),
                 typing: Mutex::new(HashMap::new()),
                 last_seen: Mutex::new(HashMap::new()),
@@ -207,6 +218,14 @@ impl Network for MatrixNetwork {
 
     fn attach(&self, host: Host) {
         let _ = self.shared.store.set(host.store);
+        let _ = self.shared.fetch.set(host.fetch);
+    }
+
+    fn origins(&self) -> Vec<String> {
+        [&self.shared.cfg.homeserver_url, &self.shared.reg.url]
+            .into_iter()
+            .filter_map(|u| origin_of(u))
+            .collect()
     }
 
     fn http_endpoint(&self) -> Option<Arc<dyn HttpEndpoint>> {

@@ -16,8 +16,9 @@ impl Portal {
             return Some(known.sha1);
         }
         let (me, id, network) = (self.me.clone(), user.id.clone(), self.net.id.clone());
+        let origins = self.net.network.origins();
         tokio::spawn(async move {
-            match media.copy_of(&url).await {
+            match media.copy_of(&url, &origins).await {
                 Ok((row, _)) => {
                     if let Some(tx) = me.upgrade() {
                         let _ = tx
@@ -66,7 +67,7 @@ impl Portal {
         let reply = match member {
             Some((user, name)) => {
                 let photo =
-                    crate::bridge::service::avatar_bytes(&self.shared, &self.net.id, &user).await;
+                    crate::bridge::service::avatar_bytes(&self.shared, &self.net, &user).await;
                 let photo_ref = photo.as_ref().map(|(t, b)| (t.as_str(), b.as_slice()));
                 out::vcard(&occupant, from, id, &name, photo_ref)
             }

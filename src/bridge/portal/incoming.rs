@@ -79,13 +79,14 @@ impl Portal {
                 },
             });
         }
+        let origins = self.net.network.origins();
         for a in &content.attachments {
             let piece_id = if pieces.is_empty() {
                 id.to_string()
             } else {
                 format!("{id}#{}", pieces.len())
             };
-            let (body, oob) = match self.shared.media.rehost(a).await {
+            let (body, oob) = match self.shared.media.rehost(a, &origins).await {
                 Ok(served) => (served.url.clone(), Some(served.url)),
                 Err(e) => {
                     if !matches!(e, MediaError::TooLarge { .. }) {

@@ -131,8 +131,9 @@ impl Portal {
     fn copy_room_avatar(&self) {
         if let Some(url) = self.row.avatar.clone() {
             let media = self.shared.media.clone();
+            let origins = self.net.network.origins();
             tokio::spawn(async move {
-                if let Err(e) = media.copy_of(&url).await {
+                if let Err(e) = media.copy_of(&url, &origins).await {
                     tracing::debug!("room avatar not copied: {e}");
                 }
             });

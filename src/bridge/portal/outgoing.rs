@@ -191,7 +191,8 @@ impl Portal {
             oob: oob.filter(|u| *u == body),
             ..Extras::default()
         };
-        let items = self.reflect(a, &body, &stanza_id, extras, true);
+        let mut items = self.reflect(a, &body, &stanza_id, extras, true);
+        items.extend(self.warn_sender(a, &sent.warnings));
         self.record(rows, items).await;
         self.shared.metrics.inc(
             "causeway_messages_bridged_total",
@@ -253,6 +254,23 @@ impl Portal {
             // The network has it; without the row, later edits of it will not resolve.
             tracing::error!(network = %self.net.id, room = %self.row.key.room, "sent message not stored: {e}");
         }
+    }
+
+    /// What the network sent differently from what was asked (a linked file not uploaded),
+    /// told to the author's session, after the reflection.
+    fn warn_sender(&self, a: &Author, warnings: &[String]) -> Vec<out::Outgoing> {
+        warnings
+            .iter()
+            .map(|w| {
+                tracing::warn!(network = %self.net.id, room = %self.row.key.room, "sent with a warning: {w}");
+                let (from, kind) = match &a.puppet {
+                    Some(p) => (p.as_str(), "chat"),
+                    None => (self.room_jid.as_str(), "groupchat"),
+                };
+                let id = format!("warn-{:016x}", rand::random::<u64>());
+                out::notice(from, &a.session, kind, &id, &format!("Your message went out, but {w}"))
+            })
+            .collect()
     }
 
     /// The network refused: the sender gets an error message (from the puppet in a 1:1

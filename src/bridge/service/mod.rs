@@ -225,7 +225,7 @@ impl Bridge {
             },
         };
         let photo = match avatar {
-            Some(url) => picture(&self.shared, &url).await,
+            Some(url) => picture(&self.shared, &ask.net.network.origins(), &url).await,
             None => None,
         };
         let photo_ref = photo.as_ref().map(|(t, b)| (t.as_str(), b.as_slice()));
@@ -286,8 +286,12 @@ impl Bridge {
 }
 
 /// A remote picture as Causeway holds a copy of it: (content type, bytes).
-async fn picture(shared: &super::Shared, url: &str) -> Option<(String, Vec<u8>)> {
-    let (row, path) = shared.media.copy_of(url).await.ok()?;
+async fn picture(
+    shared: &super::Shared,
+    origins: &[String],
+    url: &str,
+) -> Option<(String, Vec<u8>)> {
+    let (row, path) = shared.media.copy_of(url, origins).await.ok()?;
     let bytes = tokio::fs::read(path).await.ok()?;
     Some((row.content_type, bytes))
 }
@@ -295,9 +299,9 @@ async fn picture(shared: &super::Shared, url: &str) -> Option<(String, Vec<u8>)>
 /// A puppet's avatar as Causeway holds it: (content type, bytes).
 pub(super) async fn avatar_bytes(
     shared: &super::Shared,
-    network: &NetworkId,
+    net: &NetCtx,
     user: &RemoteUserId,
 ) -> Option<(String, Vec<u8>)> {
-    let url = shared.store.puppet(network, user).await.ok()??.avatar?;
-    picture(shared, &url).await
+    let url = shared.store.puppet(&net.id, user).await.ok()??.avatar?;
+    picture(shared, &net.network.origins(), &url).await
 }
