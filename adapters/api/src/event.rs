@@ -190,6 +190,11 @@ pub struct RoomInfo {
     /// puppet): that XMPP user's bare JID. The first member is the remote user.
     #[serde(default)]
     pub xmpp_user: Option<String>,
+    /// Not every member of the room's community may see it (a Discord channel hidden from
+    /// @everyone): the core does not bridge it unless an admin opted it in, and then as a
+    /// members-only room. `members` then lists only those who may see it.
+    #[serde(default)]
+    pub restricted: bool,
 }
 
 /// A group of rooms (a Discord guild, a Matrix space), shown on XMPP as a XEP-0503 space.

@@ -205,6 +205,7 @@ impl State {
             avatar_url: None,
             members,
             xmpp_user: None,
+            restricted: false,
         };
         self.rooms.entry(key).or_insert(Room {
             info,
@@ -510,6 +511,7 @@ impl State {
             avatar_url: None,
             members: vec![info],
             xmpp_user: None,
+            restricted: false,
         };
         self.rooms.entry(key.clone()).or_insert(Room {
             info: room,

@@ -269,6 +269,7 @@ impl Cache {
             avatar_url: self.guilds.get(&c.guild).and_then(|g| g.icon.clone()),
             members: Vec::new(),
             xmpp_user: None,
+            restricted: false,
         })
     }
 

@@ -275,6 +275,7 @@ impl Shared {
                 Vec::new()
             },
             xmpp_user: None,
+            restricted: false,
         })
     }
 

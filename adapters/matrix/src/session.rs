@@ -116,6 +116,7 @@ impl Session for MatrixSession {
                     avatar_url: None,
                     members: vec![user],
                     xmpp_user: Some(xmpp),
+                    restricted: false,
                 })
             }
             Some(Record::Shared) => self.shared.shared_info(id, true).await,
