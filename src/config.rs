@@ -146,6 +146,23 @@ pub struct BridgeConfig {
     /// Events waiting in portal queues, all portals together (at least twice
     /// `portal_queue` is used): back-pressure beyond it.
     pub backlog: usize,
+    /// XMPP domains whose users may use the gateway (join rooms, post, read history, list
+    /// rooms, write to puppets); empty = anyone.
+    pub allowed_domains: Vec<String>,
+    /// Rooms a network shows only to some of its users (a Discord channel hidden from
+    /// @everyone) are not bridged, unless listed here; then they are members-only rooms.
+    pub private_rooms: Vec<PrivateRoom>,
+}
+
+/// A room not everyone on its network may see, opted in by an admin as a members-only room.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateRoom {
+    /// Its JID on the gateway, e.g. "1234567890@discord.example.org".
+    pub room: String,
+    /// Bare JIDs of the XMPP users who may join it and read its history (admins may too).
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 impl Default for BridgeConfig {
@@ -158,6 +175,8 @@ impl Default for BridgeConfig {
             retention_days: 0,
             portal_queue: 256,
             backlog: 4096,
+            allowed_domains: Vec::new(),
+            private_rooms: Vec::new(),
         }
     }
 }
@@ -318,6 +337,8 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "retention_days",
             "portal_queue",
             "backlog",
+            "allowed_domains",
+            "private_rooms",
         ],
     ),
     ("media", &["dir", "public_url", "max_bytes"]),
@@ -524,6 +545,27 @@ impl Config {
         }
         if self.egress.timeout_secs == 0 {
             p("egress.timeout_secs".into(), "must be at least 1");
+        }
+        for (i, r) in self.bridge.private_rooms.iter().enumerate() {
+            if !r.room.contains('@') || r.room.contains(['/', ' ']) {
+                p(
+                    format!("bridge.private_rooms[{i}].room"),
+                    "must be a room's bare JID",
+                );
+            }
+            for (k, m) in r.members.iter().enumerate() {
+                if m.is_empty() || m.contains(['/', ' ']) {
+                    p(
+                        format!("bridge.private_rooms[{i}].members[{k}]"),
+                        "must be a bare JID",
+                    );
+                }
+            }
+        }
+        for (i, d) in self.bridge.allowed_domains.iter().enumerate() {
+            if d.is_empty() || d.contains(['@', '/', ' ']) {
+                p(format!("bridge.allowed_domains[{i}]"), "must be a domain");
+            }
         }
         if self.bridge.portal_queue == 0 {
             p("bridge.portal_queue".into(), "must be at least 1");

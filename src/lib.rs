@@ -269,7 +269,10 @@ pub async fn run_with(
         inbound_rx,
         bridge.clone(),
         store.clone(),
-        config.xmpp.max_body_bytes,
+        xmpp::DispatchConfig {
+            max_body: config.xmpp.max_body_bytes,
+            server_domain: config.server_domain(),
+        },
         shutdown.clone(),
     ));
     for (link, recorder) in links {

@@ -135,6 +135,8 @@ async fn first_use_backfills_the_archive() {
     let gw = Gateway::launch(&server, &url, net, demo).await;
     let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
     let room = format!("tea\\20room@{DOMAIN}");
+    // (an archive answers those in the room)
+    juliet.join(&room, "Juliet").await;
     let (bodies, fin) = page(&mut juliet, &room, "bf", "<max>100</max>").await;
     let want: Vec<String> = (0..30).map(|i| format!("old {i}")).collect();
     assert_eq!(bodies, want);

@@ -3,7 +3,7 @@
 use super::portal::{Held, Portal, PortalInput};
 use crate::config::BridgeConfig;
 use crate::metrics::Metrics;
-use crate::store::{PortalRow, Store};
+use crate::store::{Access, PortalRow, Store};
 use crate::xmpp::{self, Addressed, LinkSender, XmppEvent};
 use causeway_api::*;
 use std::collections::HashMap;
@@ -60,6 +60,33 @@ impl Shared {
             .iter()
             .any(|a| a.eq_ignore_ascii_case(bare))
     }
+
+    /// Whether the gateway serves this user (`bridge.allowed_domains`; admins always).
+    pub fn serves(&self, jid: &str) -> bool {
+        let allowed = &self.config.allowed_domains;
+        let bare = xmpp::bare(jid);
+        let domain = bare.rsplit_once('@').map_or(bare, |(_, d)| d);
+        allowed.is_empty()
+            || allowed.iter().any(|d| d.eq_ignore_ascii_case(domain))
+            || self.is_admin(jid)
+    }
+
+    /// The admin's opt-in of a private room (by its JID), if any.
+    pub fn private_room(&self, room_jid: &str) -> Option<&crate::config::PrivateRoom> {
+        self.config
+            .private_rooms
+            .iter()
+            .find(|p| p.room.eq_ignore_ascii_case(room_jid))
+    }
+
+    /// Whether a user may use a members-only room: listed in its opt-in, or an admin.
+    pub fn is_member(&self, room_jid: &str, jid: &str) -> bool {
+        let bare = xmpp::bare(jid);
+        self.is_admin(jid)
+            || self
+                .private_room(room_jid)
+                .is_some_and(|p| p.members.iter().any(|m| m.eq_ignore_ascii_case(bare)))
+    }
 }
 
 #[derive(Clone)]
@@ -95,6 +122,13 @@ struct Live {
 }
 
 impl Live {
+    /// Take a portal out of the index: its task ends once its queue is drained.
+    fn forget(&mut self, net: &NetworkId, id: i64) {
+        self.queues.remove(&(net.clone(), id));
+        self.by_room.retain(|(n, _), v| !(n == net && *v == id));
+        self.by_jid.retain(|(n, _), v| !(n == net && *v == id));
+    }
+
     fn queue(&self, net: &NetworkId, id: Option<&i64>) -> Option<Queue> {
         let id = *id?;
         self.queues
@@ -180,6 +214,29 @@ impl Bridge {
         }
     }
 
+    /// Who may use a room's portal, from what the network says of it now: closed when its
+    /// space is not linked, or when not everyone on the network may see it and no admin
+    /// opted it in (then it is members-only).
+    pub(crate) async fn access_for(
+        &self,
+        net: &NetCtx,
+        info: &RoomInfo,
+        jid_local: &str,
+    ) -> Access {
+        if !self.room_allowed(net, info).await {
+            return Access::Closed;
+        }
+        if !info.restricted || info.kind == RoomKind::Direct {
+            return Access::Open;
+        }
+        let jid = format!("{jid_local}@{}", net.domain);
+        match self.shared.private_room(&jid) {
+            Some(_) => Access::Members,
+            None => Access::Closed,
+        }
+    }
+
+    /// The portal of a room (created if new), its access brought up to date with `info`.
     pub(super) async fn ensure_portal(
         &self,
         net: &NetCtx,
@@ -187,12 +244,14 @@ impl Bridge {
         direct_for: Option<(&str, &str)>,
     ) -> Result<PortalRow, crate::store::StoreError> {
         if let Some(p) = self.shared.store.portal_by_room(&net.id, &info.key).await? {
-            return Ok(p);
+            let access = self.access_for(net, info, &p.jid_local).await;
+            return self.set_access(net, p, access).await;
         }
         let (jid_local, xmpp_user) = match direct_for {
             Some((puppet, owner)) => (xmpp::direct_portal_local(puppet, owner), Some(owner)),
             None => (xmpp::encode_local(info.key.room.as_str()), None),
         };
+        let access = self.access_for(net, info, &jid_local).await;
         self.shared
             .store
             .upsert_portal(&PortalRow {
@@ -206,8 +265,30 @@ impl Bridge {
                 topic: info.topic.clone(),
                 space: info.space.as_ref().map(|s| s.to_string()),
                 avatar: info.avatar_url.clone(),
+                access,
             })
             .await
+    }
+
+    /// Change who may use a portal; a room that closes is closed for its occupants now.
+    pub(crate) async fn set_access(
+        &self,
+        net: &NetCtx,
+        row: PortalRow,
+        access: Access,
+    ) -> Result<PortalRow, crate::store::StoreError> {
+        if row.access == access {
+            return Ok(row);
+        }
+        self.shared.store.set_portal_access(row.id, access).await?;
+        tracing::info!(network = %net.id, room = %row.key.room, "room access: {:?} -> {access:?}", row.access);
+        let row = PortalRow { access, ..row };
+        if access != Access::Open {
+            // (a live portal keeps its old access: it is stopped, and the next event starts
+            // it with the new one)
+            self.close_room(&net.id, row.clone()).await;
+        }
+        Ok(row)
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
@@ -242,8 +323,9 @@ impl Bridge {
         tx
     }
 
-    /// Close a room whose space was unlinked: occupants see it destroyed, joined sessions
-    /// are forgotten.
+    /// Close a room (its space was unlinked, it was deleted, it became private or
+    /// members-only): occupants see it destroyed, joined sessions are forgotten, and its
+    /// task ends; the next event finds the portal's new access in the store.
     pub(crate) async fn close_room(&self, network: &NetworkId, row: PortalRow) {
         let Some(net) = self.by_network.get(network).cloned() else {
             return;
@@ -254,9 +336,11 @@ impl Bridge {
             at: crate::store::now_ms(),
             kind: RemoteEventKind::RoomRemoved,
         };
+        let id = row.id;
         let tx = self.portal_queue(&net, row, None);
         self.enqueue(&net, tx, PortalInput::Remote(Box::new(ev), None))
             .await;
+        self.live().forget(network, id);
     }
 
     /// Queue an event with its place in the backlog, which it holds until its portal has
@@ -332,6 +416,7 @@ impl Bridge {
         };
         let target = ev.event.target();
         match self.shared.store.portal_by_jid(&net.id, lookup).await {
+            Ok(Some(row)) if row.access == Access::Closed => return Err(not_found()),
             Ok(Some(row)) => return Ok(row),
             Ok(None) => {}
             Err(e) => return Err(internal(&e)),
@@ -367,6 +452,7 @@ impl Bridge {
                 let direct = matches!(ev.event, XmppEvent::Direct { .. })
                     .then(|| (target, xmpp::bare(ev.event.from())));
                 match self.ensure_portal(net, &info, direct).await {
+                    Ok(row) if row.access == Access::Closed => Err(not_found()),
                     Ok(row) => {
                         if let Some((puppet, owner)) = direct {
                             self.add_contact(net, owner, puppet, &info.name).await;
@@ -462,10 +548,13 @@ impl Bridge {
                 continue;
             }
             let row = match self.shared.store.portal_by_room(&net.id, &room).await {
+                // not bridged: a private room nobody opted in, an unlinked space
+                Ok(Some(row)) if row.access == Access::Closed => continue,
                 Ok(Some(row)) => row,
                 Ok(None) if room.receiver.is_none() => match net.relay.room_info(&room).await {
                     Ok(info) if !self.room_allowed(&net, &info).await => continue,
                     Ok(info) => match self.ensure_portal(&net, &info, None).await {
+                        Ok(row) if row.access == Access::Closed => continue,
                         Ok(row) => row,
                         Err(e) => {
                             tracing::error!(network = %net.id, room = %room.room, "cannot create portal: {e}");

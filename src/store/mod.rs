@@ -28,7 +28,7 @@ pub use changes::OccupantRow;
 pub use media::MediaRow;
 pub use message::MessageRow;
 pub use outbox::{OutboxEntry, Record, Recorded};
-pub use portal::PortalRow;
+pub use portal::{Access, PortalRow};
 pub use puppet::PuppetRow;
 pub use space::SpaceRow;
 
@@ -234,6 +234,7 @@ pub(crate) mod testing {
             topic: None,
             space: None,
             avatar: None,
+            access: Access::Open,
         })
         .await
         .expect("portal")

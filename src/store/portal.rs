@@ -18,6 +18,30 @@ pub struct PortalRow {
     pub space: Option<String>,
     /// The room's picture on the network (XEP-0486 room avatar).
     pub avatar: Option<String>,
+    pub access: Access,
+}
+
+/// Who may use a portal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone the gateway serves.
+    #[default]
+    Open,
+    /// A room not everyone on the network may see, opted in by an admin: its members only.
+    Members,
+    /// Not bridged (any more): its space was unlinked, the network deleted it, or it became
+    /// private without an opt-in. Not joinable, not listed, its archive not served.
+    Closed,
+}
+
+impl Access {
+    fn as_str(self) -> &'static str {
+        match self {
+            Access::Open => "open",
+            Access::Members => "members",
+            Access::Closed => "closed",
+        }
+    }
 }
 
 fn kind_str(k: RoomKind) -> &'static str {
@@ -50,20 +74,26 @@ fn from_row(r: &AnyRow) -> Result<PortalRow> {
         topic: opt_str(r, "topic")?,
         space: opt_str(r, "space_id")?,
         avatar: opt_str(r, "avatar")?,
+        access: match r.try_get::<String, _>("access")?.as_str() {
+            "open" => Access::Open,
+            "members" => Access::Members,
+            "closed" => Access::Closed,
+            other => return Err(StoreError::Corrupt(format!("portal access {other}"))),
+        },
     })
 }
 
 const COLS: &str =
-    "id, network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id, avatar";
+    "id, network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id, avatar, access";
 
 impl Store {
     /// Insert or refresh a portal (name, topic); returns it with its id.
     pub async fn upsert_portal(&self, p: &PortalRow) -> Result<PortalRow> {
         let receiver = p.key.receiver.as_ref().map(|r| r.as_str()).unwrap_or("");
         let row = sqlx::query(sql!(
-            "INSERT INTO portal (network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id, avatar)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (network, room_id, receiver) DO UPDATE SET name = $7, topic = $8, space_id = $9, avatar = $10
+            "INSERT INTO portal (network, room_id, receiver, jid_local, kind, xmpp_user, name, topic, space_id, avatar, access)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (network, room_id, receiver) DO UPDATE SET name = $7, topic = $8, space_id = $9, avatar = $10, access = $11
              RETURNING {COLS}"
         ))
         .bind(p.network.as_str())
@@ -76,6 +106,7 @@ impl Store {
         .bind(p.topic.as_deref())
         .bind(p.space.as_deref())
         .bind(p.avatar.as_deref())
+        .bind(p.access.as_str())
         .fetch_one(&mut *self.write.conn().await?)
         .await?;
         from_row(&row)
@@ -113,7 +144,18 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// Shared (non-direct) portals of a network ordered by JID, after `after`, at most `limit`.
+    /// Set who may use a portal.
+    pub async fn set_portal_access(&self, id: i64, access: Access) -> Result<()> {
+        sqlx::query("UPDATE portal SET access = $1 WHERE id = $2")
+            .bind(access.as_str())
+            .bind(id)
+            .execute(&mut *self.write.conn().await?)
+            .await?;
+        Ok(())
+    }
+
+    /// Open shared (non-direct) portals of a network ordered by JID, after `after`, at most
+    /// `limit`: what room listings show (members-only and closed rooms are not listed).
     pub async fn list_portals(
         &self,
         network: &NetworkId,
@@ -121,8 +163,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PortalRow>> {
         let rows = sqlx::query(sql!(
-            "SELECT {COLS} FROM portal WHERE network = $1 AND kind <> 'direct' AND jid_local > $2
-             ORDER BY jid_local LIMIT $3"
+            "SELECT {COLS} FROM portal WHERE network = $1 AND kind <> 'direct' AND access = 'open'
+             AND jid_local > $2 ORDER BY jid_local LIMIT $3"
         ))
         .bind(network.as_str())
         .bind(after.unwrap_or(""))
@@ -136,7 +178,7 @@ impl Store {
     /// the next event: rooms with joined XMPP sessions, and 1:1 conversations.
     pub async fn portals_to_resume(&self, network: &NetworkId) -> Result<Vec<PortalRow>> {
         let rows = sqlx::query(sql!(
-            "SELECT {COLS} FROM portal WHERE network = $1 AND
+            "SELECT {COLS} FROM portal WHERE network = $1 AND access <> 'closed' AND
              (kind = 'direct' OR id IN (SELECT portal_id FROM occupant)) ORDER BY id"
         ))
         .bind(network.as_str())
@@ -145,14 +187,15 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// The rooms of a linked space, by name.
+    /// The rooms of a linked space, by name (closed ones left out).
     pub async fn portals_in_space(
         &self,
         network: &NetworkId,
         space: &str,
     ) -> Result<Vec<PortalRow>> {
         let rows = sqlx::query(sql!(
-            "SELECT {COLS} FROM portal WHERE network = $1 AND space_id = $2 ORDER BY name, id"
+            "SELECT {COLS} FROM portal WHERE network = $1 AND space_id = $2 AND access <> 'closed'
+             ORDER BY name, id"
         ))
         .bind(network.as_str())
         .bind(space)
@@ -163,7 +206,7 @@ impl Store {
 
     pub async fn count_portals(&self, network: &NetworkId) -> Result<i64> {
         let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM portal WHERE network = $1 AND kind <> 'direct'")
+            sqlx::query("SELECT COUNT(*) AS n FROM portal WHERE network = $1 AND kind <> 'direct' AND access = 'open'")
                 .bind(network.as_str())
                 .fetch_one(&self.pool)
                 .await?;
@@ -188,6 +231,7 @@ mod tests {
             topic: None,
             space: None,
             avatar: None,
+            access: Access::Open,
         }
     }
 

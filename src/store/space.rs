@@ -58,7 +58,8 @@ impl Store {
         row.as_ref().map(space_row).transpose()
     }
 
-    /// Unlink a space: its rooms leave it (their portals stay), its subscribers are
+    /// Unlink a space: its rooms leave it and are closed (their portals and history stay,
+    /// closed across restarts until the space is linked again), its subscribers are
     /// forgotten. Returns whether it was linked.
     pub async fn remove_space(&self, network: &NetworkId, id: &str) -> Result<bool> {
         let mut conn = self.write.conn().await?;
@@ -73,7 +74,9 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE portal SET space_id = NULL WHERE network = $1 AND space_id = $2")
+        sqlx::query(
+            "UPDATE portal SET space_id = NULL, access = 'closed' WHERE network = $1 AND space_id = $2",
+        )
             .bind(network.as_str())
             .bind(id)
             .execute(&mut *tx)

@@ -34,13 +34,58 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// What the dispatcher needs of the config.
+pub struct DispatchConfig {
+    /// Longest body accepted from XMPP, in bytes.
+    pub max_body: usize,
+    /// The XMPP server's own domain: XEP-0356 privileges are taken from it alone, refused
+    /// roster pushes from its users alone (a roster push goes to them).
+    pub server_domain: String,
+}
+
+/// Whether a service query may be answered for its sender: what only the server may say
+/// comes from the server; users the gateway does not serve (`bridge.allowed_domains`) get
+/// its identity, ping and version, nothing else. `Some(None)`: dropped without an answer.
+fn refusal(
+    bridge: &Bridge,
+    cfg: &DispatchConfig,
+    query: &inbound::ServiceQuery,
+    from: &str,
+) -> Option<Option<(outbound::Condition, &'static str)>> {
+    use inbound::ServiceQuery as Q;
+    match query {
+        Q::Privileges { .. } | Q::RosterRefused { .. } => {
+            let bare = bare(from);
+            let domain = bare.rsplit_once('@').map_or(bare, |(_, d)| d);
+            let by_server = match query {
+                Q::Privileges { .. } => bare.eq_ignore_ascii_case(&cfg.server_domain),
+                _ => domain.eq_ignore_ascii_case(&cfg.server_domain),
+            };
+            (!by_server).then(|| {
+                tracing::warn!(
+                    from,
+                    "a notice only the server may send came from elsewhere; ignored"
+                );
+                None
+            })
+        }
+        Q::MirrorRefused { .. } => None,
+        Q::DiscoInfo { .. } | Q::Version | Q::Ping => None,
+        _ if !bridge.shared().serves(from) => Some(Some((
+            outbound::Condition::Forbidden,
+            "this gateway does not serve users of your server",
+        ))),
+        _ => None,
+    }
+}
+
 /// Reads what every component link received and hands it on: service queries are answered
 /// here, room and puppet traffic goes to the bridge, bad input gets a stanza error.
 pub async fn dispatch(
     mut rx: mpsc::Receiver<(Arc<str>, tokio_xmpp::minidom::Element)>,
     bridge: Bridge,
     store: Store,
-    max_body: usize,
+    cfg: DispatchConfig,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -51,7 +96,7 @@ pub async fn dispatch(
         let Some((net, is_spaces)) = bridge.net_for_domain(&domain) else {
             continue;
         };
-        let classified = inbound::classify(&domain, el, max_body);
+        let classified = inbound::classify(&domain, el, cfg.max_body);
         let replies = match classified {
             Classified::Event(event) if !is_spaces => {
                 bridge.xmpp_event(Addressed { domain, event }).await;
@@ -71,6 +116,31 @@ pub async fn dispatch(
                 continue;
             }
             Classified::Reply(out) => vec![out],
+            Classified::Service {
+                query,
+                from,
+                to,
+                id,
+            } if refusal(&bridge, &cfg, &query, &from).is_some() => {
+                match refusal(&bridge, &cfg, &query, &from).flatten() {
+                    None => continue,
+                    Some((condition, text)) => {
+                        let kind = match query {
+                            inbound::ServiceQuery::Presence { .. }
+                            | inbound::ServiceQuery::PuppetPresence { .. } => "presence",
+                            _ => "iq",
+                        };
+                        vec![outbound::error_reply(&outbound::ErrorReply {
+                            kind,
+                            from: to,
+                            to: from,
+                            id: Some(id),
+                            condition,
+                            text: Some(text.into()),
+                        })]
+                    }
+                }
+            }
             Classified::Service {
                 query,
                 from,

@@ -1,10 +1,13 @@
 //! What the adapter knows of Discord, kept current from the gateway: guilds, channels and
-//! threads, members' display names and avatars, roles, our webhooks.
+//! threads, members' display names and avatars, roles, our webhooks; and what decides who
+//! may see each channel (the owner, roles' permissions, members' roles, channels'
+//! overwrites: `perms.rs`).
 
 use crate::markdown::Names;
+use crate::perms::{self, Overwrite, Who};
 use causeway_api::{RemoteSpaceId, RoomInfo, RoomKey, RoomKind, SpaceInfo, UserInfo};
 use serenity::model::channel::{ChannelType, GuildChannel};
-use serenity::model::guild::{Guild, Member};
+use serenity::model::guild::{Guild, Member, PartialGuild, Role};
 use serenity::model::user::User;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -51,6 +54,12 @@ pub struct Chan {
     pub parent: Option<u64>,
     pub topic: Option<String>,
     pub position: i64,
+    /// The channel's permission overwrites (threads have none: their parent's apply).
+    pub overwrites: Vec<Overwrite>,
+    /// A private thread: seen only by its members and those who may manage threads.
+    pub private: bool,
+    /// Who started a thread (the one member of a private thread the adapter knows).
+    pub creator: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -58,12 +67,47 @@ pub struct Person {
     pub name: String,
     pub avatar: Option<String>,
     pub bot: bool,
+    /// The member's roles in the guild (empty for a user's record outside guilds).
+    pub roles: Vec<u64>,
 }
 
 pub struct GuildRec {
     pub name: String,
     pub icon: Option<String>,
+    pub owner: u64,
+    /// Role names, for mentions.
     pub roles: HashMap<u64, String>,
+    /// Each role's permissions (@everyone's under the guild's id).
+    pub permissions: HashMap<u64, u64>,
+}
+
+/// What decides who may see one channel: its guild and the overwrites that apply to it.
+pub struct Access<'a> {
+    guild: u64,
+    rec: Option<&'a GuildRec>,
+    overwrites: &'a [Overwrite],
+    private: bool,
+    creator: Option<u64>,
+}
+
+impl Access<'_> {
+    /// Whether this member (or `Who::EVERYONE`) may see the channel. Nothing is known of a
+    /// guild not yet seen: no one may.
+    pub fn may_view(&self, who: Who<'_>) -> bool {
+        let Some(g) = self.rec else {
+            return false;
+        };
+        let base = perms::base(self.guild, &g.permissions, who);
+        let p = perms::in_channel(base, self.guild, who, self.overwrites);
+        let invited = who.user != 0 && self.creator == Some(who.user);
+        p & perms::VIEW_CHANNEL != 0 && (!self.private || invited || p & perms::MANAGE_THREADS != 0)
+    }
+
+    /// Whether a member with these roles may see the channel.
+    pub fn member_may_view(&self, user: u64, roles: &[u64]) -> bool {
+        let owner = self.rec.is_some_and(|g| g.owner == user);
+        self.may_view(Who { user, roles, owner })
+    }
 }
 
 /// A channel's webhook: id and token.
@@ -124,27 +168,64 @@ impl Cache {
     pub fn guild(&mut self, g: &Guild) {
         let gid = g.id.get();
         self.pending.remove(&gid);
-        self.guilds.insert(
-            gid,
-            GuildRec {
-                name: g.name.clone(),
-                icon: g
-                    .icon
-                    .as_ref()
-                    .map(|h| format!("{}/icons/{gid}/{h}.png", self.cdn)),
-                roles: g
-                    .roles
-                    .iter()
-                    .map(|(id, r)| (id.get(), r.name.clone()))
-                    .collect(),
-            },
-        );
+        let icon = g.icon.as_ref().map(|h| h.to_string());
+        let rec = self.guild_rec(gid, &g.name, icon, g.owner_id.get(), g.roles.values());
+        self.guilds.insert(gid, rec);
         self.channels.retain(|_, c| c.guild != gid);
         for c in g.channels.values().chain(g.threads.iter()) {
             self.channel(c);
         }
         for m in g.members.values() {
             self.member(gid, m);
+        }
+    }
+
+    fn guild_rec<'r>(
+        &self,
+        gid: u64,
+        name: &str,
+        icon: Option<String>,
+        owner: u64,
+        roles: impl Iterator<Item = &'r Role> + Clone,
+    ) -> GuildRec {
+        GuildRec {
+            name: name.to_string(),
+            icon: icon.map(|h| format!("{}/icons/{gid}/{h}.png", self.cdn)),
+            owner,
+            roles: roles
+                .clone()
+                .map(|r| (r.id.get(), r.name.clone()))
+                .collect(),
+            permissions: roles.map(|r| (r.id.get(), r.permissions.bits())).collect(),
+        }
+    }
+
+    /// GUILD_UPDATE: name, icon, owner and roles (its channels and members are not in it).
+    pub fn guild_update(&mut self, g: &PartialGuild) {
+        let gid = g.id.get();
+        if self.guilds.contains_key(&gid) {
+            let icon = g.icon.as_ref().map(|h| h.to_string());
+            let rec = self.guild_rec(gid, &g.name, icon, g.owner_id.get(), g.roles.values());
+            self.guilds.insert(gid, rec);
+        }
+    }
+
+    /// A role created or changed.
+    pub fn role(&mut self, guild: u64, r: &Role) {
+        if let Some(g) = self.guilds.get_mut(&guild) {
+            g.roles.insert(r.id.get(), r.name.clone());
+            g.permissions.insert(r.id.get(), r.permissions.bits());
+        }
+    }
+
+    /// A role deleted: gone from the guild and from its members.
+    pub fn remove_role(&mut self, guild: u64, role: u64) {
+        if let Some(g) = self.guilds.get_mut(&guild) {
+            g.roles.remove(&role);
+            g.permissions.remove(&role);
+        }
+        for (_, p) in self.members.iter_mut().filter(|((g, _), _)| *g == guild) {
+            p.roles.retain(|r| *r != role);
         }
     }
 
@@ -157,6 +238,13 @@ impl Cache {
             parent: c.parent_id.map(|p| p.get()),
             topic: c.topic.clone().filter(|t| !t.is_empty()),
             position: i64::from(c.position),
+            overwrites: c
+                .permission_overwrites
+                .iter()
+                .filter_map(Overwrite::of)
+                .collect(),
+            private: c.kind == ChannelType::PrivateThread,
+            creator: c.owner_id.map(|u| u.get()),
         };
         self.channels.insert(chan.id, chan.clone());
         chan
@@ -167,6 +255,7 @@ impl Cache {
             name: u.global_name.clone().unwrap_or_else(|| u.name.clone()),
             avatar: Some(self.avatar(u)),
             bot: u.bot,
+            roles: Vec::new(),
         };
         self.users.insert(u.id.get(), p.clone());
         p
@@ -177,6 +266,7 @@ impl Cache {
         if let Some(n) = m.nick.clone().filter(|n| !n.is_empty()) {
             p.name = n;
         }
+        p.roles = m.roles.iter().map(|r| r.get()).collect();
         if let Some(h) = &m.avatar {
             p.avatar = Some(format!(
                 "{}/guilds/{guild}/users/{}/avatars/{h}.png",
@@ -241,19 +331,52 @@ impl Cache {
         RemoteSpaceId::new(holder.unwrap_or(c.guild).to_string())
     }
 
-    /// A room with (up to a thousand of) its members.
+    /// A room with (up to a thousand of) its members: those who may see it (Discord lists a
+    /// channel's members that way too; a restricted room must not show the others).
     pub fn room_info(&self, channel: u64) -> Option<RoomInfo> {
         let mut info = self.room_summary(channel)?;
-        let guild = self.channels.get(&channel)?.guild;
+        let c = self.channels.get(&channel)?;
+        let access = self.access(c);
         info.members = self
             .members
             .iter()
-            .filter(|((g, _), _)| *g == guild)
+            .filter(|((g, u), _)| *g == c.guild && *u != self.bot)
+            .filter(|((_, u), p)| access.member_may_view(*u, &p.roles))
             .take(1000)
             .filter_map(|((g, u), _)| self.user_info(Some(*g), *u))
-            .filter(|u| u.id.as_str() != self.bot.to_string())
             .collect();
         Some(info)
+    }
+
+    /// What decides who may see a channel; a thread is seen by those who see its parent.
+    pub fn access<'a>(&'a self, c: &'a Chan) -> Access<'a> {
+        let parent = c.parent.and_then(|p| self.channels.get(&p));
+        let holder = match (c.kind, parent) {
+            (Kind::Thread, Some(p)) => p,
+            _ => c,
+        };
+        Access {
+            guild: c.guild,
+            rec: self.guilds.get(&c.guild),
+            overwrites: &holder.overwrites,
+            private: c.private,
+            creator: c.creator,
+        }
+    }
+
+    /// Not everyone in the guild may see the channel: @everyone (no roles, not the owner)
+    /// may not view it.
+    pub fn restricted(&self, c: &Chan) -> bool {
+        !self.access(c).may_view(Who::EVERYONE)
+    }
+
+    /// The rooms of a guild, each with whether it is restricted.
+    pub fn restrictions(&self, guild: u64) -> HashMap<u64, bool> {
+        self.channels
+            .values()
+            .filter(|c| c.guild == guild && c.kind.is_room())
+            .map(|c| (c.id, self.restricted(c)))
+            .collect()
     }
 
     /// A room without its members (listings and changes: a guild's channels would each
@@ -269,7 +392,7 @@ impl Cache {
             avatar_url: self.guilds.get(&c.guild).and_then(|g| g.icon.clone()),
             members: Vec::new(),
             xmpp_user: None,
-            restricted: false,
+            restricted: self.restricted(c),
         })
     }
 

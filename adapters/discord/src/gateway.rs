@@ -418,6 +418,10 @@ enum KnownOnly {
     GuildMemberAdd(serenity::model::event::GuildMemberAddEvent),
     GuildMemberUpdate(serenity::model::event::GuildMemberUpdateEvent),
     GuildMemberRemove(serenity::model::event::GuildMemberRemoveEvent),
+    GuildUpdate(serenity::model::event::GuildUpdateEvent),
+    GuildRoleCreate(serenity::model::event::GuildRoleCreateEvent),
+    GuildRoleUpdate(serenity::model::event::GuildRoleUpdateEvent),
+    GuildRoleDelete(serenity::model::event::GuildRoleDeleteEvent),
     Resumed(serenity::model::event::ResumedEvent),
 }
 

@@ -8,6 +8,7 @@ use causeway_api::*;
 use reqwest::Method;
 use serenity::model::channel::{Message, MessageReferenceKind, MessageType, ReactionType};
 use serenity::model::event::Event;
+use std::collections::HashMap;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -36,6 +37,8 @@ pub async fn on_event(inner: &Inner, event: Event) -> bool {
     {
         let mut c = inner.write();
         let bot = c.bot;
+        let scope = permission_scope(&event);
+        let before = scope.map(|(guild, _)| c.restrictions(guild));
         match event {
             Event::Ready(r) => {
                 c.bot = r.ready.user.id.get();
@@ -66,6 +69,10 @@ pub async fn on_event(inner: &Inner, event: Event) -> bool {
             Event::ThreadUpdate(e) => room_changed(&mut c, &e.thread, &mut out),
             Event::ChannelDelete(e) => room_removed(&mut c, e.channel.id.get(), &mut out),
             Event::ThreadDelete(e) => room_removed(&mut c, e.thread.id.get(), &mut out),
+            Event::GuildUpdate(e) => c.guild_update(&e.guild),
+            Event::GuildRoleCreate(e) => c.role(e.role.guild_id.get(), &e.role),
+            Event::GuildRoleUpdate(e) => c.role(e.role.guild_id.get(), &e.role),
+            Event::GuildRoleDelete(e) => c.remove_role(e.guild_id.get(), e.role_id.get()),
             Event::GuildMemberAdd(e) => c.member(e.member.guild_id.get(), &e.member),
             Event::GuildMemberUpdate(e) => {
                 let key = (e.guild_id.get(), e.user.id.get());
@@ -73,6 +80,7 @@ pub async fn on_event(inner: &Inner, event: Event) -> bool {
                 if let Some(n) = e.nick.filter(|n| !n.is_empty()) {
                     p.name = n;
                 }
+                p.roles = e.roles.iter().map(|r| r.get()).collect();
                 c.set_member(key.0, key.1, p);
             }
             Event::GuildMemberRemove(e) => {
@@ -85,6 +93,7 @@ pub async fn on_event(inner: &Inner, event: Event) -> bool {
                     if let Some(n) = member.nick.clone().filter(|n| !n.is_empty()) {
                         p.name = n;
                     }
+                    p.roles = member.roles.iter().map(|r| r.get()).collect();
                     c.set_member(g.get(), m.author.id.get(), p);
                 } else if m.webhook_id.is_none() {
                     c.user(&m.author);
@@ -169,6 +178,9 @@ pub async fn on_event(inner: &Inner, event: Event) -> bool {
             }
             _ => {}
         }
+        if let (Some((_, told)), Some(before)) = (scope, before) {
+            restriction_changes(&c, &before, told, &mut out);
+        }
     }
     for e in out {
         if inner.sink.send(e).await.is_err() {
@@ -204,6 +216,40 @@ fn room_changed(
             now_ms(),
             RemoteEventKind::RoomChanged(info),
         ));
+    }
+}
+
+/// The guild whose rooms an event may make restricted or not (roles, overwrites, a guild
+/// again after an outage), and the room the event already reports, if any.
+fn permission_scope(event: &Event) -> Option<(u64, Option<u64>)> {
+    match event {
+        Event::ChannelUpdate(e) => Some((e.channel.guild_id.get(), Some(e.channel.id.get()))),
+        Event::GuildCreate(e) => Some((e.guild.id.get(), None)),
+        Event::GuildUpdate(e) => Some((e.guild.id.get(), None)),
+        Event::GuildRoleCreate(e) => Some((e.role.guild_id.get(), None)),
+        Event::GuildRoleUpdate(e) => Some((e.role.guild_id.get(), None)),
+        Event::GuildRoleDelete(e) => Some((e.guild_id.get(), None)),
+        _ => None,
+    }
+}
+
+/// RoomChanged for each room that was (un)restricted before and no longer is: a channel's
+/// threads follow it, and a change of @everyone's role changes many rooms at once.
+fn restriction_changes(
+    c: &Cache,
+    before: &HashMap<u64, bool>,
+    told: Option<u64>,
+    out: &mut Vec<RemoteEvent>,
+) {
+    let mut rooms: Vec<(&u64, &bool)> = before.iter().collect();
+    rooms.sort();
+    for (&id, &was) in rooms {
+        let Some(info) = c.room_summary(id).filter(|i| i.restricted != was) else {
+            continue;
+        };
+        if Some(id) != told {
+            out.push(ev(id, c.bot, now_ms(), RemoteEventKind::RoomChanged(info)));
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod gateway;
 mod inbound;
 mod markdown;
 mod outbound;
+mod perms;
 mod rest;
 mod session;
 

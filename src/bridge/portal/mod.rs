@@ -14,7 +14,7 @@ mod remote;
 use super::occupant_id;
 use super::occupants::Occupants;
 use super::router::{NetCtx, Shared};
-use crate::store::PortalRow;
+use crate::store::{Access, PortalRow};
 use crate::xmpp::outbound::{self as out, Condition, ErrorReply, Outgoing};
 use crate::xmpp::{self, XmppEvent};
 use causeway_api::*;
@@ -92,11 +92,14 @@ impl Portal {
         first: Option<RemoteMessageId>,
     ) {
         self.load_occupants().await;
-        self.copy_room_avatar();
-        if !self.occ.xmpp.is_empty() {
-            self.load_members().await;
+        // (a closed room is started only to be closed: nothing of it is fetched)
+        if self.row.access != Access::Closed {
+            self.copy_room_avatar();
+            if !self.occ.xmpp.is_empty() {
+                self.load_members().await;
+            }
+            self.catch_up(first.as_ref()).await;
         }
-        self.catch_up(first.as_ref()).await;
         loop {
             let input = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -224,7 +227,48 @@ impl Portal {
         })
     }
 
+    /// Who may do what here: the gateway's users only (`bridge.allowed_domains`), a closed
+    /// room nobody, a members-only room its members (and admins); the history only those in
+    /// the room (or, members-only, its members). Leaving is always allowed.
+    fn refusal(&self, ev: &XmppEvent) -> Option<(Condition, &'static str)> {
+        if matches!(
+            ev,
+            XmppEvent::Leave { .. } | XmppEvent::OccupantError { .. }
+        ) {
+            return None;
+        }
+        let from = ev.from();
+        if !self.shared.serves(from) {
+            return Some((
+                Condition::Forbidden,
+                "this gateway does not serve users of your server",
+            ));
+        }
+        match self.row.access {
+            Access::Closed => Some((Condition::ItemNotFound, "no such room on this gateway")),
+            Access::Members if !self.shared.is_member(&self.room_jid, from) => {
+                let c = match ev {
+                    XmppEvent::Join { .. } => Condition::RegistrationRequired,
+                    _ => Condition::ItemNotFound,
+                };
+                Some((c, "this room is for its members only"))
+            }
+            Access::Open
+                if matches!(ev, XmppEvent::Archive { .. })
+                    && self.row.kind != RoomKind::Direct
+                    && !self.occ.xmpp.contains_key(xmpp::bare(from)) =>
+            {
+                Some((Condition::Forbidden, "join the room to read its history"))
+            }
+            _ => None,
+        }
+    }
+
     async fn on_xmpp(&mut self, ev: XmppEvent) {
+        if let Some((condition, text)) = self.refusal(&ev) {
+            let refused = out::error_for_event(&self.net.domain, &ev, condition, Some(text.into()));
+            return self.send(refused.into_iter().collect()).await;
+        }
         match ev {
             XmppEvent::Join {
                 from,

@@ -123,6 +123,11 @@ impl Portal {
     }
 
     pub(super) async fn on_remote(&mut self, ev: RemoteEvent) {
+        if self.row.access == crate::store::Access::Closed
+            && !matches!(ev.kind, RemoteEventKind::RoomRemoved)
+        {
+            return; // not bridged any more (its task is ending)
+        }
         match ev.kind.clone() {
             RemoteEventKind::Message {
                 id,
@@ -268,6 +273,8 @@ impl Portal {
                     }
                 }
                 self.occ.xmpp.clear();
+                // (closed until its task ends: what is queued behind this is refused)
+                self.row.access = crate::store::Access::Closed;
             }
             RemoteEventKind::LoginState { state } => {
                 tracing::info!(network = %self.net.id, room = %self.row.key.room, "login state: {state:?}");

@@ -4,7 +4,7 @@
 
 use super::Ask;
 use crate::bridge::{Bridge, NetCtx};
-use crate::store::{PortalRow, SpaceRow};
+use crate::store::{Access, PortalRow, SpaceRow};
 use crate::xmpp::inbound::PubsubOp;
 use crate::xmpp::outbound::{iq_result, Condition, Outgoing};
 use crate::xmpp::service_xml::{self as sx, MirrorOp, SpaceItem};
@@ -65,6 +65,9 @@ impl Bridge {
                             .ensure_portal(net, &room, None)
                             .await
                             .map_err(|e| e.to_string())?;
+                        if portal.access == Access::Closed {
+                            continue; // private, and no admin opted it in
+                        }
                         if portal.space.as_deref() != Some(id.as_str()) {
                             let mut p = portal;
                             p.space = Some(id.clone());
@@ -125,6 +128,10 @@ impl Bridge {
                 .await
                 .map_err(|e| e.to_string())?;
             for row in rooms {
+                let row = PortalRow {
+                    access: Access::Closed,
+                    ..row
+                };
                 self.close_room(&net.id, row).await;
             }
             self.mirror_send(net, &id, vec![MirrorOp::Delete]).await;
@@ -138,10 +145,12 @@ impl Bridge {
         space: &SpaceRow,
     ) -> Result<Vec<SpaceItem>, crate::store::StoreError> {
         let store = &self.shared.store;
+        // (members-only rooms are not listed: their members are given the JID)
         let mut items: Vec<SpaceItem> = store
             .portals_in_space(&net.id, &space.id)
             .await?
             .iter()
+            .filter(|p| p.access == Access::Open)
             .map(|p| Self::room_item(net, p))
             .collect();
         let (service, _) = net.spaces_service();
@@ -282,11 +291,22 @@ impl Bridge {
                 }
                 let new_space = info.space.as_ref().map(|s| s.to_string());
                 let portal = match &old {
-                    Some(p) => PortalRow {
-                        name: info.name.clone(),
-                        space: new_space.clone(),
-                        ..p.clone()
-                    },
+                    Some(p) => {
+                        // (a channel made private is closed here, one opted in becomes
+                        // members-only)
+                        let access = self.access_for(net, info, &p.jid_local).await;
+                        match self.set_access(net, p.clone(), access).await {
+                            Ok(p) => PortalRow {
+                                name: info.name.clone(),
+                                space: new_space.clone(),
+                                ..p
+                            },
+                            Err(e) => {
+                                tracing::error!(network = %net.id, "portal access not changed: {e}");
+                                return false;
+                            }
+                        }
+                    }
                     None => match self.ensure_portal(net, info, None).await {
                         Ok(p) => p,
                         Err(e) => {
@@ -295,6 +315,13 @@ impl Bridge {
                         }
                     },
                 };
+                if portal.access == Access::Closed {
+                    if let Some(s) = old.as_ref().and_then(|p| p.space.as_ref()) {
+                        let jid = format!("{}@{}", portal.jid_local, net.domain);
+                        self.notify(net, s, vec![], vec![jid]).await;
+                    }
+                    return false;
+                }
                 let old_space = old.as_ref().and_then(|p| p.space.clone());
                 let renamed = old.as_ref().is_some_and(|p| p.name != info.name);
                 if let Some(s) = &new_space {
@@ -310,12 +337,17 @@ impl Bridge {
                 true
             }
             RemoteEventKind::RoomRemoved => {
-                if let Some(p) = old.filter(|p| p.space.is_some()) {
+                if let Some(p) = old {
                     let jid = format!("{}@{}", p.jid_local, net.domain);
                     if let Some(s) = &p.space {
                         self.notify(net, s, vec![], vec![jid]).await;
                     }
-                    let detached = PortalRow { space: None, ..p };
+                    // closed for good: deleted on the network
+                    let detached = PortalRow {
+                        space: None,
+                        access: Access::Closed,
+                        ..p
+                    };
                     if let Err(e) = store.upsert_portal(&detached).await {
                         tracing::warn!(network = %net.id, "portal not detached: {e}");
                     }

@@ -4,15 +4,21 @@
 //! type, create channels and threads), read every REST call it received, make it answer 429
 //! with `retry_after`, and drop the websocket to force a RESUME.
 //!
-//! The bot is in every guild of the fake; the application has the privileged intents given
-//! in [`Options::privileged_intents`] enabled.
+//! The bot is in every guild of the fake (and owns it unless [`FakeDiscord::set_owner`] says
+//! otherwise); the application has the privileged intents given in
+//! [`Options::privileged_intents`] enabled. Roles carry permissions and channels permission
+//! overwrites ([`permissions`]): who may see a channel is computed as Discord does
+//! ([`FakeDiscord::can_view`]), and the bot is refused (403) and sent no message events where
+//! it may not.
 
 mod gateway;
 mod members;
 mod model;
+pub mod permissions;
 mod rest;
 
 pub use model::{iso, snowflake_ms, DISCORD_EPOCH_MS};
+pub use permissions::Overwrite;
 
 use model::Snowflakes;
 use serde_json::{json, Value};
@@ -86,6 +92,8 @@ pub(crate) struct GwSession {
 pub(crate) struct GuildState {
     id: String,
     name: String,
+    /// The owner's user id (the bot unless a test says otherwise).
+    owner: String,
     roles: Vec<Value>,
     members: BTreeMap<String, Value>,
 }
@@ -231,6 +239,7 @@ impl FakeDiscord {
         s.guilds.push(GuildState {
             id: id.clone(),
             name: name.into(),
+            owner: bot["id"].as_str().unwrap_or_default().to_string(),
             roles: vec![everyone],
             members,
         });
@@ -238,14 +247,125 @@ impl FakeDiscord {
         id
     }
 
+    /// A role with the fake's default permissions ([`permissions::DEFAULT`]).
     pub fn add_role(&self, guild: &str, name: &str) -> String {
+        self.add_role_with(guild, name, permissions::DEFAULT)
+    }
+
+    /// A role with these permissions (GUILD_ROLE_CREATE).
+    pub fn add_role_with(&self, guild: &str, name: &str, permissions: u64) -> String {
         let mut s = self.lock();
         let id = s.ids.next();
-        if let Some(g) = s.guilds.iter_mut().find(|g| g.id == guild) {
-            let pos = g.roles.len() as i64;
-            g.roles.push(model::role(&id, name, pos));
-        }
+        let Some(g) = s.guilds.iter_mut().find(|g| g.id == guild) else {
+            return id;
+        };
+        let pos = g.roles.len() as i64;
+        let mut role = model::role(&id, name, pos);
+        role["permissions"] = json!(permissions.to_string());
+        g.roles.push(role.clone());
+        s.dispatch(
+            "GUILD_ROLE_CREATE",
+            json!({"guild_id": guild, "role": role}),
+        );
         id
+    }
+
+    /// Change a role's permissions (GUILD_ROLE_UPDATE); @everyone's role id is the guild id.
+    pub fn set_role_permissions(&self, guild: &str, role: &str, permissions: u64) {
+        let mut s = self.lock();
+        let Some(r) = s
+            .guilds
+            .iter_mut()
+            .find(|g| g.id == guild)
+            .and_then(|g| g.roles.iter_mut().find(|r| r["id"].as_str() == Some(role)))
+        else {
+            return;
+        };
+        r["permissions"] = json!(permissions.to_string());
+        let role = r.clone();
+        s.dispatch(
+            "GUILD_ROLE_UPDATE",
+            json!({"guild_id": guild, "role": role}),
+        );
+    }
+
+    /// Give a member exactly these roles (GUILD_MEMBER_UPDATE). @everyone is not listed in a
+    /// member's roles: every member has it.
+    pub fn set_member_roles(&self, guild: &str, user: &str, roles: &[impl AsRef<str>]) {
+        let mut s = self.lock();
+        let Some(m) = s
+            .guilds
+            .iter_mut()
+            .find(|g| g.id == guild)
+            .and_then(|g| g.members.get_mut(user))
+        else {
+            return;
+        };
+        m["roles"] = json!(roles.iter().map(|r| r.as_ref()).collect::<Vec<_>>());
+        let mut ev = m.clone();
+        ev["guild_id"] = json!(guild);
+        s.dispatch("GUILD_MEMBER_UPDATE", ev);
+    }
+
+    /// Hand the guild to another member (GUILD_UPDATE). The owner has every permission.
+    pub fn set_owner(&self, guild: &str, user: &str) {
+        let mut s = self.lock();
+        let Some(i) = s.guilds.iter().position(|g| g.id == guild) else {
+            return;
+        };
+        s.guilds[i].owner = user.to_string();
+        let v = s.guild_object(&s.guilds[i]);
+        s.dispatch("GUILD_UPDATE", v);
+    }
+
+    /// Replace a channel's permission overwrites (CHANNEL_UPDATE). Changing a category's
+    /// changes those of its channels that were synced with it (had the same overwrites), each
+    /// with its CHANNEL_UPDATE, as Discord's "Permission Syncing" says. Threads have none.
+    pub fn set_overwrites(&self, channel: &str, overwrites: Vec<Overwrite>) {
+        let mut s = self.lock();
+        let Some(c) = s.channels.get(channel) else {
+            return;
+        };
+        if c["thread_metadata"].is_object() {
+            return;
+        }
+        let old = State::overwrites_of(c);
+        let synced: Vec<String> = if c["type"].as_u64() == Some(4) {
+            s.channels
+                .values()
+                .filter(|x| x["parent_id"].as_str() == Some(channel))
+                .filter(|x| !x["thread_metadata"].is_object())
+                .filter(|x| permissions::same(&State::overwrites_of(x), &old))
+                .filter_map(|x| x["id"].as_str().map(str::to_string))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let list: Vec<Value> = overwrites.iter().map(Overwrite::to_json).collect();
+        for id in std::iter::once(channel.to_string()).chain(synced) {
+            if let Some(x) = s.channels.get_mut(&id) {
+                x["permission_overwrites"] = json!(list);
+                let x = x.clone();
+                s.dispatch("CHANNEL_UPDATE", x);
+            }
+        }
+    }
+
+    /// A channel's permission overwrites.
+    pub fn overwrites(&self, channel: &str) -> Vec<Overwrite> {
+        let s = self.lock();
+        s.channels
+            .get(channel)
+            .map(State::overwrites_of)
+            .unwrap_or_default()
+    }
+
+    /// Whether `user` may see `channel` of `guild`, computed as Discord does (base permissions
+    /// from roles, the channel's overwrites; a thread as its parent; a private thread only
+    /// for its creator and those who may manage threads). False for non-members.
+    pub fn can_view(&self, guild: &str, channel: &str, user: &str) -> bool {
+        let s = self.lock();
+        s.guild_of(channel).as_str() == Some(guild) && s.can_view(channel, user)
     }
 
     pub fn add_member(&self, guild: &str, user: &str, nick: Option<&str>) {
@@ -263,12 +383,19 @@ impl FakeDiscord {
     }
 
     /// A guild channel; `kind` is Discord's channel type (0 text, 4 category, 5 announcement,
-    /// 15 forum, 2 voice).
+    /// 15 forum, 2 voice). A channel made in a category starts synced with it: with the
+    /// category's overwrites.
     pub fn add_channel(&self, guild: &str, name: &str, kind: u8, parent: Option<&str>) -> String {
         let mut s = self.lock();
         let id = s.ids.next();
         let pos = s.channels.len() as i64;
-        let c = model::channel(&id, guild, name, kind, parent, pos);
+        let mut c = model::channel(&id, guild, name, kind, parent, pos);
+        let category = parent
+            .and_then(|p| s.channels.get(p))
+            .filter(|p| p["type"].as_u64() == Some(4));
+        if let Some(p) = category {
+            c["permission_overwrites"] = p["permission_overwrites"].clone();
+        }
         s.channels.insert(id.clone(), c.clone());
         s.dispatch("CHANNEL_CREATE", c);
         id
@@ -305,17 +432,13 @@ impl FakeDiscord {
 
     /// A public thread in `parent` (a forum post when the parent is a forum), started by `owner`.
     pub fn add_thread(&self, parent: &str, name: &str, owner: &str) -> String {
-        let mut s = self.lock();
-        let id = s.ids.next();
-        let guild = s.channels.get(parent).map(|c| c["guild_id"].clone());
-        let guild = guild
-            .and_then(|g| g.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let mut t = model::thread(&id, &guild, parent, name, owner, model::now_ms());
-        s.channels.insert(id.clone(), t.clone());
-        t["newly_created"] = json!(true);
-        s.dispatch("THREAD_CREATE", t);
-        id
+        self.lock().add_thread(parent, name, owner, 11)
+    }
+
+    /// A private thread in `parent`, started by `owner`: seen by its creator and by those who
+    /// may manage threads (the fake keeps no other thread members).
+    pub fn add_private_thread(&self, parent: &str, name: &str, owner: &str) -> String {
+        self.lock().add_thread(parent, name, owner, 12)
     }
 
     /// A user posts in a channel (MESSAGE_CREATE); returns the message id.
@@ -497,6 +620,98 @@ pub(crate) fn model_emoji(emoji: &str) -> (String, Value) {
 }
 
 impl State {
+    /// A thread of `kind` (11 public, 12 private) in `parent` (THREAD_CREATE).
+    fn add_thread(&mut self, parent: &str, name: &str, owner: &str, kind: u8) -> String {
+        let id = self.ids.next();
+        let guild = self
+            .guild_of(parent)
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let parts = model::ThreadParts {
+            id: &id,
+            guild: &guild,
+            parent,
+            name,
+            owner,
+        };
+        let mut t = model::thread(parts, kind, model::now_ms());
+        self.channels.insert(id.clone(), t.clone());
+        t["newly_created"] = json!(true);
+        self.dispatch("THREAD_CREATE", t);
+        id
+    }
+
+    /// A channel's `permission_overwrites`, read.
+    fn overwrites_of(c: &Value) -> Vec<Overwrite> {
+        c["permission_overwrites"]
+            .as_array()
+            .map(|l| l.iter().filter_map(Overwrite::from_json).collect())
+            .unwrap_or_default()
+    }
+
+    /// What `user` may do in `channel` (0 when either is unknown or the user is no member).
+    pub(crate) fn permissions(&self, channel: &str, user: &str) -> u64 {
+        let Some(c) = self.channels.get(channel) else {
+            return 0;
+        };
+        let gid = c["guild_id"].as_str().unwrap_or_default();
+        let Some(g) = self.guilds.iter().find(|g| g.id == gid) else {
+            return 0;
+        };
+        let Some(member) = g.members.get(user) else {
+            return 0;
+        };
+        let roles: Vec<String> = member["roles"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let who = permissions::Member {
+            user,
+            roles: &roles,
+            owner: g.owner == user,
+        };
+        let role_perms = |id: &str| {
+            g.roles
+                .iter()
+                .find(|r| r["id"].as_str() == Some(id))
+                .map(|r| permissions::bits(&r["permissions"]))
+        };
+        let base = permissions::base(gid, &who, role_perms);
+        // Threads have no overwrites of their own: their parent's apply.
+        let thread = c["thread_metadata"].is_object();
+        let holder = match c["parent_id"].as_str() {
+            Some(p) if thread => self.channels.get(p).unwrap_or(c),
+            _ => c,
+        };
+        let p = permissions::in_channel(base, gid, &who, &State::overwrites_of(holder));
+        let private = c["type"].as_u64() == Some(12);
+        if private && p & permissions::MANAGE_THREADS == 0 && c["owner_id"].as_str() != Some(user) {
+            return p & !permissions::VIEW_CHANNEL;
+        }
+        p
+    }
+
+    pub(crate) fn can_view(&self, channel: &str, user: &str) -> bool {
+        self.permissions(channel, user) & permissions::VIEW_CHANNEL != 0
+    }
+
+    /// Whether the bot may see `channel` (owning the guild, it sees all: checked first, it is
+    /// the common case and dispatches ask it often).
+    pub(crate) fn bot_can_view(&self, channel: &str) -> bool {
+        let bot = self.bot["id"].as_str().unwrap_or_default();
+        let gid = self.guild_of(channel);
+        let owns = self
+            .guilds
+            .iter()
+            .any(|g| Some(g.id.as_str()) == gid.as_str() && g.owner == bot);
+        owns || self.can_view(channel, bot)
+    }
+
     /// GUILD_CREATE to every session, each with the member list its intents allow.
     fn announce_guild(&mut self, guild: &str) {
         let created: Vec<(String, Value)> = self
@@ -523,8 +738,15 @@ impl State {
     }
 
     /// An event to every session whose intents ask for it (`gateway::intent_of`).
+    /// Events of a channel the bot may not see are not sent.
     pub(crate) fn dispatch(&mut self, t: &str, d: Value) {
         let needs = gateway::intent_of(t, &d);
+        let channel_event = t.starts_with("MESSAGE_") || t == "TYPING_START";
+        if let (true, Some(c)) = (channel_event, d["channel_id"].as_str()) {
+            if self.channels.contains_key(c) && !self.bot_can_view(c) {
+                return;
+            }
+        }
         for sess in self
             .sessions
             .values_mut()
@@ -547,8 +769,7 @@ impl State {
     }
 
     pub(crate) fn guild_object(&self, g: &GuildState) -> Value {
-        let owner = self.bot["id"].as_str().unwrap_or_default();
-        let mut v = model::guild(&g.id, &g.name, owner, &g.roles);
+        let mut v = model::guild(&g.id, &g.name, &g.owner, &g.roles);
         v["name"] = json!(g.name);
         v
     }
@@ -825,5 +1046,123 @@ impl State {
             d["member"] = m;
         }
         self.dispatch("TYPING_START", d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permissions::{ADMINISTRATOR, MANAGE_THREADS, VIEW_CHANNEL};
+    use super::*;
+
+    /// A guild with a private category (hidden from @everyone, shown to a role), a channel in
+    /// it, an open channel, and members: one with the role, one without, one admin.
+    struct World {
+        fake: FakeDiscord,
+        guild: String,
+        staff: String,
+        category: String,
+        inside: String,
+        open: String,
+        /// (with the role, without, admin)
+        people: (String, String, String),
+    }
+
+    async fn world() -> World {
+        let fake = FakeDiscord::start(Options::default()).await.expect("fake");
+        let guild = fake.add_guild("G");
+        let staff = fake.add_role_with(&guild, "staff", 0);
+        let admins = fake.add_role_with(&guild, "admins", ADMINISTRATOR);
+        let category = fake.add_channel(&guild, "Staff", 4, None);
+        fake.set_overwrites(
+            &category,
+            vec![
+                Overwrite::role(&guild, 0, VIEW_CHANNEL),
+                Overwrite::role(&staff, VIEW_CHANNEL, 0),
+            ],
+        );
+        let inside = fake.add_channel(&guild, "staff-room", 0, Some(&category));
+        let open = fake.add_channel(&guild, "general", 0, None);
+        let names = ["ann", "bob", "cy"];
+        let ids: Vec<String> = names.iter().map(|n| fake.add_user(n, None)).collect();
+        for id in &ids {
+            fake.add_member(&guild, id, None);
+        }
+        fake.set_member_roles(&guild, &ids[0], &[&staff]);
+        fake.set_member_roles(&guild, &ids[2], &[&admins]);
+        World {
+            fake,
+            guild,
+            staff,
+            category,
+            inside,
+            open,
+            people: (ids[0].clone(), ids[1].clone(), ids[2].clone()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_channel_made_in_a_private_category_is_private() {
+        let w = world().await;
+        let (ann, bob, cy) = &w.people;
+        assert_eq!(w.fake.overwrites(&w.inside), w.fake.overwrites(&w.category));
+        let seen = |c: &str| {
+            [ann, bob, cy]
+                .map(|u| w.fake.can_view(&w.guild, c, u))
+                .to_vec()
+        };
+        assert_eq!(seen(&w.inside), [true, false, true]);
+        assert_eq!(seen(&w.open), [true, true, true]);
+        // a thread is seen as its parent; a private one by its creator and thread managers
+        let thread = w.fake.add_thread(&w.inside, "plans", ann);
+        assert_eq!(seen(&thread), [true, false, true]);
+        let secret = w.fake.add_private_thread(&w.open, "secret", bob);
+        assert_eq!(seen(&secret), [false, true, true]);
+        w.fake
+            .set_role_permissions(&w.guild, &w.staff, MANAGE_THREADS);
+        assert_eq!(seen(&secret), [true, true, true]);
+        // not a member, or another guild: no
+        let stranger = w.fake.add_user("dee", None);
+        assert!(!w.fake.can_view(&w.guild, &w.open, &stranger));
+        let other = w.fake.add_guild("H");
+        assert!(!w.fake.can_view(&other, &w.open, ann));
+    }
+
+    #[tokio::test]
+    async fn a_category_change_reaches_the_channels_synced_with_it() {
+        let w = world().await;
+        let (_, bob, _) = &w.people;
+        let own = w.fake.add_channel(&w.guild, "own", 0, Some(&w.category));
+        w.fake
+            .set_overwrites(&own, vec![Overwrite::member(bob, VIEW_CHANNEL, 0)]);
+        let open_up = vec![Overwrite::role(&w.staff, VIEW_CHANNEL, 0)];
+        w.fake.set_overwrites(&w.category, open_up.clone());
+        assert_eq!(w.fake.overwrites(&w.inside), open_up, "synced: follows");
+        assert_eq!(
+            w.fake.overwrites(&own),
+            vec![Overwrite::member(bob, VIEW_CHANNEL, 0)],
+            "not synced: kept its own"
+        );
+        assert!(w.fake.can_view(&w.guild, &w.inside, bob));
+    }
+
+    #[tokio::test]
+    async fn the_bot_sees_what_its_permissions_let_it_see() {
+        let w = world().await;
+        let (ann, _, _) = &w.people;
+        let bot = w.fake.bot_id();
+        assert!(w.fake.can_view(&w.guild, &w.inside, &bot), "the owner");
+        w.fake.set_owner(&w.guild, ann);
+        assert!(!w.fake.can_view(&w.guild, &w.inside, &bot));
+        assert!(w.fake.can_view(&w.guild, &w.open, &bot));
+        {
+            let s = w.fake.lock();
+            assert!(!s.bot_can_view(&w.inside) && s.bot_can_view(&w.open));
+        }
+        w.fake.set_member_roles(&w.guild, &bot, &[&w.staff]);
+        assert!(w.fake.can_view(&w.guild, &w.inside, &bot));
+        // @everyone losing VIEW_CHANNEL hides even the open channel from a role-less member
+        w.fake.set_member_roles(&w.guild, &bot, &[] as &[&str]);
+        w.fake.set_role_permissions(&w.guild, &w.guild, 0);
+        assert!(!w.fake.can_view(&w.guild, &w.open, &bot));
     }
 }

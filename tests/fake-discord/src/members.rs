@@ -167,6 +167,7 @@ mod tests {
         GuildState {
             id: "1".into(),
             name: "g".into(),
+            owner: "100".into(),
             roles: vec![],
             members,
         }

@@ -153,11 +153,27 @@ pub fn channel(
     c
 }
 
-/// A thread (public 11, private 12, announcement 10) in `parent`.
-pub fn thread(id: &str, guild: &str, parent: &str, name: &str, owner: &str, now: u64) -> Value {
-    json!({
+/// What names a thread: its id, guild, parent channel, name and creator (`owner_id`).
+pub struct ThreadParts<'a> {
+    pub id: &'a str,
+    pub guild: &'a str,
+    pub parent: &'a str,
+    pub name: &'a str,
+    pub owner: &'a str,
+}
+
+/// A thread of `kind` (public 11, private 12, announcement 10) in `parent`.
+pub fn thread(t: ThreadParts<'_>, kind: u8, now: u64) -> Value {
+    let ThreadParts {
+        id,
+        guild,
+        parent,
+        name,
+        owner,
+    } = t;
+    let mut v = json!({
         "id": id,
-        "type": 11,
+        "type": kind,
         "guild_id": guild,
         "parent_id": parent,
         "owner_id": owner,
@@ -175,7 +191,11 @@ pub fn thread(id: &str, guild: &str, parent: &str, name: &str, owner: &str, now:
             "locked": false,
             "create_timestamp": iso(now)
         }
-    })
+    });
+    if kind == 12 {
+        v["thread_metadata"]["invitable"] = json!(true);
+    }
+    v
 }
 
 /// A guild object (GET /guilds/{id}); GUILD_CREATE adds its extra fields to it.

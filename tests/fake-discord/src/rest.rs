@@ -55,6 +55,11 @@ fn not_found(what: &str, code: u32) -> Reply {
     err(StatusCode::NOT_FOUND, code, &format!("Unknown {what}"))
 }
 
+/// What Discord answers about a channel the bot may not see.
+fn missing_access() -> Reply {
+    err(StatusCode::FORBIDDEN, 50001, "Missing Access")
+}
+
 fn too_long() -> Reply {
     Reply {
         status: StatusCode::BAD_REQUEST,
@@ -279,18 +284,23 @@ fn route(
             "session_start_limit": {"total": 1000, "remaining": 1000 - s.identifies, "reset_after": 86_400_000, "max_concurrency": 1}
         })),
         ("GET", ["users", "@me"]) => ok(s.bot.clone()),
-        ("GET", ["users", "@me", "guilds"]) => ok(json!(s
-            .guilds
-            .iter()
-            .map(|g| json!({"id": g.id, "name": g.name, "icon": model::image_hash(&g.id), "banner": null,
-                "owner": true, "permissions": "2248473465835073", "features": ["COMMUNITY"]}))
-            .collect::<Vec<_>>())),
+        ("GET", ["users", "@me", "guilds"]) => {
+            let bot = s.bot["id"].as_str().unwrap_or_default();
+            let list: Vec<Value> = s
+                .guilds
+                .iter()
+                .map(|g| json!({"id": g.id, "name": g.name, "icon": model::image_hash(&g.id), "banner": null,
+                    "owner": g.owner == bot, "permissions": "2248473465835073", "features": ["COMMUNITY"]}))
+                .collect();
+            ok(json!(list))
+        }
         ("GET", ["users", id]) => match s.users.get(*id) {
             Some(u) => ok(u.clone()),
             None => not_found("User", 10013),
         },
         ("GET", ["guilds", g, rest @ ..]) => guild_get(s, g, rest, query),
         ("GET", ["channels", c]) => match s.channels.get(*c) {
+            Some(_) if !s.bot_can_view(c) => missing_access(),
             Some(ch) => ok(ch.clone()),
             None => not_found("Channel", 10003),
         },
@@ -357,6 +367,9 @@ fn channel_route(
 ) -> Reply {
     if !s.channels.contains_key(c) {
         return not_found("Channel", 10003);
+    }
+    if !s.bot_can_view(c) {
+        return missing_access();
     }
     let bot = s.bot.clone();
     let bot_id = bot["id"].as_str().unwrap_or_default().to_string();
