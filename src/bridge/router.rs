@@ -511,6 +511,30 @@ impl Bridge {
         }
     }
 
+    /// After a gap in a network's events, every running portal catches up from its cursor
+    /// before it takes the events queued after this (portals not running catch up when
+    /// they start). Rooms with joined users are started, so their users get what was
+    /// missed now rather than at the next event.
+    async fn catch_up_all(&self, net: &Arc<NetCtx>) {
+        tracing::warn!(network = %net.id, "the network's events had a gap: every room catches up");
+        if let Ok(rows) = self.shared.store.portals_to_resume(&net.id).await {
+            for row in rows {
+                self.portal_queue(net, row, None);
+            }
+        }
+        let queues: Vec<Queue> = {
+            let live = self.live();
+            live.queues
+                .iter()
+                .filter(|((n, _), tx)| *n == net.id && !tx.is_closed())
+                .map(|(_, tx)| tx.clone())
+                .collect()
+        };
+        for tx in queues {
+            self.enqueue(net, tx, PortalInput::CatchUp).await;
+        }
+    }
+
     /// Events from one network's sessions, in order per room.
     pub async fn remote_events(&self, network: NetworkId, mut rx: mpsc::Receiver<Envelope>) {
         let Some(net) = self.by_network.get(&network).cloned() else {
@@ -521,6 +545,10 @@ impl Bridge {
                 _ = self.shutdown.cancelled() => return,
                 e = rx.recv() => match e { Some(e) => e, None => return },
             };
+            if matches!(env.event.kind, RemoteEventKind::Gap) {
+                self.catch_up_all(&net).await;
+                continue;
+            }
             if let RemoteEventKind::LoginState { state } = &env.event.kind {
                 match state {
                     LoginState::Connected => {

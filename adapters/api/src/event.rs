@@ -74,6 +74,11 @@ pub enum RemoteEventKind {
     LoginState {
         state: LoginState,
     },
+    /// The network's event stream has a gap: events may have been missed (a new session
+    /// instead of a resumed one, a sync that could not continue). Every bridged room of
+    /// the network catches up from its cursor (`Session::history`) before the events that
+    /// follow this one are applied. `room` is not used.
+    Gap,
 }
 
 /// What the core asks a session to do besides sending a message.

@@ -33,6 +33,8 @@ pub enum PortalInput {
         user: RemoteUserId,
         photo: String,
     },
+    /// The network's events had a gap: catch up from the cursor now.
+    CatchUp,
 }
 
 /// A place in the router's backlog of queued events, given back once the event is handled.
@@ -109,6 +111,11 @@ impl Portal {
                 PortalInput::Xmpp(ev, _held) => self.on_xmpp(*ev).await,
                 PortalInput::Remote(ev, _held) => self.on_remote(*ev).await,
                 PortalInput::Avatar { user, photo } => self.avatar_ready(user, photo).await,
+                PortalInput::CatchUp => {
+                    if self.row.access != Access::Closed {
+                        self.catch_up(None).await
+                    }
+                }
             }
         }
     }

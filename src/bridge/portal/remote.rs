@@ -276,6 +276,8 @@ impl Portal {
                 // (closed until its task ends: what is queued behind this is refused)
                 self.row.access = crate::store::Access::Closed;
             }
+            // (the router turns a gap into a catch-up of every room: never queued here)
+            RemoteEventKind::Gap => {}
             RemoteEventKind::LoginState { state } => {
                 tracing::info!(network = %self.net.id, room = %self.row.key.room, "login state: {state:?}");
             }
