@@ -159,3 +159,34 @@ async fn colliding_attributes_on_prosody() {
 async fn colliding_attributes_on_ejabberd() {
     colliding_attributes(Kind::Ejabberd).await;
 }
+
+/// A registration hanging on a network that does not answer holds nobody else up: another
+/// user's room traffic flows both ways meanwhile, and the registration completes when the
+/// network answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_network_call_stalls_nobody_else() {
+    let (server, _dir, gw, mut juliet) = joined(Kind::Prosody).await;
+    let room = format!("lobby@{DOMAIN}");
+    let mut romeo = XmppClient::connect(&server, "romeo", "garden").await;
+    let held = gw.demo.hold_logins().await;
+    romeo
+        .send_xml(&format!(
+            "<iq xmlns='jabber:client' type='set' to='{DOMAIN}' id='reg'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='username'><value>romeo</value></field><field var='password'><value>s3cret</value></field></x></query></iq>"
+        ))
+        .await;
+    // (the registration is under way, its login hanging)
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for i in 0..5 {
+        room_works(&gw, &mut juliet, &room, &format!("round {i}")).await;
+    }
+    drop(held);
+    let done = romeo
+        .expect("the registration's answer", SEC, |e| {
+            e.attr("id") == Some("reg")
+        })
+        .await;
+    assert_eq!(done.attr("type"), Some("result"), "{}", String::from(&done));
+    romeo.close().await;
+    juliet.close().await;
+    gw.stop().await;
+}

@@ -7,6 +7,7 @@ pub(crate) mod personas;
 mod portal;
 mod reactions;
 mod router;
+pub(crate) mod serial;
 pub(crate) mod service;
 
 pub use router::{Bridge, NetCtx, Shared};

@@ -1,6 +1,7 @@
 //! XmppEvent | RemoteEvent -> the portal task that owns the room (spawned on first use).
 
 use super::portal::{Held, Portal, PortalInput};
+use super::serial::Serial;
 use crate::config::BridgeConfig;
 use crate::metrics::Metrics;
 use crate::store::{Access, PortalRow, Store};
@@ -106,7 +107,17 @@ pub struct Bridge {
     /// the XMPP stream (nothing is dropped). At least twice a portal's queue, so that one
     /// stuck portal cannot take them all.
     backlog: Arc<Semaphore>,
+    /// Events for rooms and users the gateway has to look up on the network first, in
+    /// tasks of their own (one at a time per room, in order), so that the XMPP stream
+    /// never waits on a network.
+    routing: Arc<Serial>,
 }
+
+/// Rooms looked up on the network at once, events waiting per room meanwhile, and the
+/// longest a look-up may take.
+const ROUTING_WORKERS: usize = 256;
+const ROUTING_DEPTH: usize = 64;
+const ROUTING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 type Queue = mpsc::Sender<PortalInput>;
 /// Users' own sessions by (network, bare JID).
@@ -172,6 +183,7 @@ impl Bridge {
             tracker,
             shutdown,
             backlog: Arc::new(Semaphore::new(backlog)),
+            routing: Serial::new(ROUTING_WORKERS, ROUTING_DEPTH),
         }
     }
 
@@ -378,23 +390,76 @@ impl Bridge {
             XmppEvent::Direct { from, .. } => xmpp::direct_portal_local(target, xmpp::bare(from)),
             _ => target.to_string(),
         };
+        let key = format!("{}|{lookup}", net.id);
+        if self.routing.busy(&key) {
+            return self.route_later(net, key, lookup, ev).await; // behind the look-up
+        }
         let live = self.live().for_jid(&net.id, &lookup);
         let tx = match live {
             Some(tx) => tx,
-            None => match self.route_xmpp(&ev, &net, &lookup).await {
-                Ok(row) => self.portal_queue(&net, row, None),
-                Err(Some(reply)) => {
-                    if let Err(e) = net.link.send(vec![reply]).await {
-                        tracing::warn!("cannot answer: {e}");
-                    }
-                    return;
-                }
-                Err(None) => return,
+            None => match self.shared.store.portal_by_jid(&net.id, &lookup).await {
+                Ok(Some(row)) if row.access != Access::Closed => self.portal_queue(&net, row, None),
+                // new to the gateway (the network is asked), closed, or a store error: all
+                // answered by `route_xmpp`, away from the stream
+                _ => return self.route_later(net, key, lookup, ev).await,
             },
         };
         let ev = Box::new(ev.event);
         self.enqueue_held(&net, tx, |held| PortalInput::Xmpp(ev, held))
             .await;
+    }
+
+    /// Route an event in a task of its own: its room is looked up on the network first.
+    async fn route_later(&self, net: Arc<NetCtx>, key: String, lookup: String, ev: Addressed) {
+        let busy = xmpp::outbound::error_for_event(
+            &ev.domain,
+            &ev.event,
+            xmpp::outbound::Condition::ResourceConstraint,
+            Some("too many rooms being looked up; try again".into()),
+        );
+        let me = self.clone();
+        let (link, network) = (net.link.clone(), net.id.clone());
+        let job = async move {
+            let live = me.live().for_jid(&net.id, &lookup);
+            let tx = match live {
+                Some(tx) => Ok(tx),
+                None => {
+                    let found =
+                        tokio::time::timeout(ROUTING_TIMEOUT, me.route_xmpp(&ev, &net, &lookup));
+                    match found.await {
+                        Ok(Ok(row)) => Ok(me.portal_queue(&net, row, None)),
+                        Ok(Err(reply)) => Err(reply),
+                        Err(_) => Err(xmpp::outbound::error_for_event(
+                            &ev.domain,
+                            &ev.event,
+                            xmpp::outbound::Condition::RemoteServerTimeout,
+                            Some("the network did not answer in time".into()),
+                        )),
+                    }
+                }
+            };
+            match tx {
+                Ok(tx) => {
+                    let ev = Box::new(ev.event);
+                    me.enqueue_held(&net, tx, |held| PortalInput::Xmpp(ev, held))
+                        .await;
+                }
+                Err(Some(reply)) => {
+                    if let Err(e) = net.link.send(vec![reply]).await {
+                        tracing::warn!("cannot answer: {e}");
+                    }
+                }
+                Err(None) => {}
+            }
+        };
+        if self.routing.run(&key, job).is_err() {
+            tracing::warn!(network = %network, "event refused: too many rooms being looked up");
+            if let Some(reply) = busy {
+                if let Err(e) = link.send(vec![reply]).await {
+                    tracing::warn!("cannot answer: {e}");
+                }
+            }
+        }
     }
 
     /// The portal for an XMPP event with no running portal: from the store, else from the

@@ -79,6 +79,73 @@ fn refusal(
     }
 }
 
+/// The longest a service request may wait on the network before its sender gets an error.
+const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Users whose service requests are under way at once, and requests waiting per user.
+const SERVICE_WORKERS: usize = 256;
+const SERVICE_DEPTH: usize = 16;
+
+/// An error answer to a service query (a presence for presences, else an iq).
+fn error_to(
+    query: &inbound::ServiceQuery,
+    from: &str,
+    to: &str,
+    id: &str,
+    condition: outbound::Condition,
+    text: &str,
+) -> Outgoing {
+    let kind = match query {
+        inbound::ServiceQuery::Presence { .. } | inbound::ServiceQuery::PuppetPresence { .. } => {
+            "presence"
+        }
+        _ => "iq",
+    };
+    outbound::error_reply(&outbound::ErrorReply {
+        kind,
+        from: to.to_string(),
+        to: from.to_string(),
+        id: Some(id.to_string()),
+        condition,
+        text: (!text.is_empty()).then(|| text.into()),
+    })
+}
+
+/// The answer to a service query: the basic ones (disco, version, ping) here, the
+/// gateway's services from the bridge.
+async fn answer_service(
+    bridge: &Bridge,
+    store: &Store,
+    (net, is_spaces): (&Arc<crate::bridge::NetCtx>, bool),
+    query: inbound::ServiceQuery,
+    (from, to, id): (String, String, String),
+) -> Vec<Outgoing> {
+    let ctx = disco::ServiceCtx {
+        network: &net.id,
+        caps: net.network.capabilities(),
+        store,
+    };
+    let basic = if is_spaces {
+        Ok(None)
+    } else {
+        disco::answer(&ctx, &query, &from, &to, &id).await
+    };
+    match basic {
+        Ok(Some(out)) => vec![out],
+        Ok(None) => bridge.service(net, is_spaces, query, from, to, id).await,
+        Err(e) => {
+            tracing::error!("store error answering {query:?}: {e}");
+            vec![error_to(
+                &query,
+                &from,
+                &to,
+                &id,
+                outbound::Condition::InternalServerError,
+                "",
+            )]
+        }
+    }
+}
+
 /// Reads what every component link received and hands it on: service queries are answered
 /// here, room and puppet traffic goes to the bridge, bad input gets a stanza error.
 pub async fn dispatch(
@@ -88,6 +155,7 @@ pub async fn dispatch(
     cfg: DispatchConfig,
     shutdown: CancellationToken,
 ) {
+    let services = crate::bridge::serial::Serial::new(SERVICE_WORKERS, SERVICE_DEPTH);
     loop {
         let (domain, el) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -125,19 +193,7 @@ pub async fn dispatch(
                 match refusal(&bridge, &cfg, &query, &from).flatten() {
                     None => continue,
                     Some((condition, text)) => {
-                        let kind = match query {
-                            inbound::ServiceQuery::Presence { .. }
-                            | inbound::ServiceQuery::PuppetPresence { .. } => "presence",
-                            _ => "iq",
-                        };
-                        vec![outbound::error_reply(&outbound::ErrorReply {
-                            kind,
-                            from: to,
-                            to: from,
-                            id: Some(id),
-                            condition,
-                            text: Some(text.into()),
-                        })]
+                        vec![error_to(&query, &from, &to, &id, condition, text)]
                     }
                 }
             }
@@ -147,31 +203,50 @@ pub async fn dispatch(
                 to,
                 id,
             } => {
-                let ctx = disco::ServiceCtx {
-                    network: &net.id,
-                    caps: net.network.capabilities(),
-                    store: &store,
-                };
-                let basic = if is_spaces {
-                    Ok(None)
-                } else {
-                    disco::answer(&ctx, &query, &from, &to, &id).await
-                };
-                match basic {
-                    Ok(Some(out)) => vec![out],
-                    Ok(None) => bridge.service(&net, is_spaces, query, from, to, id).await,
-                    Err(e) => {
-                        tracing::error!("store error answering {query:?}: {e}");
-                        vec![outbound::error_reply(&outbound::ErrorReply {
-                            kind: "iq",
-                            from: to,
-                            to: from,
-                            id: Some(id),
-                            condition: outbound::Condition::InternalServerError,
-                            text: None,
-                        })]
+                // answered in a task of its own (registrations log in, commands and vCards
+                // may wait on the network), one at a time per user and domain, in order
+                let key = format!("{domain}|{}", bare(&from));
+                let busy = error_to(
+                    &query,
+                    &from,
+                    &to,
+                    &id,
+                    outbound::Condition::ResourceConstraint,
+                    "too many requests under way; try again",
+                );
+                let late = error_to(
+                    &query,
+                    &from,
+                    &to,
+                    &id,
+                    outbound::Condition::RemoteServerTimeout,
+                    "the network did not answer in time",
+                );
+                let (bridge, store, net) = (bridge.clone(), store.clone(), net.clone());
+                let job = async move {
+                    let answer =
+                        answer_service(&bridge, &store, (&net, is_spaces), query, (from, to, id));
+                    let replies = match tokio::time::timeout(SERVICE_TIMEOUT, answer).await {
+                        Ok(replies) => replies,
+                        Err(_) => {
+                            tracing::warn!(network = %net.id, "a service request timed out");
+                            vec![late]
+                        }
+                    };
+                    let link = if is_spaces {
+                        net.spaces_service().1
+                    } else {
+                        &net.link
+                    };
+                    if let Err(e) = link.send(replies).await {
+                        tracing::warn!(network = %net.id, "cannot answer: {e}");
                     }
+                };
+                if services.run(&key, job).is_ok() {
+                    continue;
                 }
+                tracing::warn!(domain = %domain, "service requests refused: too many under way");
+                vec![busy]
             }
         };
         let link = if is_spaces {

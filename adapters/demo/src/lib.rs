@@ -49,13 +49,19 @@ pub struct DemoNetwork {
     files_listen: String,
     caps: Capabilities,
     flows: Vec<LoginFlow>,
+    /// Logins wait while a test holds this (a network that does not answer).
+    logins: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// The test's side of the demo network.
 #[derive(Clone)]
 pub struct DemoHandle {
     shared: Arc<Mutex<State>>,
+    logins: Arc<tokio::sync::RwLock<()>>,
 }
+
+/// Logins to the demo network hang while this is held (`DemoHandle::hold_logins`).
+pub struct LoginsHeld(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>);
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     // A panic while holding the lock cannot leave State half-updated in a way that matters to
@@ -93,14 +99,16 @@ impl DemoNetwork {
                 },
             ],
         }];
+        let logins = Arc::new(tokio::sync::RwLock::new(()));
         (
             Self {
                 shared: shared.clone(),
                 files_listen: config.files_listen.clone(),
                 caps,
                 flows,
+                logins: logins.clone(),
             },
-            DemoHandle { shared },
+            DemoHandle { shared, logins },
         )
     }
 }
@@ -157,6 +165,7 @@ impl Network for DemoNetwork {
         if flow != "password" {
             return Err(NetworkError::Unsupported(format!("login flow {flow}")));
         }
+        drop(self.logins.read().await);
         let user = input.get("username").filter(|u| !u.is_empty());
         let pass = input.get("password").filter(|p| !p.is_empty());
         match (user, pass) {
@@ -337,6 +346,10 @@ impl DemoHandle {
     /// Messages the bridge sent, oldest first.
     pub fn sent(&self) -> Vec<OutgoingMessage> {
         lock(&self.shared).sent.iter().cloned().collect()
+    }
+    /// Logins hang until the returned guard is dropped (a network that does not answer).
+    pub async fn hold_logins(&self) -> LoginsHeld {
+        LoginsHeld(self.logins.clone().write_owned().await)
     }
     /// The next `send_message` fails with this error.
     pub fn fail_next_send(&self, error: NetworkError) {

@@ -5,6 +5,11 @@
 //! Discord invalidates the session; heartbeats follow HELLO with the first one jittered;
 //! a missing heartbeat ACK counts as a dead connection. Close codes that no retry can fix
 //! (bad token 4004, disallowed intents 4014, ...) end the loop with a clear error.
+//!
+//! A session that cannot be resumed (Invalid Session with `d: false`, a RESUME refused that
+//! way, close codes 4007/4009) is replaced by a new one, and Discord does not replay to it
+//! what was dispatched in between: the new session's READY is preceded by [`Item::Gap`], so
+//! that the rooms catch up from REST history before its first event.
 
 use crate::rest::{Body, Rest};
 use causeway_api::{NetworkError, Secret};
@@ -35,6 +40,11 @@ pub enum Item {
         resumed: bool,
     },
     Reconnecting(String),
+    /// A new session follows one that could not be resumed: what Discord dispatched between
+    /// the two is lost to the gateway. Sent once the new session is READY (so that it already
+    /// gets every later dispatch: history read from then on misses nothing) and before any of
+    /// its events.
+    Gap,
     /// No retry will help; the loop has ended.
     Fatal(NetworkError),
 }
@@ -42,6 +52,20 @@ pub enum Item {
 struct SessionState {
     id: String,
     resume_url: String,
+}
+
+/// What outlives one connection of the loop.
+#[derive(Default)]
+struct Link {
+    /// The session to RESUME on the next connection; None: IDENTIFY.
+    session: Option<SessionState>,
+    /// The last sequence number handled (what a RESUME starts after).
+    seq: Option<u64>,
+    /// Whether a session was READY before in this run: then a READY is a new session after
+    /// an old one, and a gap. The first one is not: rooms catch up when their portals start.
+    had_session: bool,
+    /// Commands Discord rate limited, with when to send them again (kept across resumes).
+    later: Vec<(Instant, String)>,
 }
 
 enum Outcome {
@@ -60,13 +84,10 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn run(self, tx: mpsc::Sender<Item>) {
-        let mut session: Option<SessionState> = None;
-        let mut seq: Option<u64> = None;
+        let mut link = Link::default();
         let mut failures: u32 = 0;
-        // commands Discord rate limited, with when to send them again (kept across resumes)
-        let mut later: Vec<(Instant, String)> = Vec::new();
         loop {
-            let url = match &session {
+            let url = match &link.session {
                 Some(s) => s.resume_url.clone(),
                 None => match self.gateway_url().await {
                     Ok(u) => u,
@@ -86,14 +107,7 @@ impl Gateway {
             };
             let mut connected = false;
             let outcome = self
-                .connect_once(
-                    &url,
-                    &mut session,
-                    &mut seq,
-                    &tx,
-                    &mut connected,
-                    &mut later,
-                )
+                .connect_once(&url, &mut link, &tx, &mut connected)
                 .await;
             if connected {
                 failures = 0;
@@ -108,15 +122,15 @@ impl Gateway {
                 }
                 Outcome::Resume(r) => r,
                 Outcome::Reidentify(r) => {
-                    session = None;
-                    seq = None;
+                    link.session = None;
+                    link.seq = None;
                     // a new session asks for member lists afresh (its GUILD_CREATEs)
-                    later.clear();
+                    link.later.clear();
                     r
                 }
             };
             tracing::warn!(
-                resume = session.is_some(),
+                resume = link.session.is_some(),
                 "Discord gateway: {reason}; reconnecting"
             );
             if tx.send(Item::Reconnecting(reason)).await.is_err() {
@@ -145,11 +159,9 @@ impl Gateway {
     async fn connect_once(
         &self,
         url: &str,
-        session: &mut Option<SessionState>,
-        seq: &mut Option<u64>,
+        link: &mut Link,
         tx: &mpsc::Sender<Item>,
         connected: &mut bool,
-        later: &mut Vec<(Instant, String)>,
     ) -> Outcome {
         let (mut ws, _) = match tokio_tungstenite::connect_async(with_query(url)).await {
             Ok(c) => c,
@@ -167,7 +179,7 @@ impl Gateway {
         let Some(interval) = interval.map(Duration::from_millis) else {
             return Outcome::Resume("no HELLO from the gateway".into());
         };
-        let hello_back = match (&*session, *seq) {
+        let hello_back = match (&link.session, link.seq) {
             (Some(s), Some(n)) => json!({"op": 6, "d": {
                 "token": self.token.expose(), "session_id": s.id, "seq": n}}),
             _ => json!({"op": 2, "d": {
@@ -195,14 +207,14 @@ impl Gateway {
                         Some(Err(e)) => return Outcome::Resume(format!("connection lost: {e}")),
                         None => return Outcome::Resume("connection closed".into()),
                     };
-                    match self.frame(&text, session, seq, tx, connected).await {
+                    match self.frame(&text, link, tx, connected).await {
                         Frame::Continue => {}
                         Frame::Send(cmd) => {
                             if let Err(e) = ws.send(Message::Text(cmd.into())).await {
                                 return Outcome::Resume(format!("gateway send failed: {e}"));
                             }
                         }
-                        Frame::SendAt(at, cmd) => later.push((at, cmd)),
+                        Frame::SendAt(at, cmd) => link.later.push((at, cmd)),
                         Frame::Ack => acked = true,
                         Frame::BeatNow => next_beat = Instant::now(),
                         Frame::End(o) => {
@@ -214,10 +226,10 @@ impl Gateway {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(first_due(later)), if !later.is_empty() => {
+                _ = tokio::time::sleep_until(first_due(&link.later)), if !link.later.is_empty() => {
                     let now = Instant::now();
-                    let (due, wait): (Vec<_>, Vec<_>) = later.drain(..).partition(|(at, _)| *at <= now);
-                    *later = wait;
+                    let (due, wait): (Vec<_>, Vec<_>) = link.later.drain(..).partition(|(at, _)| *at <= now);
+                    link.later = wait;
                     for (_, cmd) in due {
                         if let Err(e) = ws.send(Message::Text(cmd.into())).await {
                             return Outcome::Resume(format!("gateway send failed: {e}"));
@@ -228,7 +240,7 @@ impl Gateway {
                     if !acked {
                         return Outcome::Resume("no heartbeat ACK: the connection is dead".into());
                     }
-                    let beat = json!({"op": 1, "d": *seq});
+                    let beat = json!({"op": 1, "d": link.seq});
                     if let Err(e) = ws.send(Message::Text(beat.to_string().into())).await {
                         return Outcome::Resume(format!("heartbeat failed: {e}"));
                     }
@@ -242,8 +254,7 @@ impl Gateway {
     async fn frame(
         &self,
         text: &str,
-        session: &mut Option<SessionState>,
-        seq: &mut Option<u64>,
+        link: &mut Link,
         tx: &mpsc::Sender<Item>,
         connected: &mut bool,
     ) -> Frame {
@@ -255,7 +266,7 @@ impl Gateway {
         };
         match typed {
             Ok(GatewayEvent::Dispatch(s, event)) => {
-                *seq = Some(s);
+                link.seq = Some(s);
                 if let Event::Unknown(u) = &event {
                     if u.kind == "RATE_LIMITED" {
                         return rate_limited(&u.value);
@@ -265,19 +276,32 @@ impl Gateway {
                     explain_unknown(&u.kind, &u.value);
                     return Frame::Continue;
                 }
-                let item = match &event {
+                let items = match &event {
                     Event::Ready(r) => {
-                        *session = Some(SessionState {
+                        link.session = Some(SessionState {
                             id: r.ready.session_id.clone(),
                             resume_url: r.ready.resume_gateway_url.clone(),
                         });
-                        Some(Item::Connected { resumed: false })
+                        let connected = Item::Connected { resumed: false };
+                        // A READY is always a new session (a resumed one gets RESUMED): after
+                        // an earlier one, Discord did not replay what came in between.
+                        let gap = std::mem::replace(&mut link.had_session, true);
+                        if gap {
+                            tracing::warn!(
+                                "Discord gateway: a new session; events since the last one \
+                                 were missed, the rooms catch up from history"
+                            );
+                            vec![connected, Item::Gap]
+                        } else {
+                            vec![connected]
+                        }
                     }
-                    Event::Resumed(_) => Some(Item::Connected { resumed: true }),
-                    _ => None,
+                    Event::Resumed(_) => vec![Item::Connected { resumed: true }],
+                    _ => Vec::new(),
                 };
-                if let Some(item) = item {
+                for item in items {
                     *connected = true;
+                    // in order, before the READY itself and every later event
                     if tx.send(item).await.is_err() {
                         return Frame::End(Outcome::Closed);
                     }
@@ -313,7 +337,7 @@ impl Gateway {
                 if raw["op"] == 0 {
                     // An event serenity's models do not read: keep the sequence, skip it.
                     if let Some(s) = raw["s"].as_u64() {
-                        *seq = Some(s);
+                        link.seq = Some(s);
                     }
                     tracing::warn!(
                         event = raw["t"].as_str().unwrap_or("?"),

@@ -199,6 +199,19 @@ async fn handle(
                 login_state(&inner, LoginState::Connected).await;
             }
             Item::Reconnecting(why) => login_state(&inner, LoginState::Reconnecting(why)).await,
+            // Handed to the core before the next item (the new session's READY and events)
+            // is handled: the core has the rooms catch up before it applies what follows.
+            Item::Gap => {
+                let _ = inner
+                    .sink
+                    .send(RemoteEvent {
+                        room: RoomKey::shared(""),
+                        sender: RemoteUserId::new(""),
+                        at: crate::inbound::now_ms(),
+                        kind: RemoteEventKind::Gap,
+                    })
+                    .await;
+            }
             Item::Fatal(e) => {
                 let _ = ready.send(Err(e.clone()));
                 login_state(&inner, LoginState::LoggedOut(e.to_string())).await;

@@ -1,9 +1,12 @@
 //! The gateway: HELLO, IDENTIFY -> READY + GUILD_CREATE, REQUEST_GUILD_MEMBERS ->
 //! GUILD_MEMBERS_CHUNK (`members.rs`), dispatches to the sessions whose intents ask for them,
 //! heartbeats, RESUME (replaying what
-//! the session missed, then RESUMED), close codes 4004 (bad token) and 4014 (disallowed
-//! intents). Dispatches are numbered per session and kept, so a resumed session gets every
-//! event after the sequence number it resumes from.
+//! the session missed, then RESUMED), close codes 4004 (bad token), 4005 (a second IDENTIFY
+//! on an authenticated connection), 4014 (disallowed intents) and 4009 (session timed out).
+//! Dispatches are numbered per session and kept, so a resumed session gets every event after
+//! the sequence number it resumes from. A session that was ended (op 9 Invalid Session with
+//! `d: false`, 4009) is forgotten: a RESUME of it gets op 9 `d: false`, and the client's new
+//! IDENTIFY makes a new session with a new id, which gets nothing from before.
 
 use crate::{
     FakeDiscord, GwSession, WsOut, INTENT_GUILD_MEMBERS, INTENT_GUILD_PRESENCES,
@@ -41,6 +44,10 @@ pub async fn serve(fake: FakeDiscord, socket: WebSocket) {
                         break;
                     }
                 }
+                Some(WsOut::Close(code, reason)) => {
+                    let _ = close(&mut sink, code, reason).await;
+                    break;
+                }
                 Some(WsOut::Drop) | None => break,
             },
             msg = stream.next() => {
@@ -57,13 +64,26 @@ pub async fn serve(fake: FakeDiscord, socket: WebSocket) {
                     Some(1) => {
                         let _ = sink.send(Message::Text(json!({"op": 11}).to_string().into())).await;
                     }
-                    Some(2) => match identify(&fake, &v["d"], conn, &tx) {
-                        Ok(id) => session = Some(id),
-                        Err((code, reason)) => {
-                            let _ = close(&mut sink, code, reason).await;
+                    Some(2) => {
+                        // Discord: "you sent more than one identify payload"; after an
+                        // Invalid Session the connection's session is gone and one may follow.
+                        let live = session.as_ref().is_some_and(|id| fake.lock().sessions.contains_key(id));
+                        if live {
+                            let _ = close(&mut sink, 4005, "Already authenticated.").await;
                             break;
                         }
-                    },
+                        let hold = fake.lock().identify_hold();
+                        if let Some(wait) = hold {
+                            tokio::time::sleep(wait).await;
+                        }
+                        match identify(&fake, &v["d"], conn, &tx) {
+                            Ok(id) => session = Some(id),
+                            Err((code, reason)) => {
+                                let _ = close(&mut sink, code, reason).await;
+                                break;
+                            }
+                        }
+                    }
                     Some(6) => match resume(&fake, &v["d"], conn, &tx) {
                         Ok(id) => session = Some(id),
                         Err(()) => {
@@ -130,7 +150,8 @@ fn identify(
         return Err((4014, "Disallowed intent(s)."));
     }
     s.identifies += 1;
-    let id = format!("fake-session-{conn:04}");
+    // Each IDENTIFY makes a new session, also on a connection that had one (after op 9).
+    let id = format!("fake-session-{:04}", s.identifies);
     s.sessions.insert(
         id.clone(),
         GwSession {
@@ -273,5 +294,103 @@ mod tests {
         for (t, d, want) in cases {
             assert_eq!(intent_of(t, d), want, "{t} {d}");
         }
+    }
+
+    /// What a connection was sent so far: frames as JSON, a close as `{"close": code}`.
+    fn sent(rx: &mut mpsc::UnboundedReceiver<WsOut>) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            out.push(match o {
+                WsOut::Frame(f) => serde_json::from_str(&f).expect("a JSON frame"),
+                WsOut::Drop => json!("drop"),
+                WsOut::Close(code, _) => json!({ "close": code }),
+            });
+        }
+        out
+    }
+
+    fn kinds(frames: &[Value]) -> Vec<&str> {
+        frames.iter().filter_map(|f| f["t"].as_str()).collect()
+    }
+
+    /// A guild with a channel and a member who posts; the IDENTIFY payload of a bot that
+    /// gets guild messages.
+    fn world(fake: &FakeDiscord) -> (String, String, Value) {
+        let g = fake.add_guild("G");
+        let channel = fake.add_channel(&g, "general", 0, None);
+        let ann = fake.add_user("ann", None);
+        fake.add_member(&g, &ann, None);
+        let identify =
+            json!({"token": fake.token(), "intents": 1 | 1 << 9 | INTENT_MESSAGE_CONTENT});
+        (channel, ann, identify)
+    }
+
+    #[tokio::test]
+    async fn an_invalidated_session_is_not_resumed_and_misses_what_came_meanwhile() {
+        let fake = FakeDiscord::start(Default::default()).await.expect("fake");
+        let (channel, ann, hello) = world(&fake);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let old = identify(&fake, &hello, 1, &tx).expect("identify");
+        let before = fake.post(&channel, &ann, crate::Post::text("before"));
+        let frames = sent(&mut rx);
+        assert_eq!(kinds(&frames), ["READY", "GUILD_CREATE", "MESSAGE_CREATE"]);
+        let seq = frames[2]["s"].as_u64().expect("seq");
+
+        assert_eq!(fake.invalidate_session(), 1);
+        assert_eq!(sent(&mut rx), [json!({"op": 9, "d": false})]);
+        assert_eq!((fake.sessions(), fake.connected()), (0, 0));
+        let missed: Vec<String> = (0..3)
+            .map(|i| fake.post(&channel, &ann, crate::Post::text(format!("missed {i}"))))
+            .collect();
+        assert!(sent(&mut rx).is_empty(), "dispatched to no one");
+
+        // the old session cannot be resumed (the connection then gets op 9 d=false)
+        let again = json!({"token": fake.token(), "session_id": old, "seq": seq});
+        assert!(resume(&fake, &again, 2, &tx).is_err());
+        // a new IDENTIFY: a new session that gets nothing from before
+        let new = identify(&fake, &hello, 2, &tx).expect("identify");
+        assert_ne!(new, old);
+        let frames = sent(&mut rx);
+        assert_eq!(kinds(&frames), ["READY", "GUILD_CREATE"]);
+        assert_eq!(frames[0]["d"]["session_id"], json!(new));
+        assert_eq!(frames[0]["s"], json!(1), "numbered afresh");
+        let after = fake.post(&channel, &ann, crate::Post::text("after"));
+        let frames = sent(&mut rx);
+        assert_eq!(kinds(&frames), ["MESSAGE_CREATE"]);
+        assert_eq!(frames[0]["d"]["id"], json!(after));
+
+        // REST history has them all, in order
+        let mut want = vec![before.clone()];
+        want.extend(missed.iter().cloned());
+        want.push(after);
+        let mut q = std::collections::BTreeMap::new();
+        q.insert("after".to_string(), before);
+        let listed = crate::rest::list_messages(&fake.lock(), &channel, &q);
+        let mut ids: Vec<String> = listed
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect();
+        ids.reverse(); // newest first, as Discord lists them
+        assert_eq!(ids, want[1..]);
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_is_closed_with_4009_and_identifies_wait_out_a_hold() {
+        let fake = FakeDiscord::start(Default::default()).await.expect("fake");
+        let (_, _, hello) = world(&fake);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let old = identify(&fake, &hello, 1, &tx).expect("identify");
+        sent(&mut rx);
+        assert_eq!(fake.expire_session(), 1);
+        assert_eq!(sent(&mut rx), [json!({"close": 4009})]);
+        let again = json!({"token": fake.token(), "session_id": old, "seq": 1});
+        assert!(resume(&fake, &again, 2, &tx).is_err());
+
+        assert!(fake.lock().identify_hold().is_none());
+        identify(&fake, &hello, 2, &tx).expect("identify");
+        let hold = std::time::Duration::from_secs(5);
+        assert_eq!(fake.invalidate_and_hold(hold), 1);
+        let left = fake.lock().identify_hold().expect("held");
+        assert!(left <= hold && left > hold / 2, "{left:?}");
     }
 }

@@ -2,7 +2,9 @@
 //! attachments, and the gateway over ws:// with JSON text frames, written from Discord's
 //! documented payloads. Tests drive it as Discord users would (post, edit, delete, react,
 //! type, create channels and threads), read every REST call it received, make it answer 429
-//! with `retry_after`, and drop the websocket to force a RESUME.
+//! with `retry_after`, drop the websocket to force a RESUME, and end sessions so that they
+//! cannot be resumed (op 9 Invalid Session, close code 4009): the client must IDENTIFY anew,
+//! and what was posted in between is only in REST history, as on Discord.
 //!
 //! The bot is in every guild of the fake (and owns it unless [`FakeDiscord::set_owner`] says
 //! otherwise); the application has the privileged intents given in
@@ -77,6 +79,8 @@ pub(crate) enum WsOut {
     Frame(String),
     /// Drop the TCP connection without a close frame.
     Drop,
+    /// Close the connection with this close code and reason.
+    Close(u16, &'static str),
 }
 
 pub(crate) struct GwSession {
@@ -116,6 +120,8 @@ pub(crate) struct State {
     calls: Vec<Call>,
     limits: Vec<Limit>,
     sessions: BTreeMap<String, GwSession>,
+    /// IDENTIFYs wait until then ([`FakeDiscord::invalidate_and_hold`]).
+    hold_until: Option<std::time::Instant>,
     connections: u64,
     identifies: u32,
     resumes: u32,
@@ -173,6 +179,7 @@ impl FakeDiscord {
             calls: Vec::new(),
             limits: Vec::new(),
             sessions: BTreeMap::new(),
+            hold_until: None,
             connections: 0,
             identifies: 0,
             resumes: 0,
@@ -578,6 +585,40 @@ impl FakeDiscord {
         }
     }
 
+    /// Discord invalidates every session (op 9 Invalid Session with `d: false`): live
+    /// connections get op 9 and stay open for a new IDENTIFY; the sessions and the dispatches
+    /// kept for their RESUME are gone, so a RESUME of one is answered with op 9 `d: false`
+    /// too, and a new IDENTIFY makes a new session (a new `session_id`) that gets only what
+    /// happens from then on. What is posted before it is READY is dispatched to no one: REST
+    /// history (`GET /channels/{id}/messages?after=`) is the only way to it, as on Discord.
+    /// Returns how many sessions ended.
+    pub fn invalidate_session(&self) -> usize {
+        let mut s = self.lock();
+        s.end_sessions(|| WsOut::Frame(json!({"op": 9, "d": false}).to_string()))
+    }
+
+    /// [`invalidate_session`](Self::invalidate_session), and IDENTIFYs are answered only once
+    /// `hold` has passed: whatever a test posts meanwhile happens while the bot has no session
+    /// at all, however quickly the client identifies again.
+    pub fn invalidate_and_hold(&self, hold: std::time::Duration) -> usize {
+        let mut s = self.lock();
+        s.hold_until = Some(std::time::Instant::now() + hold);
+        s.end_sessions(|| WsOut::Frame(json!({"op": 9, "d": false}).to_string()))
+    }
+
+    /// Every session times out: live connections are closed with 4009 ("Session timed out",
+    /// which Discord documents as "reconnect and start a new one"), and the sessions cannot be
+    /// resumed ([`invalidate_session`](Self::invalidate_session) says what that means).
+    pub fn expire_session(&self) -> usize {
+        let mut s = self.lock();
+        s.end_sessions(|| WsOut::Close(4009, "Session timed out."))
+    }
+
+    /// Gateway sessions that exist (live or resumable).
+    pub fn sessions(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
     /// (IDENTIFYs, RESUMEs) received so far.
     pub fn gateway_counts(&self) -> (u32, u32) {
         let s = self.lock();
@@ -620,6 +661,23 @@ pub(crate) fn model_emoji(emoji: &str) -> (String, Value) {
 }
 
 impl State {
+    /// End every gateway session, telling each live connection `how`; returns how many ended.
+    fn end_sessions(&mut self, how: impl Fn() -> WsOut) -> usize {
+        let ended = std::mem::take(&mut self.sessions);
+        for sess in ended.values() {
+            if let Some((_, tx)) = &sess.tx {
+                let _ = tx.send(how());
+            }
+        }
+        ended.len()
+    }
+
+    /// How long an IDENTIFY received now still waits ([`FakeDiscord::invalidate_and_hold`]).
+    pub(crate) fn identify_hold(&self) -> Option<std::time::Duration> {
+        self.hold_until
+            .and_then(|t| t.checked_duration_since(std::time::Instant::now()))
+    }
+
     /// A thread of `kind` (11 public, 12 private) in `parent` (THREAD_CREATE).
     fn add_thread(&mut self, parent: &str, name: &str, owner: &str, kind: u8) -> String {
         let id = self.ids.next();

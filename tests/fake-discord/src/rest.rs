@@ -516,7 +516,7 @@ fn reaction(s: &mut State, user: &str, c: &str, id: &str, emoji: &str, add: bool
 
 /// GET /channels/{id}/messages: newest first, `limit` 1..=100 (default 50), with
 /// `before`, `after` or `around`.
-fn list_messages(s: &State, c: &str, q: &BTreeMap<String, String>) -> Vec<Value> {
+pub(crate) fn list_messages(s: &State, c: &str, q: &BTreeMap<String, String>) -> Vec<Value> {
     let limit = q
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
