@@ -28,6 +28,10 @@ enum Job {
         rows: Vec<MessageRow>,
         items: Vec<Outgoing>,
         counted: Option<Counted>,
+        /// Rows of a message an XMPP user sent, which the network took: if the network's
+        /// id was stored before (a network that reused an id), the stanzas still go out
+        /// (the sender must hear back) and a warning is logged.
+        own: bool,
     },
     Send(Vec<Outgoing>),
     /// Answered once everything queued before it is stored and handed to the link.
@@ -67,6 +71,25 @@ impl LinkSender {
                 rows,
                 items,
                 counted,
+                own: false,
+            })
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// `send_recorded` for a message an XMPP user sent: its stanzas go out even when the
+    /// network's id for it was stored before.
+    pub async fn send_recorded_own(
+        &self,
+        rows: Vec<MessageRow>,
+        items: Vec<Outgoing>,
+    ) -> Result<(), SendError> {
+        self.jobs
+            .send(Job::Record {
+                rows,
+                items,
+                counted: None,
+                own: true,
             })
             .await
             .map_err(|_| SendError::Closed)
@@ -155,13 +178,17 @@ impl Recorder {
                     Err(_) => break,
                 }
             }
-            if self.commit(batch).await.is_err() {
+            if self.commit(batch, &shutdown).await.is_err() {
                 return; // the link is gone: shutting down
             }
         }
     }
 
-    async fn commit(&mut self, mut batch: Vec<Job>) -> Result<(), SendError> {
+    async fn commit(
+        &mut self,
+        mut batch: Vec<Job>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), SendError> {
         // Each stanza serialized once: this text is stored and written.
         let texts: Vec<Vec<Rendered>> = batch
             .iter_mut()
@@ -190,7 +217,27 @@ impl Recorder {
                 },
             })
             .collect();
-        let stored = self.store.record_batch(&self.domain, &records).await;
+        // A failed commit is tried again (the store may be back in a moment: a locked file,
+        // a restarting PostgreSQL), never dropped: meanwhile the queue fills and the portals
+        // and streams behind it wait. Only at shutdown is it given up; the messages it held
+        // were not stored, so the rooms' cursors stay before them and catch-up brings them
+        // again at the next start.
+        let mut pause = std::time::Duration::from_millis(100);
+        let stored = loop {
+            match self.store.record_batch(&self.domain, &records).await {
+                Ok(r) => break Ok(r),
+                Err(e) if shutdown.is_cancelled() => break Err(e),
+                Err(e) => {
+                    tracing::warn!(domain = %self.domain, jobs = batch.len(), "not stored yet, trying again in {pause:?}: {e}");
+                    self.metrics.inc("causeway_store_retries_total", &[]);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        };
         drop(records);
         drop(stanzas);
         let (seq, kept) = match stored {
@@ -227,6 +274,13 @@ impl Recorder {
                     }
                 }
                 (Job::Send(_), Ok(true)) => self.hand_on(texts, seq, &mut left).await?,
+                // A network that gave an XMPP user's message an id it used before: what it
+                // means to the sender still goes out, without a place in the outbox.
+                (Job::Record { own: true, .. }, Ok(false)) => {
+                    tracing::warn!(domain = %self.domain, "the network gave a sent message an id it had used before; the message is not archived again");
+                    let texts = texts.into_iter().map(|r| Rendered { durable: false, ..r }).collect();
+                    self.hand_on(texts, None, &mut left).await?;
+                }
                 // A duplicate delivery: stored before, already told.
                 (_, Ok(false)) => {}
                 // Not stored: only what needs no storing goes out.

@@ -219,9 +219,16 @@ impl State {
             .ok_or_else(|| NetworkError::NotFound(format!("room {}", key.room)))
     }
 
+    /// Ids unique across restarts of the process (a network never reuses one): numbered on
+    /// from the time the network started, in microseconds, so they also sort in order.
     fn next_id(&mut self) -> RemoteMessageId {
+        if self.seq == 0 {
+            self.seq = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+        }
         self.seq += 1;
-        RemoteMessageId::new(format!("d{:010}", self.seq))
+        RemoteMessageId::new(format!("d{:020}", self.seq))
     }
 
     /// A message by `user` in `room`: kept in history, returned for delivery.

@@ -250,7 +250,7 @@ impl Portal {
     /// Store the rows of a sent message with the stanzas about it (one transaction).
     async fn record(&mut self, rows: Vec<MessageRow>, items: Vec<out::Outgoing>) {
         self.recent.remember(&rows);
-        if let Err(e) = self.net.link.send_recorded(rows, items, None).await {
+        if let Err(e) = self.net.link.send_recorded_own(rows, items).await {
             // The network has it; without the row, later edits of it will not resolve.
             tracing::error!(network = %self.net.id, room = %self.row.key.room, "sent message not stored: {e}");
         }

@@ -1,0 +1,121 @@
+//! Nothing accepted is lost, nothing is dropped without a word (issue 16): a Discord session
+//! that cannot be resumed loses no message posted meanwhile; a demo network started again
+//! on the same store (its message ids start over in a new process) still reflects and
+//! archives what XMPP users send.
+
+mod common;
+use common::*;
+use fake_discord::{FakeDiscord, Options, Post};
+use std::time::Duration;
+
+/// Discord invalidates the bot's session (op 9, not resumable) and messages are posted
+/// before the bot has a new one: Discord never dispatches them; the room catches up from
+/// its cursor before the new session's live messages, so the XMPP occupant gets every one,
+/// once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_discord_session_loses_nothing() {
+    let server = Server::start(Kind::Prosody);
+    let fake = FakeDiscord::start(Options::default())
+        .await
+        .expect("fake discord");
+    let guild = fake.add_guild("Fake Guild");
+    let general = fake.add_channel(&guild, "general", 0, None);
+    let alice = fake.add_user("alice", Some("Alice"));
+    fake.add_member(&guild, &alice, None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+    let http = format!("127.0.0.1:{}", free_port());
+    let gw = Running::start(server.discord_config(&store, &http, &fake)).await;
+    let mut admin = XmppClient::register(&server, "admin", "desk").await;
+    let form = format!(
+        "<x xmlns='jabber:x:data' type='submit'><field var='space'><value>{guild}</value></field></x>"
+    );
+    let done = iq(
+        &mut admin,
+        "link",
+        "set",
+        DISCORD,
+        &format!("<command xmlns='http://jabber.org/protocol/commands' node='link-space' action='complete' sessionid='s'>{form}</command>"),
+    )
+    .await;
+    assert!(String::from(&done).contains("Linked"), "{}", String::from(&done));
+    let room = format!("{general}@{DISCORD}");
+    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    juliet.join(&room, "Juliet").await;
+    let from = format!("{room}/Alice");
+    fake.post(&general, &alice, Post::text("before"));
+    juliet.expect_body(&from, "before").await;
+
+    assert!(fake.invalidate_and_hold(Duration::from_secs(2)) > 0, "a live session");
+    let missed: Vec<String> = (0..20).map(|i| format!("missed {i}")).collect();
+    for m in &missed {
+        fake.post(&general, &alice, Post::text(m.as_str()));
+    }
+    // after the new session: live again
+    until("a new Discord session", || (fake.sessions() > 0).then_some(())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fake.post(&general, &alice, Post::text("after"));
+
+    let mut got = Vec::new();
+    let end = tokio::time::Instant::now() + 3 * SEC;
+    while !got.iter().any(|b: &String| b == "after") {
+        assert!(tokio::time::Instant::now() < end, "so far: {got:?}");
+        for el in juliet.drain(Duration::from_millis(200)).await {
+            if el.attr("from") == Some(from.as_str()) && el.attr("type") == Some("groupchat") {
+                got.extend(body(&el));
+            }
+        }
+    }
+    let mut want = missed.clone();
+    want.push("after".into());
+    assert_eq!(got, want, "every missed message once, in order, before the live one");
+    juliet.close().await;
+    admin.close().await;
+    gw.stop().await;
+}
+
+/// The demo network started anew on the same store: the ids it gives in the new process
+/// never collide with stored ones, so an XMPP user's message is reflected (it was dropped
+/// as a duplicate, without a word), and a restart loses no archive entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_network_started_again_on_the_same_store_works() {
+    let server = Server::start(Kind::Prosody);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+    let room = format!("lobby@{DOMAIN}");
+    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    for run in 0..2 {
+        // a new network (a new process of the demo), the same store
+        let gw = Gateway::start(&server, &url).await;
+        juliet.join(&room, "Juliet").await;
+        for i in 0..3 {
+            let id = format!("run{run}-{i}");
+            juliet
+                .send_xml(&format!(
+                    "<message xmlns='jabber:client' to='{room}' type='groupchat' id='{id}'><body>{id}</body></message>"
+                ))
+                .await;
+            let answer = juliet
+                .expect(&format!("the reflection of {id}"), SEC, |e| {
+                    e.attr("id") == Some(id.as_str()) && e.attr("type") == Some("groupchat")
+                })
+                .await;
+            assert_eq!(body(&answer).as_deref(), Some(id.as_str()));
+        }
+        let (bodies, _) = page(&mut juliet, &room, &format!("q{run}"), "<max>100</max>").await;
+        for r in 0..=run {
+            for i in 0..3 {
+                let id = format!("run{r}-{i}");
+                assert!(bodies.contains(&id), "{id} archived: {bodies:?}");
+            }
+        }
+        juliet
+            .send_xml(&format!(
+                "<presence xmlns='jabber:client' to='{room}/Juliet' type='unavailable'/>"
+            ))
+            .await;
+        juliet.drain(Duration::from_millis(300)).await;
+        gw.stop().await;
+    }
+    juliet.close().await;
+}
