@@ -38,7 +38,11 @@ async fn an_invalid_discord_session_loses_nothing() {
         &format!("<command xmlns='http://jabber.org/protocol/commands' node='link-space' action='complete' sessionid='s'>{form}</command>"),
     )
     .await;
-    assert!(String::from(&done).contains("Linked"), "{}", String::from(&done));
+    assert!(
+        String::from(&done).contains("Linked"),
+        "{}",
+        String::from(&done)
+    );
     let room = format!("{general}@{DISCORD}");
     let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
     juliet.join(&room, "Juliet").await;
@@ -46,13 +50,19 @@ async fn an_invalid_discord_session_loses_nothing() {
     fake.post(&general, &alice, Post::text("before"));
     juliet.expect_body(&from, "before").await;
 
-    assert!(fake.invalidate_and_hold(Duration::from_secs(2)) > 0, "a live session");
+    assert!(
+        fake.invalidate_and_hold(Duration::from_secs(2)) > 0,
+        "a live session"
+    );
     let missed: Vec<String> = (0..20).map(|i| format!("missed {i}")).collect();
     for m in &missed {
         fake.post(&general, &alice, Post::text(m.as_str()));
     }
     // after the new session: live again
-    until("a new Discord session", || (fake.sessions() > 0).then_some(())).await;
+    until("a new Discord session", || {
+        (fake.sessions() > 0).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     fake.post(&general, &alice, Post::text("after"));
 
@@ -68,7 +78,10 @@ async fn an_invalid_discord_session_loses_nothing() {
     }
     let mut want = missed.clone();
     want.push("after".into());
-    assert_eq!(got, want, "every missed message once, in order, before the live one");
+    assert_eq!(
+        got, want,
+        "every missed message once, in order, before the live one"
+    );
     juliet.close().await;
     admin.close().await;
     gw.stop().await;

@@ -278,7 +278,13 @@ impl Recorder {
                 // means to the sender still goes out, without a place in the outbox.
                 (Job::Record { own: true, .. }, Ok(false)) => {
                     tracing::warn!(domain = %self.domain, "the network gave a sent message an id it had used before; the message is not archived again");
-                    let texts = texts.into_iter().map(|r| Rendered { durable: false, ..r }).collect();
+                    let texts = texts
+                        .into_iter()
+                        .map(|r| Rendered {
+                            durable: false,
+                            ..r
+                        })
+                        .collect();
                     self.hand_on(texts, None, &mut left).await?;
                 }
                 // A duplicate delivery: stored before, already told.
