@@ -132,3 +132,60 @@ async fn a_demo_network_started_again_on_the_same_store_works() {
     }
     juliet.close().await;
 }
+
+/// A client sends its last messages again with the same origin-id (XEP-0359), as clients do
+/// after a reconnect: each is answered as the first time (the reflection, the same
+/// stanza-id) and posted on the network once, also after a restart of Causeway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_again_is_posted_once() {
+    let server = Server::start(Kind::Prosody);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+    let room = format!("lobby@{DOMAIN}");
+    let mut gw = Gateway::start(&server, &url).await;
+    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    juliet.join(&room, "Juliet").await;
+    let send = |id: &str| {
+        format!("<message xmlns='jabber:client' to='{room}' type='groupchat' id='{id}'><body>once {id}</body><origin-id xmlns='urn:xmpp:sid:0' id='origin-{id}'/></message>")
+    };
+    let posted = |gw: &Gateway, id: &str| {
+        let text = format!("once {id}");
+        gw.demo
+            .sent()
+            .iter()
+            .filter(|m| m.content.text == text)
+            .count()
+    };
+    let mut first = Vec::new();
+    for id in ["a", "b"] {
+        juliet.send_xml(&send(id)).await;
+        let m = juliet
+            .expect("the reflection", SEC, |e| {
+                e.attr("id") == Some(id) && e.attr("type") == Some("groupchat")
+            })
+            .await;
+        first.push(stanza_id(&m).expect("stanza-id"));
+    }
+    for round in 0..2 {
+        if round == 1 {
+            gw = gw.restart(&server, &url).await; // (the store's memory, not the portal's)
+        }
+        for (id, sid) in ["a", "b"].iter().zip(&first) {
+            juliet.send_xml(&send(id)).await;
+            let m = juliet
+                .expect("the reflection again", SEC, |e| {
+                    e.attr("id") == Some(*id) && e.attr("type") == Some("groupchat")
+                })
+                .await;
+            assert_eq!(stanza_id(&m).as_ref(), Some(sid), "{id}: as the first time");
+        }
+        juliet.drain(std::time::Duration::from_millis(300)).await;
+        assert_eq!(
+            (posted(&gw, "a"), posted(&gw, "b")),
+            (1, 1),
+            "posted once (round {round})"
+        );
+    }
+    juliet.close().await;
+    gw.stop().await;
+}

@@ -209,6 +209,25 @@ impl Store {
         self.message_where(portal, "stanza_id", id).await
     }
 
+    /// A message an XMPP user sent before with this origin-id (XEP-0359), first part.
+    pub async fn message_by_origin(
+        &self,
+        portal: i64,
+        sender: &str,
+        origin_id: &str,
+    ) -> Result<Option<MessageRow>> {
+        let row = sqlx::query(sql!(
+            "SELECT {COLS} FROM message WHERE portal_id = $1 AND origin_id = $2 AND sender = $3
+             AND from_xmpp ORDER BY part LIMIT 1"
+        ))
+        .bind(portal)
+        .bind(origin_id)
+        .bind(sender)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
     /// By the id XEP-0308 uses: the sender's own message id.
     pub async fn message_by_xmpp_id(&self, portal: i64, id: &str) -> Result<Option<MessageRow>> {
         self.message_where(portal, "xmpp_id", id).await

@@ -37,6 +37,13 @@ const BATCH: usize = 256;
 /// How long written stanzas wait for their acknowledging ping (a crash re-sends at most
 /// this much traffic twice; the messages themselves are never delayed by it).
 const ACK_DELAY: Duration = Duration::from_millis(25);
+/// Durable stanzas written and not yet acknowledged, at most: what a crash of Causeway may
+/// make the server deliver twice (it re-sends them from the outbox). Past it the writer
+/// waits for an answer to a ping.
+const WINDOW: usize = 32;
+/// Under load an acknowledging ping follows every this many durable stanzas (several in
+/// flight), so that answers keep coming while the window is full.
+const PING_EVERY: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct LinkConfig {
@@ -357,7 +364,7 @@ impl Link {
                         Read::Lost(why) => return Ended::Lost(why),
                     }
                 }
-                item = self.rx.recv() => {
+                item = self.rx.recv(), if acks.open() => {
                     let Some(first) = item else { return Ended::Shutdown };
                     let mut written = Vec::new();
                     let mut next = Some(first);
@@ -365,7 +372,10 @@ impl Link {
                     let mut lingered = false;
                     while let Some(q) = next.take() {
                         n += 1;
-                        if n < BATCH {
+                        if q.seq.is_some() && !replayed.is_some_and(|r| q.seq.is_some_and(|s| s <= r)) {
+                            acks.written();
+                        }
+                        if n < BATCH && acks.open() {
                             next = self.rx.try_recv().ok();
                             // Give tasks that are about to queue more a turn, so that one
                             // write carries them too (fewer, larger reads for the server).
@@ -391,6 +401,14 @@ impl Link {
                         ack_due = Some(Instant::now() + ACK_DELAY);
                     }
                     unpinged.extend(written);
+                    // Under load: a ping now, even with others in flight, so that the
+                    // window opens again as the server works through what was written.
+                    if acks.unpinged >= PING_EVERY {
+                        ack_due = None;
+                        if let Err(e) = send_ping(&mut stream, &mut acks, &domain, &self.cfg.server_domain, std::mem::take(&mut unpinged)).await {
+                            return e;
+                        }
+                    }
                     if let Err(e) = SinkExt::<&Element>::flush(&mut stream).await {
                         return Ended::Lost(e.to_string());
                     }
@@ -477,18 +495,24 @@ async fn send_ping(
         .map_err(|e| Ended::Lost(e.to_string()))
 }
 
-/// Pings in flight and the outbox rows each one acknowledges.
+/// Pings in flight, the outbox rows each one acknowledges and how many durable stanzas.
 #[derive(Default)]
 struct AckBook {
     next: u64,
-    inflight: VecDeque<(String, Instant, Vec<i64>)>,
+    inflight: VecDeque<(String, Instant, Vec<i64>, usize)>,
+    /// Durable stanzas written and not yet acknowledged (covered by a ping or not).
+    outstanding: usize,
+    /// Of those, written since the last ping.
+    unpinged: usize,
 }
 
 impl AckBook {
     fn ping(&mut self, from: &str, to: &str, seqs: Vec<i64>) -> Element {
         self.next += 1;
         let id = format!("{ACK_PREFIX}{}", self.next);
-        self.inflight.push_back((id.clone(), Instant::now(), seqs));
+        let covered = std::mem::take(&mut self.unpinged);
+        self.inflight
+            .push_back((id.clone(), Instant::now(), seqs, covered));
         Element::builder("iq", ns::STREAM)
             .at("type", "get")
             .at("id", id)
@@ -500,13 +524,26 @@ impl AckBook {
 
     /// The answer to `id` acknowledges it and every earlier ping.
     fn answered(&mut self, id: &str) -> Vec<i64> {
-        let Some(pos) = self.inflight.iter().position(|(i, _, _)| i == id) else {
+        let Some(pos) = self.inflight.iter().position(|(i, _, _, _)| i == id) else {
             return Vec::new();
         };
-        self.inflight
-            .drain(..=pos)
-            .flat_map(|(_, _, s)| s)
-            .collect()
+        let mut seqs = Vec::new();
+        for (_, _, s, n) in self.inflight.drain(..=pos) {
+            seqs.extend(s);
+            self.outstanding = self.outstanding.saturating_sub(n);
+        }
+        seqs
+    }
+
+    /// A durable stanza was written.
+    fn written(&mut self) {
+        self.outstanding += 1;
+        self.unpinged += 1;
+    }
+
+    /// Whether the writer may write more durable stanzas now.
+    fn open(&self) -> bool {
+        self.outstanding < WINDOW
     }
 
     fn idle(&self) -> bool {
@@ -514,7 +551,7 @@ impl AckBook {
     }
 
     fn oldest_unanswered(&self) -> Option<Instant> {
-        self.inflight.front().map(|(_, t, _)| *t)
+        self.inflight.front().map(|(_, t, _, _)| *t)
     }
 }
 
@@ -593,6 +630,27 @@ mod tests {
         assert_eq!(book.answered("cw-ack-3"), vec![3]);
         assert!(book.oldest_unanswered().is_none());
         assert!(book.idle());
+    }
+
+    /// At most WINDOW durable stanzas are written unacknowledged: a crash re-sends no more.
+    #[test]
+    fn the_window_closes_when_full_and_opens_with_answers() {
+        let mut book = AckBook::default();
+        let mut pings = Vec::new();
+        while book.open() {
+            book.written();
+            if book.unpinged >= PING_EVERY {
+                book.ping("gw", "srv", vec![]);
+                pings.push(format!("{ACK_PREFIX}{}", book.next));
+            }
+        }
+        assert_eq!(book.outstanding, WINDOW);
+        assert_eq!(pings.len(), WINDOW / PING_EVERY);
+        book.answered(&pings[0]);
+        assert!(book.open());
+        assert_eq!(book.outstanding, WINDOW - PING_EVERY);
+        book.answered(&pings[pings.len() - 1]);
+        assert_eq!(book.outstanding, 0);
     }
 
     #[test]

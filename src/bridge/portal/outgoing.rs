@@ -163,6 +163,22 @@ impl Portal {
         reply_to: Option<String>,
         oob: Option<String>,
     ) {
+        if let Some(done) = self.sent_before(a).await {
+            // sent again by a client after a reconnect: answered as before, not posted again
+            let again = out::room_message(&RoomMessage {
+                room: self.room_jid.clone(),
+                nick: a.nick.clone(),
+                to: a.session.clone(),
+                id: a.id.clone().unwrap_or_else(|| done.stanza_id.clone()),
+                stanza_id: done.stanza_id,
+                origin_id: a.origin_id.clone(),
+                body,
+                occupant_id: self.oid(&format!("xmpp:{}", a.bare)),
+                delay: None,
+                extras: Extras::default(),
+            });
+            return self.send(vec![again]).await;
+        }
         let target = match &reply_to {
             Some(id) => self.find_message(id).await,
             None => None,
@@ -201,6 +217,29 @@ impl Portal {
                 ("direction", "to_remote"),
             ],
         );
+    }
+
+    /// The message this author sent before with the same origin-id, if any.
+    async fn sent_before(&self, a: &Author) -> Option<MessageRow> {
+        let origin = a.origin_id.as_deref()?;
+        if a.puppet.is_some() {
+            return None; // (1:1 chats: the user's own server deals with its clients)
+        }
+        if let Some(r) = self.recent.by_origin(&a.bare, origin) {
+            return Some(r.clone());
+        }
+        match self
+            .shared
+            .store
+            .message_by_origin(self.row.id, &a.bare, origin)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(network = %self.net.id, "origin-id not looked up: {e}");
+                None
+            }
+        }
     }
 
     /// Send an XMPP user's text to the network (as a Persona of the relay login); returns

@@ -53,6 +53,15 @@ impl Recent {
             })
     }
 
+    /// A message this user sent with this origin-id (XEP-0359), first part.
+    pub fn by_origin(&self, sender: &str, origin_id: &str) -> Option<&MessageRow> {
+        self.rows
+            .iter()
+            .rev()
+            .filter(|r| r.sender == sender && r.origin_id.as_deref() == Some(origin_id))
+            .min_by_key(|r| r.part)
+    }
+
     /// A correction: the text of the message with this stanza-id changed.
     pub fn set_body(&mut self, stanza_id: &str, body: Option<&str>) {
         for r in self
