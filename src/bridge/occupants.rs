@@ -58,10 +58,24 @@ impl Occupants {
     }
 
     /// A free nick for a remote user: the display name, else "name (id)", else numbered.
-    /// Characters a JID's resource cannot hold (controls, non-characters) are left out.
+    /// Characters a JID's resource cannot hold (controls, non-characters) are left out, and
+    /// names and ids are cut to lengths whose sum stays far inside a resource's 1023 bytes.
     pub fn free_nick(&self, display: &str, id: &str) -> String {
-        let shown: String = display.chars().filter(|c| nick_char(*c)).collect();
+        let shown: String = display
+            .chars()
+            .filter(|c| nick_char(*c))
+            .take(MAX_NICK_CHARS)
+            .collect();
         let base = shown.trim().replace('/', "∕");
+        let id: String = id
+            .chars()
+            .filter(|c| nick_char(*c))
+            .scan(0, |bytes, c| {
+                *bytes += c.len_utf8();
+                (*bytes <= MAX_ID_BYTES).then_some(c)
+            })
+            .collect();
+        let id = id.as_str();
         let base = if base.is_empty() {
             id.to_string()
         } else {
@@ -80,6 +94,12 @@ impl Occupants {
             .unwrap_or(with_id)
     }
 }
+
+/// The longest display name shown as a nick, in characters (a Matrix display name may be
+/// far longer; a resourcepart holds 1023 bytes).
+const MAX_NICK_CHARS: usize = 64;
+/// The longest remote id added to a nick to tell two members apart, in bytes.
+const MAX_ID_BYTES: usize = 256;
 
 /// Whether two nicks are the same but for case (a final sigma too).
 fn same_nick(a: &str, b: &str) -> bool {
@@ -133,6 +153,20 @@ mod tests {
         ] {
             assert_eq!(o.free_nick(display, "u4"), nick, "{display:?}");
         }
+        // long names and ids are cut: a nick always fits a resourcepart (1023 bytes)
+        let long = "𝔸".repeat(5000);
+        let mut o2 = Occupants::default();
+        let nick = o2.free_nick(&long, &"i".repeat(5000));
+        assert_eq!(nick.chars().count(), MAX_NICK_CHARS);
+        o2.remote.insert(
+            RemoteUserId::new("x"),
+            RemoteOccupant {
+                nick: nick.clone(),
+                photo: None,
+            },
+        );
+        let again = o2.free_nick(&long, &"i".repeat(5000));
+        assert!(again != nick && again.len() < 1023, "{}", again.len());
         assert_eq!(o.holder("ALICE"), Some(Ok("j@x")));
         assert_eq!(o.holder("Alice (U1)"), Some(Err(())));
         // case folds beyond ASCII; different lengths never match

@@ -27,8 +27,9 @@ struct State {
     /// bare JID -> avatar URL (None: the user has none), and when it was read.
     known: HashMap<String, (Option<String>, Instant)>,
     fetching: HashSet<String>,
-    waiting: HashMap<String, oneshot::Sender<VcardAnswer>>,
-    next: u64,
+    /// Requests under way: id (random: nobody can guess one to answer in another's
+    /// place) -> whose vCard was asked for, and who waits for it.
+    waiting: HashMap<String, (String, oneshot::Sender<VcardAnswer>)>,
 }
 
 impl Personas {
@@ -45,10 +46,20 @@ impl Personas {
         }
     }
 
-    /// The answer to one of our requests.
-    pub fn answer(&self, id: &str, answer: VcardAnswer) {
-        if let Some(tx) = self.lock().waiting.remove(id) {
-            let _ = tx.send(answer);
+    /// The answer to one of our requests, taken only from the JID it was asked of.
+    pub fn answer(&self, id: &str, from: &str, answer: VcardAnswer) {
+        let mut s = self.lock();
+        match s.waiting.get(id) {
+            Some((asked, _)) if asked.eq_ignore_ascii_case(xmpp::bare(from)) => {
+                if let Some((_, tx)) = s.waiting.remove(id) {
+                    let _ = tx.send(answer);
+                }
+            }
+            Some(_) => tracing::warn!(
+                from,
+                "a vCard answer from someone it was not asked of; ignored"
+            ),
+            None => {}
         }
     }
 
@@ -103,9 +114,12 @@ impl Personas {
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut s = self.lock();
-            s.next += 1;
-            let id = format!("{}{}", xmpp::vcard::REQUEST_PREFIX, s.next);
-            s.waiting.insert(id.clone(), tx);
+            let id = format!(
+                "{}{:032x}",
+                xmpp::vcard::REQUEST_PREFIX,
+                rand::random::<u128>()
+            );
+            s.waiting.insert(id.clone(), (bare.to_string(), tx));
             id
         };
         let ask = xmpp::vcard::request(domain, bare, &id);
@@ -135,5 +149,27 @@ impl Personas {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Any user could learn a request's id and answer in another's place (setting their
+    /// avatar): an answer counts only from the JID asked.
+    #[test]
+    fn answers_count_only_from_the_jid_asked() {
+        let p = Personas::default();
+        let (tx, mut rx) = oneshot::channel();
+        p.lock()
+            .waiting
+            .insert("vc-1".into(), ("juliet@example.org".into(), tx));
+        p.answer("vc-1", "mallory@example.org/x", VcardAnswer::NoPhoto);
+        assert!(rx.try_recv().is_err(), "not from mallory");
+        assert!(p.lock().waiting.contains_key("vc-1"));
+        p.answer("vc-1", "Juliet@example.org", VcardAnswer::NoPhoto);
+        assert_eq!(rx.try_recv().ok(), Some(VcardAnswer::NoPhoto));
+        assert!(p.lock().waiting.is_empty());
     }
 }

@@ -350,7 +350,7 @@ impl Bridge {
         };
         let id = row.id;
         let tx = self.portal_queue(&net, row, None);
-        self.enqueue(&net, tx, PortalInput::Remote(Box::new(ev), None))
+        self.enqueue(&net, tx, PortalInput::Remote(Box::new(ev), None, None))
             .await;
         self.live().forget(network, id);
     }
@@ -636,7 +636,8 @@ impl Bridge {
             let live = self.live().for_room(&net.id, &room);
             if let Some(tx) = live {
                 let ev = Box::new(env.event);
-                self.enqueue_held(&net, tx, |held| PortalInput::Remote(ev, held))
+                let applied = env.applied;
+                self.enqueue_held(&net, tx, |held| PortalInput::Remote(ev, held, applied))
                     .await;
                 continue;
             }
@@ -673,7 +674,8 @@ impl Bridge {
             };
             let tx = self.portal_queue(&net, row, Some(&env.event));
             let ev = Box::new(env.event);
-            self.enqueue_held(&net, tx, |held| PortalInput::Remote(ev, held))
+            let applied = env.applied;
+            self.enqueue_held(&net, tx, |held| PortalInput::Remote(ev, held, applied))
                 .await;
         }
     }

@@ -65,19 +65,23 @@ async fn network_endpoint(
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
-        Ok(b) => b.to_vec(),
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "too large\n").into_response(),
+    let mut head = HttpRequest {
+        method,
+        path,
+        query,
+        headers,
+        body: Vec::new(),
     };
-    let answer = endpoint
-        .handle(HttpRequest {
-            method,
-            path,
-            query,
-            headers,
-            body,
-        })
-        .await;
+    let answer = match endpoint.admit(&head) {
+        Some(refused) => refused,
+        None => {
+            head.body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+                Ok(b) => b.to_vec(),
+                Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "too large\n").into_response(),
+            };
+            endpoint.handle(head).await
+        }
+    };
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
@@ -158,5 +162,74 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: Can
         .await;
     if let Err(e) = result {
         tracing::error!("HTTP listener failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causeway_api::HttpResponse;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Refuses everything without the right header, before reading a body.
+    struct Guarded;
+
+    #[async_trait::async_trait]
+    impl HttpEndpoint for Guarded {
+        fn prefixes(&self) -> Vec<String> {
+            vec!["/app/".into()]
+        }
+        fn admit(&self, head: &HttpRequest) -> Option<HttpResponse> {
+            (head.header("authorization") != Some("Bearer ok"))
+                .then(|| HttpResponse::json(403, &serde_json::json!({"errcode": "M_FORBIDDEN"})))
+        }
+        async fn handle(&self, req: HttpRequest) -> HttpResponse {
+            HttpResponse::json(200, &serde_json::json!({"read": req.body.len()}))
+        }
+    }
+
+    /// A request without credentials announcing a 32 MiB body is refused at once: the
+    /// body is never waited for (this request never sends it).
+    #[tokio::test]
+    async fn a_body_is_read_only_after_the_credentials_passed() {
+        let store = Store::open("sqlite::memory:", 1).await.expect("store");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let egress = Arc::new(crate::egress::Egress::new(&Default::default()).expect("egress"));
+        let config = crate::config::MediaConfig {
+            dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let media =
+            Arc::new(Media::new(&config, "127.0.0.1:1", store.clone(), egress).expect("media"));
+        let app = router(Arc::default(), store, media, vec![Arc::new(Guarded)]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let ask = |auth: &'static str, body: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let head = format!(
+                "PUT /app/x HTTP/1.1\r\nhost: x\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                if body.is_empty() { 32 << 20 } else { body.len() }
+            );
+            s.write_all(head.as_bytes()).await.expect("write");
+            let mut answer = Vec::new();
+            let read = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                s.read_to_end(&mut answer),
+            );
+            read.await
+                .expect("answered without the body")
+                .expect("read");
+            String::from_utf8_lossy(&answer).to_string()
+        };
+        let refused = ask("", "").await;
+        assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+        let taken = ask("authorization: Bearer ok\r\n", "{\"a\":1}").await;
+        assert!(
+            taken.starts_with("HTTP/1.1 200") && taken.contains("\"read\":7"),
+            "{taken}"
+        );
     }
 }

@@ -102,6 +102,7 @@ pub enum Classified {
     /// The answer to a request Causeway sent (a vCard read).
     Answer {
         id: String,
+        from: String,
         answer: super::vcard::VcardAnswer,
     },
     Ignore,
@@ -211,6 +212,7 @@ fn iq(
     if let Some(id) = super::vcard::answer_id(&el) {
         return Classified::Answer {
             id: id.to_string(),
+            from: el.attr("from").unwrap_or_default().to_string(),
             answer: super::vcard::read_answer(&el),
         };
     }

@@ -179,8 +179,8 @@ pub async fn dispatch(
             .into_iter()
             .collect(),
             Classified::Ignore => continue,
-            Classified::Answer { id, answer } => {
-                bridge.shared().personas.answer(&id, answer);
+            Classified::Answer { id, from, answer } => {
+                bridge.shared().personas.answer(&id, &from, answer);
                 continue;
             }
             Classified::Reply(out) => vec![out],

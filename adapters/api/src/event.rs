@@ -260,8 +260,39 @@ impl std::fmt::Debug for LoginRecord {
 }
 
 /// Events pushed by a session, tagged by the login that saw them.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Envelope {
     pub login: LoginId,
     pub event: RemoteEvent,
+    /// Told when the core is done with the event (`EventSink::send_applied`).
+    pub applied: Option<Applied>,
+}
+
+/// Dropped once the core is done with an event: what it means is stored (and on its way
+/// to XMPP), or the core decided not to bridge it. A network that acknowledges what it
+/// pushes (a Matrix transaction) waits for this before it answers.
+#[derive(Debug)]
+pub struct Applied(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Applied {
+    pub fn new() -> (Applied, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Applied(Some(tx)), rx)
+    }
+}
+
+impl Applied {
+    /// Not done after all (the core could not store it): the network is told nothing, and
+    /// sends it again.
+    pub fn abandon(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for Applied {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
 }

@@ -60,6 +60,12 @@ impl HttpResponse {
 pub trait HttpEndpoint: Send + Sync {
     /// Path prefixes this endpoint serves, e.g. "/_matrix/app/".
     fn prefixes(&self) -> Vec<String>;
+    /// Checked on the request's head (its `body` still empty), before the body is read: a
+    /// refusal is the answer at once, so that nobody without the endpoint's credentials
+    /// makes Causeway read a large body.
+    fn admit(&self, _head: &HttpRequest) -> Option<HttpResponse> {
+        None
+    }
     async fn handle(&self, req: HttpRequest) -> HttpResponse;
 }
 

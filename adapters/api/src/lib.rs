@@ -103,9 +103,29 @@ impl EventSink {
             .send(Envelope {
                 login: self.login.clone(),
                 event,
+                applied: None,
             })
             .await
             .map_err(|_| NetworkError::Other("the bridge is shutting down".into()))
+    }
+
+    /// Hand one event to the core; the answer resolves once the core is done with it
+    /// (stored, or deliberately not bridged): for networks that acknowledge only what is
+    /// durable.
+    pub async fn send_applied(
+        &self,
+        event: RemoteEvent,
+    ) -> Result<tokio::sync::oneshot::Receiver<()>, NetworkError> {
+        let (applied, done) = Applied::new();
+        self.tx
+            .send(Envelope {
+                login: self.login.clone(),
+                event,
+                applied: Some(applied),
+            })
+            .await
+            .map_err(|_| NetworkError::Other("the bridge is shutting down".into()))?;
+        Ok(done)
     }
 
     pub fn login(&self) -> &LoginId {

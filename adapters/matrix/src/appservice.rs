@@ -117,6 +117,9 @@ impl Endpoint {
             .flatten()
             .map(|e| (e, false));
         let all = timeline.chain(ephemeral.into_iter().flatten().map(|e| (e, true)));
+        // Answered only once the core stored what the events mean (edits, redactions and
+        // reactions included): a crash before that, and the homeserver sends them again.
+        let mut applied = Vec::new();
         for (event, ephemeral) in all {
             tracing::debug!(
                 txn,
@@ -145,8 +148,9 @@ impl Endpoint {
                         }
                     }
                     for ev in events {
-                        if sink.send(ev).await.is_err() {
-                            return error(503, "M_UNKNOWN", "the bridge is stopping");
+                        match sink.send_applied(ev).await {
+                            Ok(done) => applied.push(done),
+                            Err(_) => return error(503, "M_UNKNOWN", "the bridge is stopping"),
                         }
                     }
                 }
@@ -160,7 +164,12 @@ impl Endpoint {
                 }
             }
         }
-        // Marked applied only after every event was handed on: a crash in between means the
+        for done in applied {
+            if done.await.is_err() {
+                return error(503, "M_UNKNOWN", "not stored yet; send it again");
+            }
+        }
+        // Marked applied only after every event was stored: a crash in between means the
         // homeserver sends it again, and the core drops what it already has.
         if let Err(e) = store.put(&key, &digest).await {
             return error(500, "M_UNKNOWN", &e.to_string());
@@ -175,17 +184,28 @@ impl HttpEndpoint for Endpoint {
         vec!["/_matrix/app/".into()]
     }
 
+    /// The homeserver's token, checked before the body is read (the signed media path
+    /// carries its own signature instead).
+    fn admit(&self, head: &HttpRequest) -> Option<HttpResponse> {
+        if head.path.starts_with(MEDIA_PATH) {
+            return None;
+        }
+        match Self::token(head) {
+            None => Some(error(401, "M_UNAUTHORIZED", "no token")),
+            Some(t) if !same(t, self.shared.reg.hs_token.expose()) => {
+                tracing::warn!(path = %head.path, "appservice request with a wrong hs_token refused");
+                Some(error(403, "M_FORBIDDEN", "wrong token"))
+            }
+            Some(_) => None,
+        }
+    }
+
     async fn handle(&self, req: HttpRequest) -> HttpResponse {
         if let Some(rest) = req.path.strip_prefix(MEDIA_PATH) {
             return self.media(rest).await;
         }
-        match Self::token(&req) {
-            None => return error(401, "M_UNAUTHORIZED", "no token"),
-            Some(t) if !same(t, self.shared.reg.hs_token.expose()) => {
-                tracing::warn!(path = %req.path, "appservice request with a wrong hs_token refused");
-                return error(403, "M_FORBIDDEN", "wrong token");
-            }
-            Some(_) => {}
+        if let Some(refused) = self.admit(&req) {
+            return refused;
         }
         let path = req.path.trim_start_matches("/_matrix/app/v1/");
         match (req.method.as_str(), path.split_once('/')) {

@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 /// of 300-byte slots held 17 MiB in the memory bench before any event waited in them.
 pub enum PortalInput {
     Xmpp(Box<XmppEvent>, Held),
-    Remote(Box<RemoteEvent>, Held),
+    /// A network event; the network is told once it is stored (`Applied`) if it asked.
+    Remote(Box<RemoteEvent>, Held, Option<Applied>),
     /// A member's avatar was copied: its XEP-0153 hash.
     Avatar {
         user: RemoteUserId,
@@ -109,7 +110,19 @@ impl Portal {
             };
             match input {
                 PortalInput::Xmpp(ev, _held) => self.on_xmpp(*ev).await,
-                PortalInput::Remote(ev, _held) => self.on_remote(*ev).await,
+                PortalInput::Remote(ev, _held, applied) => {
+                    self.on_remote(*ev).await;
+                    if let Some(applied) = applied {
+                        // what it meant is stored before the network hears it was taken
+                        match self.net.link.flush().await {
+                            Ok(()) => drop(applied),
+                            Err(e) => {
+                                tracing::warn!(network = %self.net.id, "not acknowledged to the network (it sends it again): {e}");
+                                applied.abandon();
+                            }
+                        }
+                    }
+                }
                 PortalInput::Avatar { user, photo } => self.avatar_ready(user, photo).await,
                 PortalInput::CatchUp => {
                     if self.row.access != Access::Closed {
