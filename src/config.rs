@@ -77,6 +77,27 @@ pub struct ComponentConfig {
 pub struct StoreConfig {
     pub url: String,
     pub max_connections: u32,
+    /// The key that seals the network credentials kept in the store (created on first
+    /// start). Keep it apart from the store's backups. Unset: `<store file>.key` beside a
+    /// SQLite store, else `causeway.key`.
+    pub secrets_key_file: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// Where the sealing key is kept (None for an in-memory store: a key of this process).
+    pub fn key_file(&self) -> Option<PathBuf> {
+        if let Some(f) = &self.secrets_key_file {
+            return Some(f.clone());
+        }
+        if self.url.starts_with("sqlite:") {
+            return crate::private::sqlite_path(&self.url).map(|p| {
+                let mut s = p.into_os_string();
+                s.push(".key");
+                PathBuf::from(s)
+            });
+        }
+        Some(PathBuf::from("causeway.key"))
+    }
 }
 
 impl Default for StoreConfig {
@@ -84,6 +105,7 @@ impl Default for StoreConfig {
         Self {
             url: "sqlite://causeway.db?mode=rwc".into(),
             max_connections: 4,
+            secrets_key_file: None,
         }
     }
 }
@@ -93,6 +115,7 @@ impl fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("url", &crate::store::redact_url(&self.url))
             .field("max_connections", &self.max_connections)
+            .field("secrets_key_file", &self.secrets_key_file)
             .finish()
     }
 }
@@ -325,7 +348,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "spaces_mirror",
         ],
     ),
-    ("store", &["url", "max_connections"]),
+    ("store", &["url", "max_connections", "secrets_key_file"]),
     ("http", &["listen"]),
     (
         "bridge",

@@ -9,6 +9,7 @@ pub mod media;
 pub mod metrics;
 pub mod networks;
 pub mod private;
+pub mod secrets;
 pub mod store;
 pub mod xmpp;
 
@@ -109,12 +110,25 @@ pub async fn run_with(
     networks: Vec<Arc<dyn Network>>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let store = Store::open(&config.store.url, config.store.max_connections)
+    let mut store = Store::open(&config.store.url, config.store.max_connections)
         .await
         .map_err(|source| RunError::Store {
             url: store::redact_url(&config.store.url),
             source,
         })?;
+    if let Some(key) = config.store.key_file() {
+        let sealer = secrets::Sealer::load_or_create(&key).map_err(|e| RunError::Store {
+            url: store::redact_url(&config.store.url),
+            source: e.into(),
+        })?;
+        store
+            .use_sealer(sealer)
+            .await
+            .map_err(|source| RunError::Store {
+                url: store::redact_url(&config.store.url),
+                source,
+            })?;
+    }
     let metrics = Arc::new(Metrics::default());
     let egress = egress::Egress::new(&config.egress)
         .map(Arc::new)

@@ -6,16 +6,38 @@ use sqlx::{Connection, Row};
 
 const LOGIN_COLS: &str = "login_id, user_jid, remote_name, secrets";
 
-fn login_row(r: &sqlx::any::AnyRow) -> Result<LoginRecord> {
-    Ok(LoginRecord {
-        login: LoginId::new(r.try_get::<String, _>("login_id")?),
-        xmpp_user: Some(r.try_get("user_jid")?),
-        remote_name: r.try_get("remote_name")?,
-        secrets: Secret::new(r.try_get::<String, _>("secrets")?),
-    })
-}
-
 impl Store {
+    fn login_row(&self, r: &sqlx::any::AnyRow) -> Result<LoginRecord> {
+        let stored: String = r.try_get("secrets")?;
+        Ok(LoginRecord {
+            login: LoginId::new(r.try_get::<String, _>("login_id")?),
+            xmpp_user: Some(r.try_get("user_jid")?),
+            remote_name: r.try_get("remote_name")?,
+            secrets: Secret::new(self.sealer.open(&stored)?),
+        })
+    }
+
+    /// Seal the credentials kept in clear by a version before sealing.
+    pub(super) async fn seal_logins(&self) -> Result<()> {
+        let rows = sqlx::query("SELECT network, login_id, secrets FROM user_login")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in rows {
+            let stored: String = r.try_get("secrets")?;
+            let plain = self.sealer.open(&stored)?;
+            if crate::secrets::Sealer::is_sealed(&stored) {
+                continue;
+            }
+            sqlx::query("UPDATE user_login SET secrets = $1 WHERE network = $2 AND login_id = $3")
+                .bind(self.sealer.seal(&plain))
+                .bind(r.try_get::<String, _>("network")?)
+                .bind(r.try_get::<String, _>("login_id")?)
+                .execute(&mut *self.write.conn().await?)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Keep a user's login (one per user and network; a new one replaces the old).
     pub async fn save_login(&self, network: &NetworkId, user: &str, l: &LoginRecord) -> Result<()> {
         let mut conn = self.write.conn().await?;
@@ -41,7 +63,7 @@ impl Store {
         .bind(l.login.as_str())
         .bind(user)
         .bind(&l.remote_name)
-        .bind(l.secrets.expose())
+        .bind(self.sealer.seal(l.secrets.expose()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -56,7 +78,7 @@ impl Store {
         .bind(user)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(login_row).transpose()
+        row.as_ref().map(|r| self.login_row(r)).transpose()
     }
 
     /// Every user login of a network (sessions to start).
@@ -68,7 +90,7 @@ impl Store {
         .bind(network.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(login_row).collect()
+        rows.iter().map(|r| self.login_row(r)).collect()
     }
 
     /// Forget a user's login; returns it if there was one.

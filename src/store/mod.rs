@@ -34,6 +34,7 @@ pub use space::SpaceRow;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A log this long (frames of a page each, 1000 = about 4 MB) is copied between two commits,
@@ -50,6 +51,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store's file: {0}")]
     File(#[from] std::io::Error),
+    #[error("{0}")]
+    Sealed(#[from] crate::secrets::SealError),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -73,6 +76,9 @@ pub struct Store {
     /// Puppets as last written (`puppet.rs`): a portal coming up upserts each of its
     /// members, and a thousand portals share the same members.
     puppets: puppet::Written,
+    /// Seals the credentials kept in the store (`crate::secrets`); an in-memory store, or
+    /// one opened without a key file, gets a key of this process only.
+    sealer: Arc<crate::secrets::Sealer>,
 }
 
 fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
@@ -144,7 +150,15 @@ impl Store {
             backend,
             wal: file_sqlite,
             puppets: puppet::Written::default(),
+            sealer: Arc::new(crate::secrets::Sealer::ephemeral()),
         })
+    }
+
+    /// Seal credentials with this key from now on, and seal those kept before sealing
+    /// existed. Fails if a sealed credential does not open with it (another key file).
+    pub async fn use_sealer(&mut self, sealer: crate::secrets::Sealer) -> Result<()> {
+        self.sealer = Arc::new(sealer);
+        self.seal_logins().await
     }
 
     pub fn backend(&self) -> Backend {
