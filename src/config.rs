@@ -175,6 +175,30 @@ pub struct BridgeConfig {
     /// Rooms a network shows only to some of its users (a Discord channel hidden from
     /// @everyone) are not bridged, unless listed here; then they are members-only rooms.
     pub private_rooms: Vec<PrivateRoom>,
+    /// What one XMPP user may create.
+    pub quotas: QuotaConfig,
+}
+
+/// What one XMPP user may create (admins too: a quota guards against accidents as well).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// 1:1 conversations with remote users the gateway had none with, per hour.
+    pub new_direct_per_hour: usize,
+    /// Registrations (logins to a network), per hour.
+    pub registrations_per_hour: usize,
+    /// Rooms joined at once.
+    pub rooms_joined: usize,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self {
+            new_direct_per_hour: 30,
+            registrations_per_hour: 10,
+            rooms_joined: 200,
+        }
+    }
 }
 
 /// A room not everyone on its network may see, opted in by an admin as a members-only room.
@@ -200,6 +224,7 @@ impl Default for BridgeConfig {
             backlog: 4096,
             allowed_domains: Vec::new(),
             private_rooms: Vec::new(),
+            quotas: QuotaConfig::default(),
         }
     }
 }
@@ -362,6 +387,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "backlog",
             "allowed_domains",
             "private_rooms",
+            "quotas",
         ],
     ),
     ("media", &["dir", "public_url", "max_bytes"]),

@@ -251,6 +251,7 @@ pub async fn run_with(
             occupant_key,
             media: media.clone(),
             personas: Default::default(),
+            quotas: bridge::quota::Quotas::new(config.bridge.quotas.clone()),
         },
         nets.clone(),
         tracker.clone(),

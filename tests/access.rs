@@ -379,3 +379,77 @@ async fn hidden_discord_channels_are_not_bridged_unless_opted_in() {
     romeo.close().await;
     gw.stop().await;
 }
+
+/// What one XMPP user may create is bounded (`[bridge.quotas]`): new 1:1 conversations and
+/// registrations per hour, rooms joined at once; past it, resource-constraint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_bound_what_one_user_creates() {
+    let server = Server::start(Kind::Prosody);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+    let gw = Gateway::start_with(&server, &url, |c| {
+        c.bridge.quotas.new_direct_per_hour = 2;
+        c.bridge.quotas.registrations_per_hour = 1;
+        c.bridge.quotas.rooms_joined = 2;
+    })
+    .await;
+    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
+    // rooms joined at once
+    assert_eq!(
+        try_join(&mut juliet, &format!("lobby@{DOMAIN}"), "J").await,
+        Ok(())
+    );
+    assert_eq!(
+        try_join(&mut juliet, &format!("random@{DOMAIN}"), "J").await,
+        Ok(())
+    );
+    let third = format!("tea\\20room@{DOMAIN}");
+    assert_eq!(
+        try_join(&mut juliet, &third, "J").await,
+        Err("resource-constraint".into())
+    );
+    leave(&mut juliet, &format!("random@{DOMAIN}"), "J").await;
+    assert_eq!(
+        try_join(&mut juliet, &third, "J").await,
+        Ok(()),
+        "a place again after leaving"
+    );
+    // new 1:1 conversations
+    for (n, user) in ["alice", "bob", "carol"].iter().enumerate() {
+        let id = format!("dm{n}");
+        juliet
+            .send_xml(&format!(
+                "<message xmlns='jabber:client' to='{user}@{DOMAIN}' type='chat' id='{id}'><body>hi</body></message>"
+            ))
+            .await;
+        if n == 2 {
+            let refused = juliet
+                .expect("the third new conversation refused", SEC, |e| {
+                    e.attr("id") == Some(id.as_str())
+                })
+                .await;
+            assert_eq!(
+                error_condition(&refused).as_deref(),
+                Some("resource-constraint")
+            );
+        }
+    }
+    // registrations
+    let form = |pw: &str| {
+        format!("<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='username'><value>jules</value></field><field var='password'><value>{pw}</value></field></x></query>")
+    };
+    let first = iq(&mut juliet, "reg1", "set", DOMAIN, &form("one")).await;
+    assert_eq!(
+        first.attr("type"),
+        Some("result"),
+        "{}",
+        String::from(&first)
+    );
+    let second = iq(&mut juliet, "reg2", "set", DOMAIN, &form("two")).await;
+    assert_eq!(
+        error_condition(&second).as_deref(),
+        Some("resource-constraint")
+    );
+    juliet.close().await;
+    gw.stop().await;
+}

@@ -5,6 +5,7 @@
 mod occupants;
 pub(crate) mod personas;
 mod portal;
+pub(crate) mod quota;
 mod reactions;
 mod router;
 pub(crate) mod serial;

@@ -1,6 +1,7 @@
 //! XmppEvent | RemoteEvent -> the portal task that owns the room (spawned on first use).
 
 use super::portal::{Held, Portal, PortalInput};
+use super::quota::Per;
 use super::serial::Serial;
 use crate::config::BridgeConfig;
 use crate::metrics::Metrics;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub occupant_key: String,
     /// XMPP users as relay logins show them (nick, avatar).
     pub personas: Arc<super::personas::Personas>,
+    /// What each XMPP user may create.
+    pub quotas: super::quota::Quotas,
 }
 
 impl Shared {
@@ -490,6 +493,14 @@ impl Bridge {
             return Err(not_found());
         };
         let found = match &ev.event {
+            XmppEvent::Direct { from, .. }
+                if !self.shared.quotas.take(Per::NewDirect, xmpp::bare(from)) =>
+            {
+                return Err(refuse(
+                    Condition::ResourceConstraint,
+                    Some("you opened too many new conversations in the last hour".into()),
+                ));
+            }
             XmppEvent::Direct { from, .. } => {
                 let persona = Persona {
                     nick: xmpp::bare(from).to_string(),

@@ -189,6 +189,22 @@ impl Portal {
             }
         }
         let is_new_occupant = !self.occ.xmpp.contains_key(&bare);
+        if is_new_occupant
+            && !self
+                .shared
+                .quotas
+                .join(&bare, (self.net.id.as_str(), self.row.id))
+        {
+            let e = self.error(
+                "presence",
+                &from,
+                Some(&room_nick),
+                id.as_deref(),
+                Condition::ResourceConstraint,
+                Some("you are in as many rooms as this gateway allows".into()),
+            );
+            return self.send(vec![e]).await;
+        }
         let occ = self
             .occ
             .xmpp
@@ -309,6 +325,9 @@ impl Portal {
                     sessions: Default::default(),
                 });
             o.sessions.insert(r.session);
+            self.shared
+                .quotas
+                .rejoined(&r.bare, (self.net.id.as_str(), self.row.id));
         }
     }
 
@@ -333,6 +352,9 @@ impl Portal {
         let last = me.sessions.is_empty();
         if last {
             self.occ.xmpp.remove(&bare);
+            self.shared
+                .quotas
+                .leave(&bare, (self.net.id.as_str(), self.row.id));
             let others: Vec<u16> = codes.into_iter().filter(|c| *c != 110).collect();
             for to in self.occ.sessions() {
                 items.push(self.xmpp_presence(&me, &to, others.clone(), true));

@@ -272,6 +272,11 @@ impl Portal {
                         tracing::warn!(network = %self.net.id, "occupant not forgotten: {e}");
                     }
                 }
+                for bare in self.occ.xmpp.keys() {
+                    self.shared
+                        .quotas
+                        .leave(bare, (self.net.id.as_str(), self.row.id));
+                }
                 self.occ.xmpp.clear();
                 // (closed until its task ends: what is queued behind this is refused)
                 self.row.access = crate::store::Access::Closed;

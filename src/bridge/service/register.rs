@@ -100,6 +100,16 @@ impl Bridge {
         {
             return Err((Condition::NotAcceptable, format!("{} is required", f.label)));
         }
+        if !self
+            .shared
+            .quotas
+            .take(crate::bridge::quota::Per::Registration, ask.bare())
+        {
+            return Err((
+                Condition::ResourceConstraint,
+                "too many registrations in the last hour; try again later".into(),
+            ));
+        }
         let mut login = match ask.net.network.login(&flow, fields).await {
             Ok(l) => l,
             Err(NetworkError::Forbidden(m) | NetworkError::LoggedOut(m)) => {
