@@ -372,7 +372,7 @@ impl Portal {
 
     /// A TxnId for something sent to the network, remembered to recognise its echo.
     pub(super) fn new_txn(&mut self) -> TxnId {
-        let txn = TxnId::new(format!("cw{:016x}", rand::random::<u64>()));
+        let txn = super::super::own_txn(&self.shared.occupant_key);
         self.remember_txn(txn.clone());
         txn
     }

@@ -138,6 +138,18 @@ impl Portal {
                 if txn.as_ref().is_some_and(|t| self.txns.contains(t)) {
                     return; // our own echo
                 }
+                // Ours too, from before a restart: an echo, or (after a crash between the
+                // send and the store) a message its sender never saw reflected. Never a
+                // remote user's post.
+                if txn
+                    .as_ref()
+                    .is_some_and(|t| crate::bridge::is_own_txn(&self.shared.occupant_key, t))
+                {
+                    if matches!(self.find_remote(&id).await, None) {
+                        tracing::warn!(network = %self.net.id, room = %self.row.key.room, "a message sent before a restart was not archived (Causeway stopped between sending and storing it)");
+                    }
+                    return;
+                }
                 self.remote_message(&ev, id, content, reply_to).await;
             }
             RemoteEventKind::Edit { target, content } => {
