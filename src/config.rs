@@ -239,6 +239,8 @@ pub struct MediaConfig {
     pub public_url: String,
     /// Largest file re-hosted, in bytes; bigger ones are announced, not copied.
     pub max_bytes: u64,
+    /// Days a copied file is kept (0 = for ever); an avatar still in use is copied again.
+    pub retention_days: u64,
 }
 
 impl Default for MediaConfig {
@@ -247,6 +249,7 @@ impl Default for MediaConfig {
             dir: PathBuf::from("media"),
             public_url: String::new(),
             max_bytes: 25 * 1024 * 1024,
+            retention_days: 365,
         }
     }
 }
@@ -390,7 +393,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "quotas",
         ],
     ),
-    ("media", &["dir", "public_url", "max_bytes"]),
+    (
+        "media",
+        &["dir", "public_url", "max_bytes", "retention_days"],
+    ),
     ("egress", &["allow", "timeout_secs", "max_redirects"]),
     ("log", &["level"]),
     ("runtime", &["worker_threads"]),

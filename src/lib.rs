@@ -48,8 +48,13 @@ pub enum RunError {
 }
 
 /// Keep SQLite's write-ahead log short, off the writer's path; once an hour, forget message
-/// texts older than the configured retention.
-async fn upkeep(store: Store, retention_days: u64, shutdown: CancellationToken) {
+/// texts, copied files and adapters' state past their retention.
+async fn upkeep(
+    store: Store,
+    media: Arc<media::Media>,
+    (retention_days, media_days): (u64, u64),
+    shutdown: CancellationToken,
+) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
@@ -69,6 +74,18 @@ async fn upkeep(store: Store, retention_days: u64, shutdown: CancellationToken) 
                         Ok(n) => tracing::info!(messages = n, "texts past retention forgotten"),
                         Err(e) => tracing::warn!("retention not applied: {e}"),
                     }
+                }
+                if media_days > 0 {
+                    match media.expire(media_days).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(files = n, "copied files past retention removed"),
+                        Err(e) => tracing::warn!("media retention not applied: {e}"),
+                    }
+                }
+                match store.forget_expired_state(store::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(keys = n, "adapters' expired state forgotten"),
+                    Err(e) => tracing::warn!("adapters' state not pruned: {e}"),
                 }
             }
         }
@@ -296,7 +313,8 @@ pub async fn run_with(
     }
     tracker.spawn(upkeep(
         store.clone(),
-        config.bridge.retention_days,
+        media.clone(),
+        (config.bridge.retention_days, config.media.retention_days),
         shutdown.clone(),
     ));
     tracing::info!(

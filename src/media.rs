@@ -327,6 +327,26 @@ impl Media {
         self.store.media_by_source(url).await.ok().flatten()
     }
 
+    /// Remove copies older than `days` days (rows first: a file is never served without
+    /// its row); how many.
+    pub async fn expire(&self, days: u64) -> Result<usize, crate::store::StoreError> {
+        let days = i64::try_from(days).unwrap_or(i64::MAX / 86_400_000);
+        let before = crate::store::now_ms().saturating_sub(days.saturating_mul(86_400_000));
+        let mut removed = 0;
+        loop {
+            let tokens = self.store.forget_media_before(before, 500).await?;
+            for t in &tokens {
+                if let Err(e) = tokio::fs::remove_file(self.dir.join(t)).await {
+                    tracing::debug!(token = %t, "expired copy not removed: {e}");
+                }
+            }
+            removed += tokens.len();
+            if tokens.len() < 500 {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// A served file: its row and where it lies.
     pub async fn open(&self, token: &str) -> Option<(MediaRow, PathBuf)> {
         if !token.chars().all(|c| c.is_ascii_hexdigit()) || token.len() != 32 {
@@ -401,6 +421,32 @@ mod tests {
             assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), on_disk);
             assert!(media.copying.lock().expect("lock").is_empty());
         }
+    }
+
+    /// Copies past their retention are removed, rows and files.
+    #[tokio::test]
+    async fn old_copies_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = MediaConfig {
+            dir: dir.path().to_path_buf(),
+            ..MediaConfig::default()
+        };
+        let store = Store::open("sqlite::memory:", 1).await.expect("store");
+        let egress = Arc::new(Egress::new(&Default::default()).expect("egress"));
+        let media = Media::new(&config, "127.0.0.1:1", store, egress).expect("media");
+        let kept = media
+            .keep_bytes("xmpp:a@x", "a.png", "image/png", vec![1, 2, 3])
+            .await
+            .expect("kept");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+        assert_eq!(media.expire(1).await.expect("expire"), 0, "a day old: kept");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert_eq!(media.expire(0).await.expect("expire"), 1);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+        assert!(media
+            .read_ours(&kept.url, 10)
+            .await
+            .is_some_and(|r| r.is_err()));
     }
 
     #[test]

@@ -46,6 +46,27 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Forget copies made before `before_ms` (at most `limit`); their tokens, whose files
+    /// are to be removed.
+    pub async fn forget_media_before(&self, before_ms: i64, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT token FROM media WHERE created_at < $1 LIMIT $2")
+            .bind(before_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let tokens: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get("token"))
+            .collect::<std::result::Result<_, _>>()?;
+        for t in &tokens {
+            sqlx::query("DELETE FROM media WHERE token = $1")
+                .bind(t)
+                .execute(&mut *self.write.conn().await?)
+                .await?;
+        }
+        Ok(tokens)
+    }
+
     pub async fn add_media(&self, m: &MediaRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO media (token, source, name, content_type, size, sha1, created_at)

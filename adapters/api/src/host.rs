@@ -11,6 +11,17 @@ use std::sync::Arc;
 pub trait KvStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<String>, crate::NetworkError>;
     async fn put(&self, key: &str, value: &str) -> Result<(), crate::NetworkError>;
+    /// `put`, for a while only: the key is forgotten after `keep` (what is needed only for
+    /// some time, so that the state does not grow for ever).
+    async fn put_for(
+        &self,
+        key: &str,
+        value: &str,
+        keep: std::time::Duration,
+    ) -> Result<(), crate::NetworkError> {
+        let _ = keep;
+        self.put(key, value).await
+    }
     /// Store `value` under `key` unless the key exists; true when it was stored.
     async fn put_new(&self, key: &str, value: &str) -> Result<bool, crate::NetworkError>;
     async fn delete(&self, key: &str) -> Result<(), crate::NetworkError>;

@@ -288,7 +288,11 @@ impl Shared {
                     .send_event(room, &user, "m.reaction", &txn, body)
                     .await?;
                 store
-                    .put(&format!("my-reaction:{user}|{target}|{emoji}"), &id)
+                    .put_for(
+                        &format!("my-reaction:{user}|{target}|{emoji}"),
+                        &id,
+                        crate::KEEP_REACTION,
+                    )
                     .await?;
             }
             ActionKind::ReactionRemove { target, emoji } => {

@@ -10,6 +10,10 @@ use causeway_api::*;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// How long an applied transaction's id is remembered (homeservers send a transaction
+/// again within hours; after a crash Synapse numbers them from 1 again).
+const KEEP_TXN: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 pub struct Endpoint {
     pub(crate) shared: Arc<Shared>,
 }
@@ -171,7 +175,8 @@ impl Endpoint {
         }
         // Marked applied only after every event was stored: a crash in between means the
         // homeserver sends it again, and the core drops what it already has.
-        if let Err(e) = store.put(&key, &digest).await {
+        // (a homeserver sends a transaction again within hours at most)
+        if let Err(e) = store.put_for(&key, &digest, KEEP_TXN).await {
             return error(500, "M_UNKNOWN", &e.to_string());
         }
         HttpResponse::json(200, &json!({}))

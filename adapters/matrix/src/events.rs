@@ -205,7 +205,9 @@ impl Shared {
                     return Ok(Vec::new());
                 };
                 let remembered = json!({"target": target, "key": key}).to_string();
-                store.put(&format!("reaction:{id}"), &remembered).await?;
+                store
+                    .put_for(&format!("reaction:{id}"), &remembered, crate::KEEP_REACTION)
+                    .await?;
                 RemoteEventKind::ReactionChanged {
                     target: RemoteMessageId::new(target),
                     emoji: key.to_string(),

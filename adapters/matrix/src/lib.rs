@@ -96,6 +96,10 @@ impl MatrixConfig {
 /// What a puppet (by localpart) was last given: display name and avatar URL.
 pub(crate) type PuppetState = (Option<String>, Option<String>);
 
+/// How long a reaction's event id is remembered (to take it back by redacting it): older
+/// reactions stay as they are on the other side. Keeps the adapter's state bounded.
+pub(crate) const KEEP_REACTION: std::time::Duration = std::time::Duration::from_secs(180 * 86_400);
+
 pub(crate) struct Shared {
     pub cfg: MatrixConfig,
     pub reg: Registration,
