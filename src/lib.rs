@@ -82,6 +82,9 @@ async fn upkeep(
                         Err(e) => tracing::warn!("media retention not applied: {e}"),
                     }
                 }
+                if let Err(e) = store.forget_intents_before(store::now_ms() - 7 * 86_400_000).await {
+                    tracing::warn!("old intents not forgotten: {e}");
+                }
                 match store.forget_expired_state(store::now_ms()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(keys = n, "adapters' expired state forgotten"),

@@ -83,9 +83,15 @@ async fn network_endpoint(
         }
     };
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // (what a network serves here may be a user's file: never sniffed, never a page of
+    // this origin, as /media)
     (
         status,
-        [(header::CONTENT_TYPE, answer.content_type)],
+        [
+            (header::CONTENT_TYPE, answer.content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (header::CONTENT_SECURITY_POLICY, "sandbox".to_string()),
+        ],
         answer.body,
     )
         .into_response()
@@ -229,6 +235,15 @@ mod tests {
         let taken = ask("authorization: Bearer ok\r\n", "{\"a\":1}").await;
         assert!(
             taken.starts_with("HTTP/1.1 200") && taken.contains("\"read\":7"),
+            "{taken}"
+        );
+        let headers = taken.to_ascii_lowercase();
+        assert!(
+            headers.contains("x-content-type-options: nosniff"),
+            "{taken}"
+        );
+        assert!(
+            headers.contains("content-security-policy: sandbox"),
             "{taken}"
         );
     }

@@ -11,6 +11,7 @@ macro_rules! sql {
 mod archive;
 mod changes;
 mod cursor;
+mod intent;
 mod login;
 mod media;
 mod message;

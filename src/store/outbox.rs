@@ -25,6 +25,8 @@ pub struct Recorded {
 pub struct OutboxEntry {
     pub seq: i64,
     pub stanzas: String,
+    /// How many of its first stanzas the server acknowledged already.
+    pub acked: i64,
 }
 
 /// Which records go out: not those whose first row was stored before (a duplicate).
@@ -225,17 +227,30 @@ impl Store {
         Ok(done)
     }
 
+    /// The server acknowledged the first `n` stanzas of a row not yet complete.
+    pub async fn outbox_ack_part(&self, domain: &str, seq: i64, n: i64) -> Result<()> {
+        sqlx::query("UPDATE outbox SET acked = $3 WHERE domain = $1 AND seq = $2 AND acked < $3")
+            .bind(domain)
+            .bind(seq)
+            .bind(n)
+            .execute(&mut *self.write.conn().await?)
+            .await?;
+        Ok(())
+    }
+
     /// What is still unacknowledged, oldest first: re-sent after a reconnect.
     pub async fn outbox_pending(&self, domain: &str) -> Result<Vec<OutboxEntry>> {
-        let rows = sqlx::query("SELECT seq, stanza FROM outbox WHERE domain = $1 ORDER BY seq")
-            .bind(domain)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT seq, stanza, acked FROM outbox WHERE domain = $1 ORDER BY seq")
+                .bind(domain)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(OutboxEntry {
                     seq: r.try_get("seq")?,
                     stanzas: r.try_get("stanza")?,
+                    acked: r.try_get("acked")?,
                 })
             })
             .collect()

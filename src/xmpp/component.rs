@@ -60,6 +60,8 @@ pub struct LinkConfig {
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub seq: Option<i64>,
+    /// Its place among its row's durable stanzas (1 for the first).
+    pub nth: i64,
     pub closes: bool,
     pub text: String,
 }
@@ -313,7 +315,14 @@ impl Link {
         for entry in pending {
             match parse_stanzas(&entry.stanzas) {
                 // Written as stored (the ping below flushes it).
-                Some(_) => raw.push(&entry.stanzas),
+                Some(_) if entry.acked <= 0 => raw.push(&entry.stanzas),
+                // Its first stanzas were acknowledged before: not delivered twice.
+                Some(all) => {
+                    let skip = usize::try_from(entry.acked).unwrap_or(usize::MAX);
+                    for el in all.iter().skip(skip) {
+                        raw.push(&super::render::render(el));
+                    }
+                }
                 None => {
                     tracing::error!(domain = %domain, seq = entry.seq, "dropping an outbox entry that does not parse")
                 }
@@ -354,10 +363,13 @@ impl Link {
                     match on_read(item, &domain, &self.cfg.server_domain) {
                         Read::Deliver(inb) => permit.send((domain.clone(), inb)),
                         Read::Ack(id) => {
-                            let seqs = acks.answered(&id);
+                            let (seqs, part) = acks.answered_with_part(&id);
                             if !seqs.is_empty() {
                                 // Off the stream's path: the writer never waits for the store.
                                 let _ = acker.send(AckJob::Ack(seqs));
+                            }
+                            if let Some((seq, n)) = part {
+                                let _ = acker.send(AckJob::Part(seq, n));
                             }
                         }
                         Read::Nothing => {}
@@ -372,8 +384,8 @@ impl Link {
                     let mut lingered = false;
                     while let Some(q) = next.take() {
                         n += 1;
-                        if q.seq.is_some() && !replayed.is_some_and(|r| q.seq.is_some_and(|s| s <= r)) {
-                            acks.written();
+                        if let Some(seq) = q.seq.filter(|s| !replayed.is_some_and(|r| *s <= r)) {
+                            acks.written_of(seq, q.nth, q.closes);
                         }
                         if n < BATCH && acks.open() {
                             next = self.rx.try_recv().ok();
@@ -450,6 +462,8 @@ fn drop_offline(q: Queued) {
 enum AckJob {
     /// These outbox rows were acknowledged by the server.
     Ack(Vec<i64>),
+    /// The first stanzas of a row still being written were: (seq, how many).
+    Part(i64, i64),
     /// Answer once every earlier job is done.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -462,15 +476,22 @@ async fn acker(store: Store, domain: String, mut rx: mpsc::UnboundedReceiver<Ack
         let mut seqs = Vec::new();
         let mut waiting = Vec::new();
         let mut next = Some(job);
+        let mut part = None;
         while let Some(job) = next.take() {
             match job {
                 AckJob::Ack(s) => seqs.extend(s),
+                AckJob::Part(seq, n) => part = Some((seq, n)),
                 AckJob::Flush(done) => waiting.push(done),
             }
             next = rx.try_recv().ok();
         }
         if !seqs.is_empty() {
             if let Err(e) = store.outbox_ack(&domain, &seqs).await {
+                tracing::warn!(domain = %domain, "outbox acknowledgement not stored (will re-send): {e}");
+            }
+        }
+        if let Some((seq, n)) = part.filter(|(seq, _)| !seqs.contains(seq)) {
+            if let Err(e) = store.outbox_ack_part(&domain, seq, n).await {
                 tracing::warn!(domain = %domain, "outbox acknowledgement not stored (will re-send): {e}");
             }
         }
@@ -499,7 +520,11 @@ async fn send_ping(
 #[derive(Default)]
 struct AckBook {
     next: u64,
-    inflight: VecDeque<(String, Instant, Vec<i64>, usize)>,
+    /// (id, sent at, rows it completes, durable stanzas it covers, the row being written
+    /// and how many of its stanzas were written when it was sent)
+    inflight: VecDeque<(String, Instant, Vec<i64>, usize, Option<(i64, i64)>)>,
+    /// The row being written and how many of its stanzas are written.
+    part: Option<(i64, i64)>,
     /// Durable stanzas written and not yet acknowledged (covered by a ping or not).
     outstanding: usize,
     /// Of those, written since the last ping.
@@ -512,7 +537,7 @@ impl AckBook {
         let id = format!("{ACK_PREFIX}{}", self.next);
         let covered = std::mem::take(&mut self.unpinged);
         self.inflight
-            .push_back((id.clone(), Instant::now(), seqs, covered));
+            .push_back((id.clone(), Instant::now(), seqs, covered, self.part));
         Element::builder("iq", ns::STREAM)
             .at("type", "get")
             .at("id", id)
@@ -523,16 +548,30 @@ impl AckBook {
     }
 
     /// The answer to `id` acknowledges it and every earlier ping.
+    #[cfg(test)]
     fn answered(&mut self, id: &str) -> Vec<i64> {
-        let Some(pos) = self.inflight.iter().position(|(i, _, _, _)| i == id) else {
-            return Vec::new();
+        self.answered_with_part(id).0
+    }
+
+    /// The rows the answer to `id` completes, and the part of a row it acknowledges.
+    fn answered_with_part(&mut self, id: &str) -> (Vec<i64>, Option<(i64, i64)>) {
+        let Some(pos) = self.inflight.iter().position(|(i, ..)| i == id) else {
+            return (Vec::new(), None);
         };
         let mut seqs = Vec::new();
-        for (_, _, s, n) in self.inflight.drain(..=pos) {
+        let mut part = None;
+        for (_, _, s, n, p) in self.inflight.drain(..=pos) {
             seqs.extend(s);
             self.outstanding = self.outstanding.saturating_sub(n);
+            part = p;
         }
-        seqs
+        (seqs, part)
+    }
+
+    /// A durable stanza was written: the `nth` of row `seq`, closing it or not.
+    fn written_of(&mut self, seq: i64, nth: i64, closes: bool) {
+        self.written();
+        self.part = (!closes).then_some((seq, nth));
     }
 
     /// A durable stanza was written.
@@ -551,7 +590,7 @@ impl AckBook {
     }
 
     fn oldest_unanswered(&self) -> Option<Instant> {
-        self.inflight.front().map(|(_, t, _, _)| *t)
+        self.inflight.front().map(|(_, t, ..)| *t)
     }
 }
 

@@ -253,12 +253,14 @@ impl Recorder {
             }
         };
         // Durable stanzas going out, all in the outbox row `seq`.
-        let mut left: usize = texts
+        let total: usize = texts
             .iter()
             .zip(&kept)
             .filter(|(_, k)| matches!(k, Ok(true)))
             .map(|(t, _)| t.iter().filter(|r| r.durable).count())
             .sum();
+        // (durable stanzas of the row still to hand on, of how many)
+        let mut left = (total, total);
         for ((job, kept), texts) in batch.into_iter().zip(kept).zip(texts) {
             match (job, kept) {
                 (Job::Flush(done), _) => {
@@ -299,25 +301,28 @@ impl Recorder {
         Ok(())
     }
 
-    /// Hand stanzas to the link; durable ones carry the outbox row that holds them.
-    /// `left` counts the durable stanzas of the row still to hand on: the last one closes it.
+    /// Hand stanzas to the link; durable ones carry the outbox row that holds them and
+    /// their place in it. `left` counts the durable stanzas of the row still to hand on, of
+    /// how many: the last one closes it.
     async fn hand_on(
         &self,
         texts: Vec<Rendered>,
         seq: Option<i64>,
-        left: &mut usize,
+        left: &mut (usize, usize),
     ) -> Result<(), SendError> {
         for o in texts {
-            let (seq, closes) = match seq {
+            let (seq, closes, nth) = match seq {
                 Some(s) if o.durable => {
-                    *left = left.saturating_sub(1);
-                    (Some(s), *left == 0)
+                    left.0 = left.0.saturating_sub(1);
+                    let nth = i64::try_from(left.1 - left.0).unwrap_or(i64::MAX);
+                    (Some(s), left.0 == 0, nth)
                 }
-                _ => (None, false),
+                _ => (None, false, 0),
             };
             self.link
                 .send(Queued {
                     seq,
+                    nth,
                     closes,
                     text: o.text,
                 })

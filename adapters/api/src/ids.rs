@@ -78,3 +78,16 @@ impl RoomKey {
         }
     }
 }
+
+impl TxnId {
+    /// The transaction of a message an adapter recognises as posted by this gateway's relay
+    /// (a Discord webhook of ours) without knowing which transaction it was: the core treats
+    /// it as its own echo, never as a remote user's post.
+    pub fn own_post() -> TxnId {
+        TxnId::new("causeway:own-post")
+    }
+
+    pub fn is_own_post(&self) -> bool {
+        self.0 == "causeway:own-post"
+    }
+}

@@ -298,8 +298,8 @@ fn attachment(a: &serenity::model::channel::Attachment) -> Attachment {
 }
 
 /// A Discord message as a remote event; None for system messages without text and, live,
-/// for the echoes of our own webhook posts. History keeps those (the core knows their ids
-/// and drops duplicates; a first backfill shows them as Discord does).
+/// for the echoes of our own webhook posts. History marks those as the core's own
+/// (`TxnId::own_post`): never bridged back as a Discord user's.
 pub fn message_event(c: &Cache, m: &Message, live: bool) -> Option<RemoteEvent> {
     let ours = m.webhook_id.is_some_and(|w| c.ours.contains(&w.get()));
     if (live && ours) || m.author.id.get() == c.bot {
@@ -369,7 +369,9 @@ pub fn message_event(c: &Cache, m: &Message, live: bool) -> Option<RemoteEvent> 
             id: RemoteMessageId::new(m.id.to_string()),
             content,
             reply_to,
-            txn: None,
+            // (our own webhook's posts in history: the core's own, even those it never
+            // stored because it stopped between posting and storing)
+            txn: ours.then(TxnId::own_post),
         },
     ))
 }

@@ -163,14 +163,14 @@ impl Portal {
         reply_to: Option<String>,
         oob: Option<String>,
     ) {
-        if let Some(done) = self.sent_before(a).await {
+        if let Some(stanza_id) = self.sent_before(a).await {
             // sent again by a client after a reconnect: answered as before, not posted again
             let again = out::room_message(&RoomMessage {
                 room: self.room_jid.clone(),
                 nick: a.nick.clone(),
                 to: a.session.clone(),
-                id: a.id.clone().unwrap_or_else(|| done.stanza_id.clone()),
-                stanza_id: done.stanza_id,
+                id: a.id.clone().unwrap_or_else(|| stanza_id.clone()),
+                stanza_id,
                 origin_id: a.origin_id.clone(),
                 body,
                 occupant_id: self.oid(&format!("xmpp:{}", a.bare)),
@@ -219,22 +219,29 @@ impl Portal {
         );
     }
 
-    /// The message this author sent before with the same origin-id, if any.
-    async fn sent_before(&self, a: &Author) -> Option<MessageRow> {
+    /// The stanza-id of the message this author sent before with the same origin-id, if
+    /// any: its row's, else (Causeway stopped between the send and the store) the
+    /// transaction it was sent with.
+    async fn sent_before(&self, a: &Author) -> Option<String> {
         let origin = a.origin_id.as_deref()?;
         if a.puppet.is_some() {
             return None; // (1:1 chats: the user's own server deals with its clients)
         }
         if let Some(r) = self.recent.by_origin(&a.bare, origin) {
-            return Some(r.clone());
+            return Some(r.stanza_id.clone());
         }
-        match self
-            .shared
-            .store
-            .message_by_origin(self.row.id, &a.bare, origin)
-            .await
-        {
-            Ok(found) => found,
+        let store = &self.shared.store;
+        let found = match store.message_by_origin(self.row.id, &a.bare, origin).await {
+            Ok(Some(row)) => return Some(row.stanza_id),
+            Ok(None) => store.intent(self.row.id, &a.bare, origin).await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(Some(txn)) => {
+                tracing::warn!(network = %self.net.id, room = %self.row.key.room, "a message sent before Causeway stopped was sent again by its client: not posted twice");
+                Some(txn)
+            }
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!(network = %self.net.id, "origin-id not looked up: {e}");
                 None
@@ -253,6 +260,18 @@ impl Portal {
         reply_to: Option<RemoteMessageId>,
     ) -> Result<(Sent, Vec<MessageRow>), NetworkError> {
         let txn = self.new_txn();
+        // Noted before the send: a crash before the row is stored must not turn the
+        // client's re-send into a second post.
+        if let (Some(origin), None) = (&a.origin_id, &a.puppet) {
+            if let Err(e) = self
+                .shared
+                .store
+                .add_intent(self.row.id, &a.bare, origin, txn.as_str())
+                .await
+            {
+                tracing::warn!(network = %self.net.id, "message sent without its intent noted: {e}");
+            }
+        }
         let msg = OutgoingMessage {
             room: self.row.key.clone(),
             txn,

@@ -141,10 +141,9 @@ impl Portal {
                 // Ours too, from before a restart: an echo, or (after a crash between the
                 // send and the store) a message its sender never saw reflected. Never a
                 // remote user's post.
-                if txn
-                    .as_ref()
-                    .is_some_and(|t| crate::bridge::is_own_txn(&self.shared.occupant_key, t))
-                {
+                if txn.as_ref().is_some_and(|t| {
+                    t.is_own_post() || crate::bridge::is_own_txn(&self.shared.occupant_key, t)
+                }) {
                     if matches!(self.find_remote(&id).await, None) {
                         tracing::warn!(network = %self.net.id, room = %self.row.key.room, "a message sent before a restart was not archived (Causeway stopped between sending and storing it)");
                     }
