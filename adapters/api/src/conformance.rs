@@ -56,6 +56,7 @@ pub async fn run(network: Arc<dyn Network>) {
     let txn = TxnId::new("conformance-txn-1");
     let sent = session
         .send_message(OutgoingMessage {
+            maybe_sent: false,
             room: room.key.clone(),
             txn: txn.clone(),
             content: Content::text("conformance hello"),

@@ -157,6 +157,12 @@ pub struct OutgoingMessage {
     pub content: Content,
     pub reply_to: Option<RemoteMessageId>,
     pub persona: Option<Persona>,
+    /// The core sent this message before, with this `txn`, and stopped before it learned
+    /// whether the network took it (its sender sent it again). An adapter that can find
+    /// out (an idempotent transaction id, its own posts in the room's history) answers
+    /// with what is there instead of posting it twice.
+    #[serde(default)]
+    pub maybe_sent: bool,
 }
 
 /// What the network made of a sent message: one id per part (long texts may be split).

@@ -299,6 +299,28 @@ impl State {
             return Err(e);
         }
         self.room(&msg.room)?;
+        // A transaction id is idempotent here (as Matrix's are): a message sent again with
+        // the same one is the message already posted.
+        if msg.maybe_sent {
+            let posted = self.rooms.get(&msg.room).and_then(|r| {
+                r.history.iter().find_map(|e| match &e.kind {
+                    RemoteEventKind::Message {
+                        id, txn: Some(t), ..
+                    } if *t == msg.txn => Some(id.clone()),
+                    _ => None,
+                })
+            });
+            if let Some(id) = posted {
+                return Ok((
+                    Sent {
+                        ids: vec![id],
+                        at: now_ms(),
+                        warnings: Vec::new(),
+                    },
+                    Vec::new(),
+                ));
+            }
+        }
         if msg.content.text.chars().count() > 4000 {
             return Err(NetworkError::BadRequest(
                 "text longer than 4000 characters".into(),

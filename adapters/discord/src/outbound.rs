@@ -156,6 +156,21 @@ pub async fn send(inner: &Inner, msg: OutgoingMessage) -> Result<Sent, NetworkEr
         }
         parts.push(String::new());
     }
+    if msg.maybe_sent {
+        // Sent before Causeway stopped, perhaps: webhooks take no idempotency key, so the
+        // channel's latest messages are searched for our webhook's post of these parts.
+        if let Some(ids) = posted_before(inner, &t, &parts).await {
+            tracing::info!(
+                channel = t.channel,
+                "a message sent as Causeway stopped was on Discord already; not posted again"
+            );
+            return Ok(Sent {
+                ids,
+                at: crate::inbound::now_ms(),
+                warnings,
+            });
+        }
+    }
     let persona = msg.persona.as_ref();
     let mut ids = Vec::new();
     let last = parts.len() - 1;
@@ -183,6 +198,49 @@ pub async fn send(inner: &Inner, msg: OutgoingMessage) -> Result<Sent, NetworkEr
         at: crate::inbound::now_ms(),
         warnings,
     })
+}
+
+/// Our webhook's posts of these parts, in order, among the channel's latest messages.
+async fn posted_before(
+    inner: &Inner,
+    t: &Target,
+    parts: &[String],
+) -> Option<Vec<RemoteMessageId>> {
+    let path = format!("/channels/{}/messages?limit=50", t.channel);
+    let latest = inner
+        .rest
+        .bot(
+            Method::GET,
+            &path,
+            Body::None,
+            "the channel's latest messages",
+        )
+        .await
+        .ok()?;
+    let ours = inner.read().ours.clone();
+    // (Discord lists the newest first)
+    let mine: Vec<&Value> = latest
+        .as_array()?
+        .iter()
+        .rev()
+        .filter(|m| {
+            m["webhook_id"]
+                .as_str()
+                .and_then(|w| w.parse::<u64>().ok())
+                .is_some_and(|w| ours.contains(&w))
+        })
+        .collect();
+    let start = mine.windows(parts.len()).rposition(|w| {
+        w.iter()
+            .zip(parts)
+            .all(|(m, p)| m["content"].as_str() == Some(p))
+    })?;
+    Some(
+        mine[start..start + parts.len()]
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(RemoteMessageId::new))
+            .collect(),
+    )
 }
 
 /// Post one part through the channel's webhook; a webhook deleted on Discord is made again.

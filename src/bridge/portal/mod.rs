@@ -216,7 +216,7 @@ impl Portal {
         }
     }
 
-    fn remember_txn(&mut self, txn: TxnId) {
+    pub(super) fn remember_txn(&mut self, txn: TxnId) {
         if self.txn_order.len() >= TXN_MEMORY {
             if let Some(old) = self.txn_order.pop_front() {
                 self.txns.remove(&old);

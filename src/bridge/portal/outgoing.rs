@@ -7,6 +7,14 @@ use crate::xmpp::outbound::{self as out, Condition, Extras, ReplyRef, RoomMessag
 use crate::xmpp::payload::{self, Payload};
 use causeway_api::*;
 
+/// What is known of a message sent before with the same origin-id.
+enum Before {
+    /// Stored: its stanza-id.
+    Stored(String),
+    /// About to be sent with this transaction when Causeway stopped.
+    Unsure(TxnId),
+}
+
 /// Who sent an XMPP stanza to the portal, and how to answer them.
 #[derive(Clone, Debug)]
 pub(super) struct Author {
@@ -163,22 +171,11 @@ impl Portal {
         reply_to: Option<String>,
         oob: Option<String>,
     ) {
-        if let Some(stanza_id) = self.sent_before(a).await {
-            // sent again by a client after a reconnect: answered as before, not posted again
-            let again = out::room_message(&RoomMessage {
-                room: self.room_jid.clone(),
-                nick: a.nick.clone(),
-                to: a.session.clone(),
-                id: a.id.clone().unwrap_or_else(|| stanza_id.clone()),
-                stanza_id,
-                origin_id: a.origin_id.clone(),
-                body,
-                occupant_id: self.oid(&format!("xmpp:{}", a.bare)),
-                delay: None,
-                extras: Extras::default(),
-            });
-            return self.send(vec![again]).await;
-        }
+        let again = match self.sent_before(a).await {
+            Some(Before::Unsure(txn)) => Some(txn),
+            Some(Before::Stored(stanza_id)) => return self.answer_again(a, body, stanza_id).await,
+            None => None,
+        };
         let target = match &reply_to {
             Some(id) => self.find_message(id).await,
             None => None,
@@ -189,6 +186,7 @@ impl Portal {
                 content,
                 &body,
                 target.as_ref().map(|t| t.remote_id.clone()),
+                again,
             )
             .await
         {
@@ -196,6 +194,37 @@ impl Portal {
             Ok(_) => return,
             Err(e) => return self.refused(a, &e).await,
         };
+        self.reflect_sent(a, body, (sent, rows), (target, reply_to), oob)
+            .await;
+    }
+
+    /// A message its author sent again, stored before: answered as the first time.
+    async fn answer_again(&mut self, a: &Author, body: String, stanza_id: String) {
+        // sent again by a client after a reconnect: answered as before, not posted again
+        let again = out::room_message(&RoomMessage {
+            room: self.room_jid.clone(),
+            nick: a.nick.clone(),
+            to: a.session.clone(),
+            id: a.id.clone().unwrap_or_else(|| stanza_id.clone()),
+            stanza_id,
+            origin_id: a.origin_id.clone(),
+            body,
+            occupant_id: self.oid(&format!("xmpp:{}", a.bare)),
+            delay: None,
+            extras: Extras::default(),
+        });
+        self.send(vec![again]).await;
+    }
+
+    /// Store what the network made of an XMPP user's message and reflect it.
+    async fn reflect_sent(
+        &mut self,
+        a: &Author,
+        body: String,
+        (sent, rows): (Sent, Vec<MessageRow>),
+        (target, reply_to): (Option<MessageRow>, Option<String>),
+        oob: Option<String>,
+    ) {
         let stanza_id = sent.ids[0].to_string();
         let extras = Extras {
             reply: target.zip(reply_to).map(|(t, id)| ReplyRef {
@@ -219,27 +248,27 @@ impl Portal {
         );
     }
 
-    /// The stanza-id of the message this author sent before with the same origin-id, if
-    /// any: its row's, else (Causeway stopped between the send and the store) the
-    /// transaction it was sent with.
-    async fn sent_before(&self, a: &Author) -> Option<String> {
+    /// What is known of a message this author sent before with the same origin-id: its
+    /// stored row's stanza-id, or only that it was about to be sent with a transaction
+    /// (Causeway stopped before it learned whether the network took it).
+    async fn sent_before(&self, a: &Author) -> Option<Before> {
         let origin = a.origin_id.as_deref()?;
         if a.puppet.is_some() {
             return None; // (1:1 chats: the user's own server deals with its clients)
         }
         if let Some(r) = self.recent.by_origin(&a.bare, origin) {
-            return Some(r.stanza_id.clone());
+            return Some(Before::Stored(r.stanza_id.clone()));
         }
         let store = &self.shared.store;
         let found = match store.message_by_origin(self.row.id, &a.bare, origin).await {
-            Ok(Some(row)) => return Some(row.stanza_id),
+            Ok(Some(row)) => return Some(Before::Stored(row.stanza_id)),
             Ok(None) => store.intent(self.row.id, &a.bare, origin).await,
             Err(e) => Err(e),
         };
         match found {
             Ok(Some(txn)) => {
-                tracing::warn!(network = %self.net.id, room = %self.row.key.room, "a message sent before Causeway stopped was sent again by its client: not posted twice");
-                Some(txn)
+                tracing::warn!(network = %self.net.id, room = %self.row.key.room, "a message sent as Causeway stopped was sent again by its client: sent with its first transaction");
+                Some(Before::Unsure(TxnId::new(txn)))
             }
             Ok(None) => None,
             Err(e) => {
@@ -258,11 +287,19 @@ impl Portal {
         content: Content,
         body: &str,
         reply_to: Option<RemoteMessageId>,
+        again: Option<TxnId>,
     ) -> Result<(Sent, Vec<MessageRow>), NetworkError> {
-        let txn = self.new_txn();
+        let maybe_sent = again.is_some();
+        let txn = match again {
+            Some(t) => {
+                self.remember_txn(t.clone());
+                t
+            }
+            None => self.new_txn(),
+        };
         // Noted before the send: a crash before the row is stored must not turn the
         // client's re-send into a second post.
-        if let (Some(origin), None) = (&a.origin_id, &a.puppet) {
+        if let (Some(origin), None, false) = (&a.origin_id, &a.puppet, maybe_sent) {
             if let Err(e) = self
                 .shared
                 .store
@@ -278,6 +315,7 @@ impl Portal {
             content,
             reply_to: reply_to.clone(),
             persona: Some(self.persona(a)),
+            maybe_sent,
         };
         let sent = self.net.relay.send_message(msg).await?;
         let Some(first) = sent.ids.first() else {
