@@ -13,6 +13,9 @@ pub mod secrets;
 pub mod store;
 pub mod xmpp;
 
+#[cfg(test)]
+mod fuzz;
+
 use bridge::{Bridge, NetCtx};
 use causeway_api::{EventSink, Network};
 use config::Config;

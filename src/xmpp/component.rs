@@ -394,7 +394,7 @@ impl Link {
                     let mut lingered = false;
                     while let Some(q) = next.take() {
                         n += 1;
-                        if let Some(seq) = q.seq.filter(|s| !replayed.is_some_and(|r| *s <= r)) {
+                        if let Some(seq) = q.seq.filter(|s| replayed.is_none_or(|r| *s > r)) {
                             acks.written_of(seq, q.nth, q.closes);
                         }
                         if n < BATCH && acks.open() {
@@ -550,13 +550,23 @@ async fn send_ping(
         .map_err(|e| Ended::Lost(e.to_string()))
 }
 
+/// One acknowledging ping in flight.
+struct Ping {
+    id: String,
+    sent: Instant,
+    /// The outbox rows it completes.
+    seqs: Vec<i64>,
+    /// Durable stanzas it covers.
+    covered: usize,
+    /// The row being written when it was sent, and how many of its stanzas were written.
+    part: Option<(i64, i64)>,
+}
+
 /// Pings in flight, the outbox rows each one acknowledges and how many durable stanzas.
 #[derive(Default)]
 struct AckBook {
     next: u64,
-    /// (id, sent at, rows it completes, durable stanzas it covers, the row being written
-    /// and how many of its stanzas were written when it was sent)
-    inflight: VecDeque<(String, Instant, Vec<i64>, usize, Option<(i64, i64)>)>,
+    inflight: VecDeque<Ping>,
     /// The row being written and how many of its stanzas are written.
     part: Option<(i64, i64)>,
     /// Durable stanzas written and not yet acknowledged (covered by a ping or not).
@@ -572,8 +582,13 @@ impl AckBook {
         self.next += 1;
         let id = format!("{ACK_PREFIX}{}", self.next);
         let covered = std::mem::take(&mut self.unpinged);
-        self.inflight
-            .push_back((id.clone(), Instant::now(), seqs, covered, self.part));
+        self.inflight.push_back(Ping {
+            id: id.clone(),
+            sent: Instant::now(),
+            seqs,
+            covered,
+            part: self.part,
+        });
         Element::builder("iq", ns::STREAM)
             .at("type", "get")
             .at("id", id)
@@ -591,16 +606,16 @@ impl AckBook {
 
     /// The rows the answer to `id` completes, and the part of a row it acknowledges.
     fn answered_with_part(&mut self, id: &str) -> (Vec<i64>, Option<(i64, i64)>) {
-        let Some(pos) = self.inflight.iter().position(|(i, ..)| i == id) else {
+        let Some(pos) = self.inflight.iter().position(|p| p.id == id) else {
             return (Vec::new(), None);
         };
         let mut seqs = Vec::new();
         let mut part = None;
         let mut covered = 0;
-        for (_, _, s, n, p) in self.inflight.drain(..=pos) {
-            seqs.extend(s);
-            covered += n;
-            part = p;
+        for p in self.inflight.drain(..=pos) {
+            seqs.extend(p.seqs);
+            covered += p.covered;
+            part = p.part;
         }
         self.answered_unstored += covered;
         (seqs, part)
@@ -638,7 +653,7 @@ impl AckBook {
     }
 
     fn oldest_unanswered(&self) -> Option<Instant> {
-        self.inflight.front().map(|(_, t, ..)| *t)
+        self.inflight.front().map(|p| p.sent)
     }
 }
 

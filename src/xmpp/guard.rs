@@ -50,7 +50,7 @@ enum State {
     Other,
 }
 
-pub(super) struct Guard {
+pub(crate) struct Guard {
     state: State,
     after_cr: bool,
     /// The key of this stream's hashes.
@@ -106,7 +106,7 @@ fn plain_run(bytes: &[u8], max: usize, stop: impl Fn(u8) -> bool) -> usize {
 
 impl Guard {
     /// Pass `input` (the next bytes read, in any pieces) on to `out`, made safe.
-    pub(super) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.reserve(input.len());
         let mut rest = input;
         while !rest.is_empty() {

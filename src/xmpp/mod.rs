@@ -5,7 +5,7 @@ pub mod component;
 pub mod disco;
 mod events;
 pub mod forms;
-mod guard;
+pub(crate) mod guard;
 pub mod inbound;
 pub mod mam;
 pub mod messages;

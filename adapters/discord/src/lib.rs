@@ -9,6 +9,8 @@
 //! be pointed at anything but discord.com (the tested limiter must be the one that runs).
 
 mod cache;
+#[cfg(test)]
+mod fuzz;
 mod gateway;
 mod inbound;
 mod markdown;

@@ -2,12 +2,14 @@
 //!
 //! Reading: `**b**` bold, `*i*`/`_i_` italic, `~~s~~` strike, `__u__` and `||spoiler||`
 //! (markers dropped), inline code and fenced blocks, `> ` and `>>> ` quotes, `# ` headings
-//! (bold), `-# ` subtext (plain), `[t](url)` links, `<@id>` `<#id>` `<@&id>` `<t:..>`
-//! `<:emoji:id>` rendered by name. Each closing-marker search that fails is remembered, so
-//! hostile input stays linear per marker kind.
+//! (bold), `-# ` subtext (plain), `[t](url)` links (a bare link is text as it is, up to
+//! whitespace or `<`), `<@id>` `<#id>` `<@&id>` `<t:..>` `<:emoji:id>` rendered by name;
+//! an escaped marker (`\*`) closes nothing. Each closing-marker search that fails is
+//! remembered, so hostile input stays linear per marker kind.
 //!
 //! Writing: spans become markdown, plain text has Discord's metacharacters escaped (URLs are
-//! left alone so they stay links), `@Nick` and a leading `Nick:` become `<@id>` mentions.
+//! left alone so they stay links; one right before a `<` is written `<url>`, as a `\<` would
+//! read as part of it), `@Nick` and a leading `Nick:` become `<@id>` mentions.
 
 use causeway_api::{Content, RemoteUserId, Span, Style};
 use std::collections::HashMap;
@@ -167,6 +169,12 @@ impl<'a> Inline<'a> {
         while let Some(c) = s[i..].chars().next() {
             let rest = &s[i..];
             let used = match c {
+                // A bare link is shown as it is, markup characters and all (and written so).
+                'h' if is_link(rest) => {
+                    let end = link_end(rest);
+                    o.text.push_str(&rest[..end]);
+                    Some(end)
+                }
                 '\\' => rest[1..]
                     .chars()
                     .next()
@@ -192,17 +200,21 @@ impl<'a> Inline<'a> {
     }
 
     fn code(&mut self, rest: &str, o: &mut Out) -> Option<usize> {
-        let n = rest.bytes().take_while(|&b| b == b'`').count();
-        let fence = &rest[..n];
-        let key: &'static str = match n {
-            1 => "`",
-            2 => "``",
-            _ => "```",
+        // (the memory first: a run of backticks whose search failed is not counted again at
+        // each of its backticks, which made a long run quadratic)
+        let key: &'static str = if rest.starts_with("```") {
+            "```"
+        } else if rest.starts_with("``") {
+            "``"
+        } else {
+            "`"
         };
-        let from = n;
-        if self.failed.get(key).is_some_and(|&f| f <= from) {
+        if self.failed.contains_key(key) {
             return None;
         }
+        let n = rest.bytes().take_while(|&b| b == b'`').count();
+        let fence = &rest[..n];
+        let from = n;
         let Some(close) = rest[from..].find(fence) else {
             self.failed.insert(key, 0);
             return None;
@@ -276,12 +288,22 @@ impl<'a> Inline<'a> {
         }
         let bytes = body.as_bytes();
         let m = marker.as_bytes()[0];
+        // (after an odd number of backslashes)
+        let escaped = |at: usize| {
+            let backslashes = bytes[..at].iter().rev().take_while(|&&b| b == b'\\');
+            backslashes.count() % 2 == 1
+        };
         let mut j = 0;
         while let Some(k) = body[j..].find(marker) {
             let at = j + k;
+            // an escaped marker (`\*`) closes nothing, as in Discord
+            if escaped(at) {
+                j = at + 1;
+                continue;
+            }
             if single {
                 let run = bytes[at..].iter().take_while(|&&b| b == m).count();
-                let prev_run = at > 0 && bytes[at - 1] == m;
+                let prev_run = at > 0 && bytes[at - 1] == m && !escaped(at - 1);
                 if run > 1 || prev_run {
                     j = at + run;
                     continue;
@@ -376,6 +398,17 @@ impl<'a> Inline<'a> {
         }
         Some(end + 1)
     }
+}
+
+/// Whether `s` starts with a link Discord shows as one.
+fn is_link(s: &str) -> bool {
+    s.starts_with("https://") || s.starts_with("http://")
+}
+
+/// Where a bare link at the start of `s` ends: at whitespace or `<` (as Discord reads it).
+fn link_end(s: &str) -> usize {
+    s.find(|c: char| c.is_whitespace() || c == '<')
+        .unwrap_or(s.len())
 }
 
 /// The first `max` bytes of `s` (cut back to a character boundary).
@@ -589,9 +622,21 @@ fn escape_into(s: &str, mut line_start: bool, out: &mut String) {
     let mut i = 0;
     while let Some(c) = s[i..].chars().next() {
         let rest = &s[i..];
-        if rest.starts_with("https://") || rest.starts_with("http://") {
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            out.push_str(&rest[..end]);
+        if is_link(rest) {
+            let mut end = link_end(rest);
+            if rest[end..].starts_with('<') {
+                // A backslash escaping that `<` would be read as part of the link: the link
+                // is written `<link>` instead, up to a `>` in it (the rest is text).
+                end = window(&rest[..end], 2000)
+                    .find('>')
+                    .unwrap_or(end.min(2000));
+                end = window(rest, end).len();
+                out.push('<');
+                out.push_str(&rest[..end]);
+                out.push('>');
+            } else {
+                out.push_str(&rest[..end]);
+            }
             i += end;
             line_start = false;
             continue;
@@ -737,6 +782,19 @@ mod tests {
             ("\\*not\\* bold", "*not* bold", vec![]),
             ("**unclosed", "**unclosed", vec![]),
             ("héllo **wörld**", "héllo wörld", vec![("wörld", Bold)]),
+            // an escaped marker closes nothing; a bare link is read as it is, up to `<`
+            ("*5 \\* 3*", "5 * 3", vec![("5 * 3", Italic)]),
+            ("_a \\_ b_", "a _ b", vec![("a _ b", Italic)]),
+            (
+                "see https://e.org/__init__.py *now*",
+                "see https://e.org/__init__.py now",
+                vec![("now", Italic)],
+            ),
+            (
+                "https://e.org/*x*<@42>",
+                "https://e.org/*x*@Alice",
+                vec![("@Alice", Mention(RemoteUserId::new("42")))],
+            ),
         ];
         for (md, text, want) in cases {
             let c = parse(md, &N);
@@ -750,6 +808,11 @@ mod tests {
 
     #[test]
     fn hostile_input_is_fast() {
+        // (a run of backticks was read in time quadratic in its length)
+        let run = "`".repeat(60_000);
+        let t = std::time::Instant::now();
+        assert_eq!(parse(&run, &N).text, run);
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
         let md = "*_~|`[<".repeat(20_000);
         let t = std::time::Instant::now();
         let c = parse(&md, &N);
@@ -832,6 +895,12 @@ mod tests {
             (
                 content("see https://e.org/a_b_c now", vec![]),
                 "see https://e.org/a_b_c now",
+                vec![],
+            ),
+            // a `\<` right after a link would be read as part of it
+            (
+                content("https://e.org/a<@1> https://e.org>b<c", vec![]),
+                "<https://e.org/a>\\<@1> <https://e.org>>b\\<c",
                 vec![],
             ),
             (

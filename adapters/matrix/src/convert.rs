@@ -69,33 +69,18 @@ const MAX_DEPTH: usize = 64;
 
 fn walk(node: NodeRef<'_, Node>, o: &mut Out, pre: bool, depth: usize) {
     if depth > MAX_DEPTH {
+        // (its text and line breaks, read as anywhere else)
         for d in node.descendants() {
-            if let Node::Text(t) = d.value() {
-                o.text.push_str(t);
+            match d.value() {
+                Node::Text(t) => text(t, o, pre),
+                Node::Element(e) if e.name() == "br" => o.text.push('\n'),
+                _ => {}
             }
         }
         return;
     }
     match node.value() {
-        Node::Text(t) => {
-            if pre {
-                o.text.push_str(t);
-            } else if !(t.trim().is_empty() && t.contains('\n')) {
-                // Outside <pre>, line breaks in the source are spaces (<br> breaks lines).
-                let mut last_space = o.text.ends_with([' ', '\n']) || o.text.is_empty();
-                for c in t.chars() {
-                    if c.is_whitespace() {
-                        if !last_space {
-                            o.text.push(' ');
-                        }
-                        last_space = true;
-                    } else {
-                        o.text.push(c);
-                        last_space = false;
-                    }
-                }
-            }
-        }
+        Node::Text(t) => text(t, o, pre),
         Node::Element(e) => {
             let name = e.name();
             let children = |o: &mut Out, pre: bool| {
@@ -194,6 +179,27 @@ fn walk(node: NodeRef<'_, Node>, o: &mut Out, pre: bool, depth: usize) {
     }
 }
 
+/// A text node: as it is in `<pre>`; elsewhere with whitespace collapsed.
+fn text(t: &str, o: &mut Out, pre: bool) {
+    if pre {
+        o.text.push_str(t);
+    } else if !(t.trim().is_empty() && t.contains('\n')) {
+        // Outside <pre>, line breaks in the source are spaces (<br> breaks lines).
+        let mut last_space = o.text.ends_with([' ', '\n']) || o.text.is_empty();
+        for c in t.chars() {
+            if c.is_whitespace() {
+                if !last_space {
+                    o.text.push(' ');
+                }
+                last_space = true;
+            } else {
+                o.text.push(c);
+                last_space = false;
+            }
+        }
+    }
+}
+
 fn escape(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
@@ -201,6 +207,10 @@ fn escape(s: &str, out: &mut String) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
+            // What a parser would not read back as it is: a CR becomes a line feed, a U+FEFF
+            // starting the body is dropped as a byte order mark.
+            '\r' => out.push_str("&#13;"),
+            '\u{feff}' => out.push_str("&#xFEFF;"),
             _ => out.push(c),
         }
     }
@@ -562,6 +572,26 @@ mod tests {
         ] {
             assert_eq!(strip_reply_fallback(body), want);
         }
+    }
+
+    /// What an HTML parser changes in text (a CR, a U+FEFF starting the body) is written as
+    /// character references; text nested deeper than MAX_DEPTH is read like any other.
+    #[test]
+    fn text_reads_back_as_written() {
+        let c = Content {
+            text: "\u{feff}a\rb".into(),
+            spans: vec![Span {
+                start: 0,
+                end: 6,
+                style: Style::Code,
+            }],
+            ..Content::default()
+        };
+        let (html, _) = to_html(&c).expect("markup");
+        assert_eq!(html, "<code>&#xFEFF;a&#13;b</code>");
+        assert_eq!(from_html(&html).text, c.text);
+        let deep = "<b>".repeat(MAX_DEPTH + 5) + "a<br>b  \n c";
+        assert_eq!(from_html(&deep).text, "a\nb c");
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub fn mxid(user: &str) -> Option<String> {
         && local
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=-/+".contains(&b));
-    ok.then(|| format!("@{local}:{server}"))
+    // (and a valid user id: the server name is checked too, `a%b%c` is no user)
+    let mx = format!("@{local}:{server}");
+    (ok && remote_user(&mx).is_some_and(|u| u.as_str() == user)).then_some(mx)
 }
 
 /// The puppet localpart of an XMPP user: `<prefix>` + the bare JID, lowercase, with every
@@ -77,6 +79,9 @@ mod tests {
             "alice%",
             "Alice%example.org",
             "a b%x",
+            "a%b%c",
+            "+%:",
+            "a%not a server",
         ] {
             assert_eq!(mxid(bad), None, "{bad}");
         }

@@ -15,6 +15,8 @@ mod appservice;
 mod client;
 mod convert;
 mod events;
+#[cfg(test)]
+mod fuzz;
 mod ids;
 mod registration;
 mod resync;

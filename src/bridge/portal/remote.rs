@@ -144,7 +144,7 @@ impl Portal {
                 if txn.as_ref().is_some_and(|t| {
                     t.is_own_post() || crate::bridge::is_own_txn(&self.shared.occupant_key, t)
                 }) {
-                    if matches!(self.find_remote(&id).await, None) {
+                    if self.find_remote(&id).await.is_none() {
                         tracing::warn!(network = %self.net.id, room = %self.row.key.room, "a message sent before a restart was not archived (Causeway stopped between sending and storing it)");
                     }
                     return;
