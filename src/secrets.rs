@@ -134,8 +134,8 @@ mod tests {
         // values from before sealing are read as they are; damaged ones are refused
         assert_eq!(a.open("plain-old").expect("as is"), "plain-old");
         let mut damaged = a.seal("secret");
-        damaged.pop();
-        damaged.push('0');
+        let last = damaged.pop();
+        damaged.push(if last == Some('0') { '1' } else { '0' });
         assert!(a.open(&damaged).is_err(), "a damaged value is refused");
         assert!(a.open("sealed1:zz").is_err());
         #[cfg(unix)]

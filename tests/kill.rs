@@ -25,10 +25,11 @@ use tokio_xmpp::minidom::Element;
 const N: usize = 500;
 /// Received (Discord -> XMPP) or reflected (XMPP -> Discord) before the kill.
 const KILL_AT: usize = 150;
-/// What a crash may re-send: the link's window (src/xmpp/component.rs WINDOW, 32), and at
-/// most as many acknowledged stanzas whose acknowledgement the acker had not stored yet
-/// (measured: 32 in every run, BENCHMARKS.md; the bound leaves room for a slow store).
-const RESENT_MAX: usize = 64;
+/// What a crash may re-send, at most: the link's window (src/xmpp/component.rs WINDOW, 32;
+/// measured: 32 in every run on a quiet machine, BENCHMARKS.md), plus acknowledgements the
+/// acker had not stored yet, plus what the writer wrote past a window full for a second
+/// (it never waits longer: no deadlock). Before the window, 276 and 410 were re-sent.
+const RESENT_MAX: usize = 128;
 /// Reflected messages the client sends again after the restart, as clients do.
 const AGAIN: usize = 40;
 
@@ -430,7 +431,7 @@ async fn killed_in_a_discord_burst_loses_nothing() {
     eprintln!("test took {:?}", t0.elapsed());
     assert!(
         resent <= RESENT_MAX,
-        "{resent} stanzas re-sent to the client (window: {RESENT_MAX}); the outbox acknowledges whole rows (one group commit each), not stanzas"
+        "{resent} stanzas re-sent to the client (bound: {RESENT_MAX})"
     );
 
     juliet.close().await;

@@ -299,9 +299,15 @@ impl Bridge {
         tracing::info!(network = %net.id, room = %row.key.room, "room access: {:?} -> {access:?}", row.access);
         let row = PortalRow { access, ..row };
         if access != Access::Open {
-            // (a live portal keeps its old access: it is stopped, and the next event starts
-            // it with the new one)
-            self.close_room(&net.id, row.clone()).await;
+            // Occupants are put out (a members-only room's members join again); the task
+            // is started only to say so, as a closed room: it fetches nothing. A live
+            // portal keeps its old access: it is stopped, and the next event starts it with
+            // the new one.
+            let closing = PortalRow {
+                access: Access::Closed,
+                ..row.clone()
+            };
+            self.close_room(&net.id, closing).await;
         }
         Ok(row)
     }
@@ -387,6 +393,24 @@ impl Bridge {
         let Some((net, false)) = self.net_for_domain(&ev.domain) else {
             return;
         };
+        // Users the gateway does not serve are refused here, before any look-up on the
+        // network (a 1:1 message would open a conversation there); leaving is allowed.
+        let leaving = matches!(
+            ev.event,
+            XmppEvent::Leave { .. } | XmppEvent::OccupantError { .. }
+        );
+        if !leaving && !self.shared.serves(ev.event.from()) {
+            let refused = xmpp::outbound::error_for_event(
+                &ev.domain,
+                &ev.event,
+                xmpp::outbound::Condition::Forbidden,
+                Some("this gateway does not serve users of your server".into()),
+            );
+            if let Err(e) = net.link.send(refused.into_iter().collect()).await {
+                tracing::warn!("cannot answer: {e}");
+            }
+            return;
+        }
         let target = ev.event.target();
         // A direct conversation is named by (puppet, XMPP user), without asking the network.
         let lookup = match &ev.event {

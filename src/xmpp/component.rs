@@ -44,6 +44,8 @@ const ACK_DELAY: Duration = Duration::from_millis(25);
 /// the window only once the acker stored the answers made it strict, but cost a quarter of
 /// the throughput on Prosody: the acker waits for the store's one writer.)
 const WINDOW: usize = 32;
+/// The longest the writer waits for the window to open (see `serve`).
+const WINDOW_WAIT: Duration = Duration::from_secs(1);
 /// Under load an acknowledging ping follows every this many durable stanzas (several in
 /// flight), so that answers keep coming while the window is full.
 const PING_EVERY: usize = 8;
@@ -348,12 +350,17 @@ impl Link {
         // Written, not yet covered by a ping.
         let mut unpinged: Vec<i64> = Vec::new();
         let mut ack_due: Option<Instant> = None;
+        // Since when the window is full (None: open).
+        let mut full_since: Option<Instant> = None;
         let mut ticker = tokio::time::interval_at(
             Instant::now() + self.cfg.ping_interval,
             self.cfg.ping_interval,
         );
         let inbound = self.inbound.clone();
         loop {
+            if acks.open() {
+                full_since = None;
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     let _ = SinkExt::<&Element>::close(&mut stream).await;
@@ -379,7 +386,15 @@ impl Link {
                         Read::Lost(why) => return Ended::Lost(why),
                     }
                 }
-                item = self.rx.recv(), if acks.open() => {
+                // The window is full: after WINDOW_WAIT the writer goes on all the same. The
+                // answer that would open it may wait behind stanzas the dispatcher cannot
+                // take while the portals wait for this writer: never a deadlock.
+                _ = tokio::time::sleep_until(full_since.map_or_else(Instant::now, |t| t + WINDOW_WAIT)), if !acks.open() && full_since.is_none_or(|t| t.elapsed() < WINDOW_WAIT) => {
+                    if full_since.is_none() {
+                        full_since = Some(Instant::now());
+                    }
+                }
+                item = self.rx.recv(), if acks.open() || full_since.is_some_and(|t| t.elapsed() >= WINDOW_WAIT) => {
                     let Some(first) = item else { return Ended::Shutdown };
                     let mut written = Vec::new();
                     let mut next = Some(first);

@@ -133,7 +133,8 @@ async fn answer_service(
         Ok(Some(out)) => vec![out],
         Ok(None) => bridge.service(net, is_spaces, query, from, to, id).await,
         Err(e) => {
-            tracing::error!("store error answering {query:?}: {e}");
+            // (never the query itself: a registration's carries a password)
+            tracing::error!("store error answering a service request: {e}");
             vec![error_to(
                 &query,
                 &from,

@@ -156,10 +156,11 @@ pub async fn send(inner: &Inner, msg: OutgoingMessage) -> Result<Sent, NetworkEr
         }
         parts.push(String::new());
     }
-    if msg.maybe_sent {
+    if msg.maybe_sent && parts.iter().all(|p| !p.trim().is_empty()) {
         // Sent before Causeway stopped, perhaps: webhooks take no idempotency key, so the
         // channel's latest messages are searched for our webhook's post of these parts.
-        if let Some(ids) = posted_before(inner, &t, &parts).await {
+        let name = msg.persona.as_ref().map(|p| username(&p.nick));
+        if let Some(ids) = posted_before(inner, &t, &parts, name.as_deref()).await {
             tracing::info!(
                 channel = t.channel,
                 "a message sent as Causeway stopped was on Discord already; not posted again"
@@ -200,11 +201,13 @@ pub async fn send(inner: &Inner, msg: OutgoingMessage) -> Result<Sent, NetworkEr
     })
 }
 
-/// Our webhook's posts of these parts, in order, among the channel's latest messages.
+/// Our webhook's posts of these parts under this name, in order, among the channel's
+/// latest messages.
 async fn posted_before(
     inner: &Inner,
     t: &Target,
     parts: &[String],
+    name: Option<&str>,
 ) -> Option<Vec<RemoteMessageId>> {
     let path = format!("/channels/{}/messages?limit=50", t.channel);
     let latest = inner
@@ -228,6 +231,7 @@ async fn posted_before(
                 .as_str()
                 .and_then(|w| w.parse::<u64>().ok())
                 .is_some_and(|w| ours.contains(&w))
+                && name.is_none_or(|n| m["author"]["username"].as_str() == Some(n))
         })
         .collect();
     let start = mine.windows(parts.len()).rposition(|w| {

@@ -218,6 +218,10 @@ impl Bridge {
     /// vCard of a puppet (its name and avatar) or of a room (XEP-0486: its avatar).
     async fn vcard(&self, ask: &Ask<'_>, node: &str) -> Vec<Outgoing> {
         let (name, avatar) = match self.shared.store.portal_by_jid(&ask.net.id, node).await {
+            // (a closed or members-only room tells nobody its name or picture here)
+            Ok(Some(p)) if p.access != crate::store::Access::Open => {
+                return ask.iq_error(Condition::ItemNotFound, "no such room on this gateway");
+            }
             Ok(Some(p)) => (p.name, p.avatar),
             _ => match self.known_puppet(ask.net, node).await {
                 Ok((_, name, avatar)) => (name, avatar),

@@ -65,7 +65,8 @@ impl Bridge {
                             .ensure_portal(net, &room, None)
                             .await
                             .map_err(|e| e.to_string())?;
-                        if portal.access == Access::Closed {
+                        // (members-only rooms are not listed either: treated as closed here)
+                        if portal.access != Access::Open {
                             continue; // private, and no admin opted it in
                         }
                         if portal.space.as_deref() != Some(id.as_str()) {
