@@ -264,22 +264,7 @@ async fn hidden_discord_channels_are_not_bridged_unless_opted_in() {
     };
     let gw = start(false).await;
     let mut admin = XmppClient::register(&server, "admin", "desk").await;
-    let form = format!(
-        "<x xmlns='jabber:x:data' type='submit'><field var='space'><value>{guild}</value></field></x>"
-    );
-    let done = iq(
-        &mut admin,
-        "link",
-        "set",
-        DISCORD,
-        &format!("<command xmlns='{COMMANDS}' node='link-space' action='complete' sessionid='s'>{form}</command>"),
-    )
-    .await;
-    assert!(
-        String::from(&done).contains("Linked"),
-        "{}",
-        String::from(&done)
-    );
+    link_space(&mut admin, DISCORD, &guild).await;
     let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
     let items = iq(
         &mut juliet,
@@ -415,13 +400,15 @@ async fn quotas_bound_what_one_user_creates() {
         "a place again after leaving"
     );
     // new 1:1 conversations
-    for (n, user) in ["alice", "bob", "carol"].iter().enumerate() {
+    // (one at a time: each conversation is opened in a task of its own)
+    for (n, user) in ["alice", "bob", "bot"].iter().enumerate() {
         let id = format!("dm{n}");
         juliet
             .send_xml(&format!(
                 "<message xmlns='jabber:client' to='{user}@{DOMAIN}' type='chat' id='{id}'><body>hi</body></message>"
             ))
             .await;
+        juliet.pump(std::time::Duration::from_millis(300)).await;
         if n == 2 {
             let refused = juliet
                 .expect("the third new conversation refused", SEC, |e| {

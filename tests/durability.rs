@@ -27,22 +27,7 @@ async fn an_invalid_discord_session_loses_nothing() {
     let http = format!("127.0.0.1:{}", free_port());
     let gw = Running::start(server.discord_config(&store, &http, &fake)).await;
     let mut admin = XmppClient::register(&server, "admin", "desk").await;
-    let form = format!(
-        "<x xmlns='jabber:x:data' type='submit'><field var='space'><value>{guild}</value></field></x>"
-    );
-    let done = iq(
-        &mut admin,
-        "link",
-        "set",
-        DISCORD,
-        &format!("<command xmlns='http://jabber.org/protocol/commands' node='link-space' action='complete' sessionid='s'>{form}</command>"),
-    )
-    .await;
-    assert!(
-        String::from(&done).contains("Linked"),
-        "{}",
-        String::from(&done)
-    );
+    link_space(&mut admin, DISCORD, &guild).await;
     let room = format!("{general}@{DISCORD}");
     let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
     juliet.join(&room, "Juliet").await;

@@ -212,23 +212,7 @@ impl Bed {
     /// The admin links the guild; Juliet joins #general. Returns (admin, juliet, room).
     async fn link_and_join(&self) -> (XmppClient, XmppClient, String) {
         let mut admin = XmppClient::register(&self.server, "admin", "desk").await;
-        let form = format!(
-            "<x xmlns='jabber:x:data' type='submit'><field var='space'><value>{}</value></field></x>",
-            self.guild
-        );
-        let done = iq(
-            &mut admin,
-            "link",
-            "set",
-            DISCORD,
-            &format!("<command xmlns='http://jabber.org/protocol/commands' node='link-space' action='complete' sessionid='s'>{form}</command>"),
-        )
-        .await;
-        assert!(
-            String::from(&done).contains("Linked"),
-            "{}",
-            String::from(&done)
-        );
+        link_space(&mut admin, DISCORD, &self.guild).await;
         let room = format!("{}@{DISCORD}", self.channel);
         let mut juliet = XmppClient::connect(&self.server, "juliet", "balcony").await;
         juliet.join(&room, "Juliet").await;

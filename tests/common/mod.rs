@@ -747,3 +747,24 @@ pub async fn page(
     }
     (bodies, fin)
 }
+
+/// An admin links a remote space (a Discord guild, the demo community) with the ad-hoc
+/// command on `domain`; the answer must say it was linked.
+pub async fn link_space(admin: &mut XmppClient, domain: &str, space: &str) {
+    let form = format!(
+        "<x xmlns='jabber:x:data' type='submit'><field var='space'><value>{space}</value></field></x>"
+    );
+    let done = iq(
+        admin,
+        "link",
+        "set",
+        domain,
+        &format!("<command xmlns='http://jabber.org/protocol/commands' node='link-space' action='complete' sessionid='s'>{form}</command>"),
+    )
+    .await;
+    assert!(
+        String::from(&done).contains("Linked"),
+        "{}",
+        String::from(&done)
+    );
+}
