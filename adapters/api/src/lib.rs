@@ -13,6 +13,9 @@ mod content;
 mod error;
 mod event;
 mod fetch;
+#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod host;
 pub mod hostile;
 mod ids;
