@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use fake_discord::{FakeDiscord, Options, Post};
+use fake_discord::Post;
 use std::time::Duration;
 
 /// Discord invalidates the bot's session (op 9, not resumable) and messages are posted
@@ -15,24 +15,16 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_discord_session_loses_nothing() {
     let server = Server::start(Kind::Prosody);
-    let fake = FakeDiscord::start(Options::default())
-        .await
-        .expect("fake discord");
-    let guild = fake.add_guild("Fake Guild");
-    let general = fake.add_channel(&guild, "general", 0, None);
-    let alice = fake.add_user("alice", Some("Alice"));
-    fake.add_member(&guild, &alice, None);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
-    let http = format!("127.0.0.1:{}", free_port());
-    let gw = Running::start(server.discord_config(&store, &http, &fake)).await;
-    let mut admin = XmppClient::register(&server, "admin", "desk").await;
-    link_space(&mut admin, DISCORD, &guild).await;
-    let room = format!("{general}@{DISCORD}");
-    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
-    juliet.join(&room, "Juliet").await;
+    let mut alice = String::new();
+    let mut g = LinkedGuild::start(&server, |fake, guild| {
+        alice = fake.add_user("alice", Some("Alice"));
+        fake.add_member(guild, &alice, None);
+    })
+    .await;
+    let (fake, general, room) = (&g.fake, &g.general, &g.room);
+    let juliet = &mut g.juliet;
     let from = format!("{room}/Alice");
-    fake.post(&general, &alice, Post::text("before"));
+    fake.post(general, &alice, Post::text("before"));
     juliet.expect_body(&from, "before").await;
 
     assert!(
@@ -41,7 +33,7 @@ async fn an_invalid_discord_session_loses_nothing() {
     );
     let missed: Vec<String> = (0..20).map(|i| format!("missed {i}")).collect();
     for m in &missed {
-        fake.post(&general, &alice, Post::text(m.as_str()));
+        fake.post(general, &alice, Post::text(m.as_str()));
     }
     // after the new session: live again
     until("a new Discord session", || {
@@ -49,7 +41,7 @@ async fn an_invalid_discord_session_loses_nothing() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    fake.post(&general, &alice, Post::text("after"));
+    fake.post(general, &alice, Post::text("after"));
 
     let mut got = Vec::new();
     let end = tokio::time::Instant::now() + 3 * SEC;
@@ -67,9 +59,7 @@ async fn an_invalid_discord_session_loses_nothing() {
         got, want,
         "every missed message once, in order, before the live one"
     );
-    juliet.close().await;
-    admin.close().await;
-    gw.stop().await;
+    g.stop().await;
 }
 
 /// The demo network started anew on the same store: the ids it gives in the new process

@@ -6,26 +6,14 @@
 
 mod common;
 use common::*;
-use fake_discord::{FakeDiscord, Options};
 use std::sync::atomic::Ordering;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_to_internal_addresses_are_never_fetched() {
     let server = Server::start(Kind::Prosody);
-    let fake = FakeDiscord::start(Options::default())
-        .await
-        .expect("fake discord");
-    let guild = fake.add_guild("Fake Guild");
-    let general = fake.add_channel(&guild, "general", 0, None);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
-    let http = format!("127.0.0.1:{}", free_port());
-    let gw = Running::start(server.discord_config(&store, &http, &fake)).await;
-    let mut admin = XmppClient::register(&server, "admin", "desk").await;
-    link_space(&mut admin, DISCORD, &guild).await;
-    let room = format!("{general}@{DISCORD}");
-    let mut juliet = XmppClient::connect(&server, "juliet", "balcony").await;
-    juliet.join(&room, "Juliet").await;
+    let mut g = LinkedGuild::start(&server, |_, _| {}).await;
+    let (fake, general, room) = (&g.fake, &g.general, &g.room);
+    let juliet = &mut g.juliet;
 
     let (internal, hits) = internal_service().await;
     let port = internal
@@ -66,7 +54,7 @@ async fn links_to_internal_addresses_are_never_fetched() {
             "the notice names no address: {told}"
         );
         let post = until(&format!("{url} on Discord"), || {
-            fake.messages(&general).into_iter().find(|m| {
+            fake.messages(general).into_iter().find(|m| {
                 m["content"]
                     .as_str()
                     .is_some_and(|c| c.contains(url.as_str()))
@@ -93,14 +81,12 @@ async fn links_to_internal_addresses_are_never_fetched() {
         ))
         .await;
     let uploaded = until("the allowed file uploaded", || {
-        fake.messages(&general)
+        fake.messages(general)
             .into_iter()
             .find(|m| m["attachments"].as_array().is_some_and(|a| !a.is_empty()))
     })
     .await;
     assert_eq!(uploaded["attachments"][0]["filename"], "ok.png");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
-    juliet.close().await;
-    admin.close().await;
-    gw.stop().await;
+    g.stop().await;
 }

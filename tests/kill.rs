@@ -77,48 +77,10 @@ async fn bed() -> Bed {
     fake.add_member(&guild, &alice, None);
     let dir = tempfile::tempdir().expect("tempdir");
     let http = format!("127.0.0.1:{}", free_port());
-    // What Server::discord_config writes, as a file for the binary.
-    let toml = format!(
-        r#"
-[xmpp]
-server = "127.0.0.1:{port}"
-server_domain = "localhost"
-ping_interval_secs = 2
-max_body_bytes = 20000
-[[xmpp.components]]
-domain = "{DISCORD}"
-network = "discord"
-secret = "{SECRET}"
-spaces_domain = "spaces.{DISCORD}"
-[store]
-url = "sqlite://{store}/cw.db?mode=rwc"
-[http]
-listen = "{http}"
-[bridge]
-history_on_join = 0
-admins = ["admin@localhost"]
-[media]
-dir = "{media}"
-max_bytes = 100000
-public_url = "http://{http}"
-[egress]
-allow = ["{files}"]
-[log]
-level = "info"
-[networks.discord]
-token = "{token}"
-api_url = "{api}"
-cdn_url = "{cdn}"
-members_intent = true
-"#,
-        port = server.component,
-        store = dir.path().display(),
-        media = dir.path().join("media").display(),
-        files = files_host(),
-        token = fake.token(),
-        api = fake.api_url(),
-        cdn = fake.cdn_url(),
-    );
+    // What Server::discord_config writes, as a file for the binary (its log at info: the
+    // test reads the replay's line)
+    let store = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+    let toml = server.discord_toml(&store, &http, &fake) + "\n[log]\nlevel = \"info\"\n";
     let config = dir.path().join("causeway.toml");
     std::fs::write(&config, toml).expect("write config");
     let log = dir.path().join("causeway.log");

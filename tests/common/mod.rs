@@ -193,7 +193,19 @@ impl Server {
         http: &str,
         fake: &fake_discord::FakeDiscord,
     ) -> Config {
-        let toml = format!(
+        let path = self.dir.path().join("causeway-discord.toml");
+        std::fs::write(&path, self.discord_toml(store_url, http, fake)).expect("write config");
+        Config::load_with_env(&path, Vec::new()).expect("test config")
+    }
+
+    /// The text of `discord_config` (for the binary run as its own process).
+    pub fn discord_toml(
+        &self,
+        store_url: &str,
+        http: &str,
+        fake: &fake_discord::FakeDiscord,
+    ) -> String {
+        format!(
             r#"
             [xmpp]
             server = "127.0.0.1:{port}"
@@ -230,10 +242,7 @@ impl Server {
             files = files_host(),
             api = fake.api_url(),
             cdn = fake.cdn_url(),
-        );
-        let path = self.dir.path().join("causeway-discord.toml");
-        std::fs::write(&path, toml).expect("write config");
-        Config::load_with_env(&path, Vec::new()).expect("test config")
+        )
     }
 }
 
@@ -767,4 +776,58 @@ pub async fn link_space(admin: &mut XmppClient, domain: &str, space: &str) {
         "{}",
         String::from(&done)
     );
+}
+
+/// A guild with a #general on the fake Discord, Causeway bridging it (linked by the admin),
+/// and Juliet in #general's room.
+pub struct LinkedGuild {
+    pub fake: fake_discord::FakeDiscord,
+    pub guild: String,
+    pub general: String,
+    /// #general's room JID.
+    pub room: String,
+    pub gw: Running,
+    pub admin: XmppClient,
+    pub juliet: XmppClient,
+    _dir: tempfile::TempDir,
+}
+
+impl LinkedGuild {
+    /// `prepare` adds to the guild what the test needs before Causeway starts.
+    pub async fn start(
+        server: &Server,
+        prepare: impl FnOnce(&fake_discord::FakeDiscord, &str),
+    ) -> LinkedGuild {
+        let fake = fake_discord::FakeDiscord::start(fake_discord::Options::default())
+            .await
+            .expect("fake discord");
+        let guild = fake.add_guild("Fake Guild");
+        let general = fake.add_channel(&guild, "general", 0, None);
+        prepare(&fake, &guild);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = format!("sqlite://{}/cw.db?mode=rwc", dir.path().display());
+        let http = format!("127.0.0.1:{}", free_port());
+        let gw = Running::start(server.discord_config(&store, &http, &fake)).await;
+        let mut admin = XmppClient::register(server, "admin", "desk").await;
+        link_space(&mut admin, DISCORD, &guild).await;
+        let room = format!("{general}@{DISCORD}");
+        let mut juliet = XmppClient::connect(server, "juliet", "balcony").await;
+        juliet.join(&room, "Juliet").await;
+        LinkedGuild {
+            fake,
+            guild,
+            general,
+            room,
+            gw,
+            admin,
+            juliet,
+            _dir: dir,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.juliet.close().await;
+        self.admin.close().await;
+        self.gw.stop().await;
+    }
 }
