@@ -2,11 +2,12 @@
 //! avatar a network hands over, a link an XMPP user sends for upload) goes through here.
 //!
 //! - only `http` and `https`;
-//! - the host's addresses must all be public: loopback, private, link-local, unique-local,
-//!   shared (CGNAT), multicast, broadcast, unspecified, documentation and reserved ranges
-//!   are refused, IPv4 inside IPv6 (mapped, NAT64, 6to4) included. The check runs before the
-//!   request and again in the client's resolver, on the addresses it connects to, so a
-//!   name that changes its answer in between gains nothing;
+//! - only public addresses are connected to: loopback, private, link-local, unique-local,
+//!   shared (CGNAT), multicast, broadcast, unspecified, documentation, Teredo and reserved
+//!   ranges are refused, IPv4 inside IPv6 (mapped, translated, NAT64, 6to4) included. An
+//!   address in the URL is checked before the request; a name in the client's resolver, on
+//!   the addresses it connects to (one look-up, and a name that changes its answer gains
+//!   nothing);
 //! - redirects are followed here, at most `max_redirects`, each checked the same way;
 //! - sizes are capped while reading; time is capped for the whole fetch;
 //! - exceptions: hosts the operator allows (`[egress] allow`, e.g. the XMPP server's
@@ -51,11 +52,16 @@ fn public_v6(a: Ipv6Addr) -> bool {
     }
     let s = a.segments();
     let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
-    match s[0] {
-        // NAT64 (64:ff9b::/96, 64:ff9b:1::/48): the IPv4 address inside decides
-        0x0064 if s[1] == 0xff9b => return public_v4(embedded(s[6], s[7])),
+    match s {
+        // NAT64 (64:ff9b::/96) and IPv4-translated (::ffff:0:0/96): the IPv4 address
+        // inside decides
+        [0x0064, 0xff9b, 0, 0, 0, 0, hi, lo] | [0, 0, 0, 0, 0xffff, 0, hi, lo] => {
+            return public_v4(embedded(hi, lo))
+        }
         // 6to4 (2002::/16)
-        0x2002 => return public_v4(embedded(s[1], s[2])),
+        [0x2002, hi, lo, ..] => return public_v4(embedded(hi, lo)),
+        // local-use NAT64 (64:ff9b:1::/48): a translator of the site's own
+        [0x0064, 0xff9b, 0x0001, ..] => return false,
         _ => {}
     }
     !(a.is_unspecified()
@@ -65,6 +71,9 @@ fn public_v6(a: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfe80 // link-local
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] & 0xfff0) == 0x3ff0 // documentation (3fff::/20)
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo: the host behind it cannot be told
+        || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0) // benchmarking
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard
         || s[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated), ::/96
 }
@@ -236,6 +245,10 @@ impl Egress {
         }
         let internal = match host.parse::<IpAddr>() {
             Ok(ip) => !is_public(ip),
+            // A name: the client's resolver connects to its public addresses only. Names the
+            // resolver exempts (the networks' own services) are checked here for this call,
+            // which they are no exception of.
+            Err(_) if !self.exempted(&host) => false,
             Err(_) => {
                 let found = tokio::time::timeout(
                     Duration::from_secs(10),
@@ -259,6 +272,13 @@ impl Egress {
             ));
         }
         Ok(())
+    }
+
+    fn exempted(&self, host: &str) -> bool {
+        self.exempt
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(host)
     }
 
     /// GET a URL under the policy, following redirects: the final response (2xx).
@@ -405,6 +425,16 @@ mod tests {
             ("fec0::1", false),
             ("ff02::1", false),
             ("2001:db8::1", false),
+            // local-use NAT64 (its IPv4 address sits elsewhere: the whole prefix is local)
+            ("64:ff9b:1:7f00:0:100:808:808", false),
+            ("64:ff9b:1::808:808", false),
+            // IPv4-translated (RFC 2765), Teredo, benchmarking, the new documentation range
+            ("::ffff:0:7f00:1", false),
+            ("::ffff:0:808:808", true),
+            ("2001::1", false),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", false),
+            ("2001:2::1", false),
+            ("3fff::1", false),
         ];
         for (a, public) in cases {
             let ip: IpAddr = a.parse().expect(a);

@@ -175,10 +175,12 @@ impl Media {
         if let Some(size) = a.size.filter(|s| *s > self.max_bytes) {
             return Err(too_large(size));
         }
-        let mut resp = self
-            .egress
-            .get(&a.url, origins)
+        // One time limit for the whole copy: redirects, download and all.
+        let deadline = tokio::time::Instant::now() + self.egress.timeout();
+        let late = || fail("it took too long".into());
+        let mut resp = tokio::time::timeout_at(deadline, self.egress.get(&a.url, origins))
             .await
+            .map_err(|_| late())?
             .map_err(|e| match e {
                 FetchError::TooLarge { .. } => too_large(self.max_bytes + 1),
                 e => fail(e.to_string()),
@@ -220,11 +222,11 @@ impl Media {
             }
             file.flush().await.map_err(|e| keep(e.to_string()))
         };
-        let copied: Result<(), MediaError> =
-            match tokio::time::timeout(self.egress.timeout(), copying).await {
-                Ok(done) => done,
-                Err(_) => Err(fail("it took too long".into())),
-            };
+        let copied: Result<(), MediaError> = match tokio::time::timeout_at(deadline, copying).await
+        {
+            Ok(done) => done,
+            Err(_) => Err(late()),
+        };
         drop(file);
         if let Err(e) = copied {
             let _ = tokio::fs::remove_file(&part).await;
