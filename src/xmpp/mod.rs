@@ -94,12 +94,27 @@ fn error_to(
     condition: outbound::Condition,
     text: &str,
 ) -> Outgoing {
-    let kind = match query {
+    error_of(error_kind(query), from, to, id, condition, text)
+}
+
+/// The stanza kind an error answer to this query has.
+fn error_kind(query: &inbound::ServiceQuery) -> &'static str {
+    match query {
         inbound::ServiceQuery::Presence { .. } | inbound::ServiceQuery::PuppetPresence { .. } => {
             "presence"
         }
         _ => "iq",
-    };
+    }
+}
+
+fn error_of(
+    kind: &'static str,
+    from: &str,
+    to: &str,
+    id: &str,
+    condition: outbound::Condition,
+    text: &str,
+) -> Outgoing {
     outbound::error_reply(&outbound::ErrorReply {
         kind,
         from: to.to_string(),
@@ -108,6 +123,46 @@ fn error_to(
         condition,
         text: (!text.is_empty()).then(|| text.into()),
     })
+}
+
+/// A service query answered where its turn comes (`Serial`), within `SERVICE_TIMEOUT`, the
+/// answer sent on the link of the domain it was asked of.
+fn answer_in_turn(
+    bridge: &Bridge,
+    store: &Store,
+    (net, is_spaces): (&Arc<crate::bridge::NetCtx>, bool),
+    query: inbound::ServiceQuery,
+    (from, to, id): (String, String, String),
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (bridge, store, net) = (bridge.clone(), store.clone(), net.clone());
+    async move {
+        let kind = error_kind(&query);
+        let addr = (from.clone(), to.clone(), id.clone());
+        let answer = answer_service(&bridge, &store, (&net, is_spaces), query, (from, to, id));
+        let replies = match tokio::time::timeout(SERVICE_TIMEOUT, answer).await {
+            Ok(replies) => replies,
+            Err(_) => {
+                tracing::warn!(network = %net.id, "a service request timed out");
+                let (from, to, id) = addr;
+                vec![error_of(
+                    kind,
+                    &from,
+                    &to,
+                    &id,
+                    outbound::Condition::RemoteServerTimeout,
+                    "the network did not answer in time",
+                )]
+            }
+        };
+        let link = if is_spaces {
+            net.spaces_service().1
+        } else {
+            &net.link
+        };
+        if let Err(e) = link.send(replies).await {
+            tracing::warn!(network = %net.id, "cannot answer: {e}");
+        }
+    }
 }
 
 /// The answer to a service query: the basic ones (disco, version, ping) here, the
@@ -190,65 +245,44 @@ pub async fn dispatch(
                 from,
                 to,
                 id,
-            } if refusal(&bridge, &cfg, &query, &from).is_some() => {
-                match refusal(&bridge, &cfg, &query, &from).flatten() {
-                    None => continue,
-                    Some((condition, text)) => {
-                        vec![error_to(&query, &from, &to, &id, condition, text)]
-                    }
+            } => match refusal(&bridge, &cfg, &query, &from) {
+                Some(None) => continue,
+                Some(Some((condition, text))) => {
+                    vec![error_to(&query, &from, &to, &id, condition, text)]
                 }
-            }
-            Classified::Service {
-                query,
-                from,
-                to,
-                id,
-            } => {
-                // answered in a task of its own (registrations log in, commands and vCards
-                // may wait on the network), one at a time per user and domain, in order
-                let key = format!("{domain}|{}", bare(&from));
-                let busy = error_to(
-                    &query,
-                    &from,
-                    &to,
-                    &id,
-                    outbound::Condition::ResourceConstraint,
-                    "too many requests under way; try again",
-                );
-                let late = error_to(
-                    &query,
-                    &from,
-                    &to,
-                    &id,
-                    outbound::Condition::RemoteServerTimeout,
-                    "the network did not answer in time",
-                );
-                let (bridge, store, net) = (bridge.clone(), store.clone(), net.clone());
-                let job = async move {
-                    let answer =
-                        answer_service(&bridge, &store, (&net, is_spaces), query, (from, to, id));
-                    let replies = match tokio::time::timeout(SERVICE_TIMEOUT, answer).await {
-                        Ok(replies) => replies,
-                        Err(_) => {
-                            tracing::warn!(network = %net.id, "a service request timed out");
-                            vec![late]
-                        }
-                    };
-                    let link = if is_spaces {
-                        net.spaces_service().1
-                    } else {
-                        &net.link
-                    };
-                    if let Err(e) = link.send(replies).await {
-                        tracing::warn!(network = %net.id, "cannot answer: {e}");
+                None => {
+                    // answered in a task of its own (registrations log in, commands and
+                    // vCards may wait on the network), one at a time per user and domain
+                    let key = format!("{domain}|{}", bare(&from));
+                    let kind = error_kind(&query);
+                    let addr = (from.clone(), to.clone(), id.clone());
+                    if services
+                        .run(
+                            &key,
+                            answer_in_turn(
+                                &bridge,
+                                &store,
+                                (&net, is_spaces),
+                                query,
+                                (from, to, id),
+                            ),
+                        )
+                        .is_ok()
+                    {
+                        continue;
                     }
-                };
-                if services.run(&key, job).is_ok() {
-                    continue;
+                    tracing::warn!(domain = %domain, "service requests refused: too many under way");
+                    let (from, to, id) = addr;
+                    vec![error_of(
+                        kind,
+                        &from,
+                        &to,
+                        &id,
+                        outbound::Condition::ResourceConstraint,
+                        "too many requests under way; try again",
+                    )]
                 }
-                tracing::warn!(domain = %domain, "service requests refused: too many under way");
-                vec![busy]
-            }
+            },
         };
         let link = if is_spaces {
             net.spaces_service().1
