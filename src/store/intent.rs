@@ -4,15 +4,16 @@ use super::{now_ms, Result, Store};
 use sqlx::Row;
 
 impl Store {
-    /// Note that `sender`'s message `origin_id` is being sent with `txn`.
+    /// Note that `sender`'s message `origin_id` is being sent with `txn`; false when one
+    /// with this origin-id was noted before (it is left as it was).
     pub async fn add_intent(
         &self,
         portal: i64,
         sender: &str,
         origin_id: &str,
         txn: &str,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let done = sqlx::query(
             "INSERT INTO intent (portal_id, sender, origin_id, txn, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (portal_id, sender, origin_id) DO NOTHING",
         )
@@ -23,7 +24,7 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *self.write.conn().await?)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     /// The transaction a message with this origin-id was sent with, if it was.
@@ -64,10 +65,11 @@ mod tests {
         for s in testing::stores().await {
             let p = testing::portal(&s, "intents").await;
             assert_eq!(s.intent(p.id, "a@x", "o1").await.expect("read"), None);
-            s.add_intent(p.id, "a@x", "o1", "cw1").await.expect("add");
-            s.add_intent(p.id, "a@x", "o1", "cw2")
+            assert!(s.add_intent(p.id, "a@x", "o1", "cw1").await.expect("add"));
+            assert!(!s
+                .add_intent(p.id, "a@x", "o1", "cw2")
                 .await
-                .expect("again: kept as it was");
+                .expect("again: kept as it was"));
             assert_eq!(
                 s.intent(p.id, "a@x", "o1").await.expect("read").as_deref(),
                 Some("cw1")

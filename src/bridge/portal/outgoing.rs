@@ -9,6 +9,8 @@ use causeway_api::*;
 
 /// What is known of a message sent before with the same origin-id.
 enum Before {
+    /// Nothing: a new message, to send with this transaction.
+    New(TxnId),
     /// Stored: its stanza-id.
     Stored(String),
     /// About to be sent with this transaction when Causeway stopped.
@@ -171,10 +173,13 @@ impl Portal {
         reply_to: Option<String>,
         oob: Option<String>,
     ) {
-        let again = match self.sent_before(a).await {
-            Some(Before::Unsure(txn)) => Some(txn),
-            Some(Before::Stored(stanza_id)) => return self.answer_again(a, body, stanza_id).await,
-            None => None,
+        let (txn, maybe_sent) = match self.sent_before(a).await {
+            Before::New(txn) => (txn, false),
+            Before::Unsure(txn) => {
+                self.remember_txn(txn.clone());
+                (txn, true)
+            }
+            Before::Stored(stanza_id) => return self.answer_again(a, body, stanza_id).await,
         };
         let target = match &reply_to {
             Some(id) => self.find_message(id).await,
@@ -186,7 +191,7 @@ impl Portal {
                 content,
                 &body,
                 target.as_ref().map(|t| t.remote_id.clone()),
-                again,
+                (txn, maybe_sent),
             )
             .await
         {
@@ -251,29 +256,46 @@ impl Portal {
     /// What is known of a message this author sent before with the same origin-id: its
     /// stored row's stanza-id, or only that it was about to be sent with a transaction
     /// (Causeway stopped before it learned whether the network took it).
-    async fn sent_before(&self, a: &Author) -> Option<Before> {
-        let origin = a.origin_id.as_deref()?;
-        if a.puppet.is_some() {
-            return None; // (1:1 chats: the user's own server deals with its clients)
-        }
+    ///
+    /// A new message's intent is noted here, before the send, with the transaction it gets
+    /// (a crash before its row is stored must not turn the client's re-send into a second
+    /// post); the store is read only when the origin-id was noted before.
+    async fn sent_before(&mut self, a: &Author) -> Before {
+        let origin = match (&a.origin_id, &a.puppet) {
+            (Some(o), None) => o.as_str(),
+            // (1:1 chats: the user's own server deals with its clients)
+            _ => return Before::New(self.new_txn()),
+        };
         if let Some(r) = self.recent.by_origin(&a.bare, origin) {
-            return Some(Before::Stored(r.stanza_id.clone()));
+            return Before::Stored(r.stanza_id.clone());
         }
+        let txn = self.new_txn();
         let store = &self.shared.store;
+        match store
+            .add_intent(self.row.id, &a.bare, origin, txn.as_str())
+            .await
+        {
+            Ok(true) => return Before::New(txn),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(network = %self.net.id, "message sent without its intent noted: {e}");
+                return Before::New(txn);
+            }
+        }
         let found = match store.message_by_origin(self.row.id, &a.bare, origin).await {
-            Ok(Some(row)) => return Some(Before::Stored(row.stanza_id)),
+            Ok(Some(row)) => return Before::Stored(row.stanza_id),
             Ok(None) => store.intent(self.row.id, &a.bare, origin).await,
             Err(e) => Err(e),
         };
         match found {
-            Ok(Some(txn)) => {
+            Ok(Some(first)) => {
                 tracing::warn!(network = %self.net.id, room = %self.row.key.room, "a message sent as Causeway stopped was sent again by its client: sent with its first transaction");
-                Some(Before::Unsure(TxnId::new(txn)))
+                Before::Unsure(TxnId::new(first))
             }
-            Ok(None) => None,
+            Ok(None) => Before::New(txn),
             Err(e) => {
                 tracing::warn!(network = %self.net.id, "origin-id not looked up: {e}");
-                None
+                Before::New(txn)
             }
         }
     }
@@ -287,28 +309,8 @@ impl Portal {
         content: Content,
         body: &str,
         reply_to: Option<RemoteMessageId>,
-        again: Option<TxnId>,
+        (txn, maybe_sent): (TxnId, bool),
     ) -> Result<(Sent, Vec<MessageRow>), NetworkError> {
-        let maybe_sent = again.is_some();
-        let txn = match again {
-            Some(t) => {
-                self.remember_txn(t.clone());
-                t
-            }
-            None => self.new_txn(),
-        };
-        // Noted before the send: a crash before the row is stored must not turn the
-        // client's re-send into a second post.
-        if let (Some(origin), None, false) = (&a.origin_id, &a.puppet, maybe_sent) {
-            if let Err(e) = self
-                .shared
-                .store
-                .add_intent(self.row.id, &a.bare, origin, txn.as_str())
-                .await
-            {
-                tracing::warn!(network = %self.net.id, "message sent without its intent noted: {e}");
-            }
-        }
         let msg = OutgoingMessage {
             room: self.row.key.clone(),
             txn,
