@@ -317,6 +317,34 @@ fn without_source_lines(message: &str) -> String {
         .join(" ")
 }
 
+/// A deserialising error without the values it quotes (a value of the wrong type may be a
+/// token or a password): what was expected and the key stay.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(['"', '`']) {
+        let quote = rest[at..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=at]);
+        let after = &rest[at + 1..];
+        let Some(end) = after.find(quote) else {
+            rest = after;
+            break;
+        };
+        let quoted = &after[..end];
+        // a key (`store.url`) names where; anything else is a value
+        let key = quote == '`'
+            && !quoted.is_empty()
+            && quoted
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
+        out.push_str(if key { quoted } else { "…" });
+        out.push(quote);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn default_ping_interval() -> u64 {
     30
 }
@@ -495,7 +523,7 @@ impl Config {
             Err(e) => {
                 return Err(ConfigError(vec![Problem {
                     key: "(file)".into(),
-                    message: e.to_string(),
+                    message: without_values(&e.to_string()),
                 }]))
             }
         };
@@ -506,7 +534,7 @@ impl Config {
             Err(e) => {
                 problems.push(Problem {
                     key: error_key(&e),
-                    message: e.to_string(),
+                    message: without_values(&e.to_string()),
                 });
                 None
             }
@@ -665,7 +693,7 @@ impl Config {
             Some(v) => v.clone().try_deserialize().map_err(|e| {
                 ConfigError(vec![Problem {
                     key: format!("networks.{name}"),
-                    message: e.to_string(),
+                    message: without_values(&e.to_string()),
                 }])
             }),
         }
@@ -806,6 +834,15 @@ mod tests {
             let e = load(&toml, &[]).expect_err(broken).to_string();
             assert!(!e.contains("SECRET"), "{broken}: {e}");
             assert!(e.contains("line"), "{broken}: where it is: {e}");
+        }
+        // a value of the wrong type is named by its key, never quoted (it may be a secret)
+        for wrong in [
+            GOOD.replace("secret = \"s3cret\"", "secret = [\"pw-31337313\"]"),
+            format!("{GOOD}\n[store]\nmax_connections = \"pw-31337313\"\n"),
+            format!("{GOOD}\n[http]\nlisten = {{ pw = \"31337313\" }}\n"),
+        ] {
+            let e = load(&wrong, &[]).expect_err("wrong type").to_string();
+            assert!(!e.contains("31337313"), "{e}");
         }
     }
 }
