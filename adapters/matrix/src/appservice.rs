@@ -13,6 +13,8 @@ use std::sync::Arc;
 /// How long an applied transaction's id is remembered (homeservers send a transaction
 /// again within hours; after a crash Synapse numbers them from 1 again).
 const KEEP_TXN: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+/// The longest a transaction waits for its events to be stored before it is answered 503.
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Endpoint {
     pub(crate) shared: Arc<Shared>,
@@ -168,10 +170,16 @@ impl Endpoint {
                 }
             }
         }
-        for done in applied {
-            if done.await.is_err() {
-                return error(503, "M_UNKNOWN", "not stored yet; send it again");
+        // (bounded: a room slow to take its events must not hold the homeserver's one
+        // transaction at a time for ever; it sends it again, and what was stored is dropped)
+        let stored = tokio::time::timeout(STORE_WAIT, async {
+            for done in applied {
+                done.await.map_err(|_| ())?;
             }
+            Ok::<(), ()>(())
+        });
+        if !matches!(stored.await, Ok(Ok(()))) {
+            return error(503, "M_UNKNOWN", "not stored yet; send it again");
         }
         // Marked applied only after every event was stored: a crash in between means the
         // homeserver sends it again, and the core drops what it already has.
